@@ -1,0 +1,237 @@
+"""AG News from the hub, a local folder or synthetic rows; validation at the door; splits; tokenization."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+from helpers.config import LABELS, Config
+
+SUPPORTED_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
+FEATURES = Features({"text": Value("string"), "label": ClassLabel(names=list(LABELS))})
+
+
+# --------------------------------------------------------------------------------------------------- reading
+def _read_frame(path: Path) -> pd.DataFrame:
+    """One file in the Hugging Face layout (text, label) or the original AG News CSV (class 1..4, title, body)."""
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes): expected AG News rows with columns text and label.")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    elif suffix in (".jsonl", ".json"):
+        frame = pd.read_json(path, lines=True)
+    elif suffix == ".csv":
+        frame = _read_csv(path)
+    else:
+        raise ValueError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}.")
+    return frame
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    head = pd.read_csv(path, nrows=1, header=None, dtype=str, keep_default_na=False)
+    if {"text", "label"} <= set(head.iloc[0].str.strip()):
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if head.shape[1] == 3 and head.iloc[0, 0].strip().isdigit():
+        # The original AG News CSV: no header, every field quoted, class index 1..4, title, description.
+        raw = pd.read_csv(path, header=None, names=["class_index", "title", "description"], dtype=str,
+                          keep_default_na=False, skipinitialspace=True)
+        labels = pd.to_numeric(raw["class_index"], errors="coerce") - 1
+        return pd.DataFrame({"text": raw["title"] + " " + raw["description"], "label": labels})
+    raise ValueError(
+        f"{path}: neither a CSV with a 'text,label' header nor the original 3-column AG News CSV "
+        f"(class index 1..4, title, description); its first row is {list(head.iloc[0])}."
+    )
+
+
+def validate_frame(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Check the columns, labels and texts of one split; raise ValueError naming the file, column and rows."""
+    missing = {"text", "label"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {sorted(missing)}; found {list(frame.columns)}. "
+                         "Expected text (string) and label (0..3).")
+    if len(frame) == 0:
+        raise ValueError(f"{source}: no rows.")
+    labels = pd.to_numeric(frame["label"], errors="coerce")
+    bad = labels.isna() | (labels != labels.round())
+    if bad.any():
+        examples = frame.loc[bad, "label"].head(5).tolist()
+        raise ValueError(f"{source}: column 'label' has {int(bad.sum())} of {len(frame)} non-integer or null "
+                         f"values, e.g. {examples}. Labels must be integers 0..{len(LABELS) - 1}.")
+    outside = ~labels.isin(range(len(LABELS)))
+    if outside.any():
+        values = sorted(set(labels[outside].astype(int).tolist()))[:10]
+        hint = " (the original CSV numbers classes 1..4: subtract 1)" if set(values) <= {4} else ""
+        raise ValueError(f"{source}: column 'label' has {int(outside.sum())} of {len(frame)} values outside "
+                         f"0..{len(LABELS) - 1}: {values}{hint}. Label set: {dict(enumerate(LABELS))}.")
+    texts = frame["text"]
+    empty = texts.isna() | (texts.astype(str).str.strip() == "")
+    if empty.any():
+        rows = frame.index[empty][:5].tolist()
+        raise ValueError(f"{source}: column 'text' has {int(empty.sum())} of {len(frame)} empty or null texts, "
+                         f"e.g. at rows {rows}. Remove or fill them before loading.")
+    return pd.DataFrame({"text": texts.astype(str), "label": labels.astype("int64")}).reset_index(drop=True)
+
+
+def _find_split_file(folder: Path, split: str) -> Path:
+    candidates = [folder / f"{split}{suffix}" for suffix in SUPPORTED_SUFFIXES]
+    found = [path for path in candidates if path.exists()]
+    if not found:
+        raise FileNotFoundError(f"No {split} file in {folder}: expected one of "
+                                f"{', '.join(p.name for p in candidates)}. Set KD_DATA_DIR to the AG News folder.")
+    return found[0]
+
+
+def load_local_dataset(path: str | Path) -> DatasetDict:
+    """AG News from a folder holding train.* and test.* (parquet, CSV or JSON Lines), validated."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"AG News folder {folder} does not exist. Set KD_DATA_DIR to a folder holding "
+                                "train.parquet and test.parquet (or .csv / .jsonl), or use KD_PROFILE=smoke.")
+    splits = {}
+    for split in ("train", "test"):
+        file = _find_split_file(folder, split)
+        frame = validate_frame(_read_frame(file), str(file))
+        splits[split] = Dataset.from_pandas(frame, features=FEATURES, preserve_index=False)
+    return DatasetDict(splits)
+
+
+def load_hub_dataset(name: str) -> DatasetDict:
+    """AG News through ``datasets.load_dataset``, with an actionable error where the hub is out of reach."""
+    from datasets import load_dataset
+
+    try:
+        raw = load_dataset(name)
+    except Exception as error:  # noqa: BLE001 - any failure here means the same thing to the user
+        raise RuntimeError(f"Could not load {name!r} from the Hugging Face hub ({type(error).__name__}: {error}). "
+                           "Without network use KD_PROFILE=offline with KD_DATA_DIR=/path/to/ag_news.") from error
+    return DatasetDict({split: Dataset.from_pandas(validate_frame(raw[split].to_pandas(), f"{name}[{split}]"),
+                                                   features=FEATURES, preserve_index=False)
+                        for split in ("train", "test")})
+
+
+# ------------------------------------------------------------------------------------------ synthetic rows
+_TOPIC_WORDS = {
+    0: "minister election parliament embassy troops treaty president rebels ceasefire diplomats".split(),
+    1: "coach season playoff striker tournament goal champions league quarterback medal".split(),
+    2: "shares profit earnings merger investors quarterly revenue stocks bank oil".split(),
+    3: "software internet computer scientists nasa chip wireless browser researchers space".split(),
+}
+_FILLER = "the a of in on after over new says report today week officials said its with amid".split()
+
+
+def synthetic_vocabulary() -> list[str]:
+    """Every word the synthetic generator can emit (the smoke tokenizer's vocabulary)."""
+    return sorted({w for words in _TOPIC_WORDS.values() for w in words} | set(_FILLER))
+
+
+def synthetic_frame(rows: int, seed: int) -> pd.DataFrame:
+    """AG-News-like rows whose class is learnable from topic words, with some cross-topic noise words."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(rows) % len(LABELS)
+    rng.shuffle(labels)
+    texts = []
+    for label in labels:
+        # 3-5 own-topic words, 0-2 words of another topic, filler: learnable, but not trivially separable.
+        own = rng.choice(_TOPIC_WORDS[label], size=rng.integers(3, 6)).tolist()
+        other = rng.choice(_TOPIC_WORDS[(label + rng.integers(1, 4)) % 4], size=rng.integers(0, 3)).tolist()
+        words = own + other + rng.choice(_FILLER, size=rng.integers(4, 12)).tolist()
+        rng.shuffle(words)
+        texts.append(" ".join(words).capitalize())
+    return pd.DataFrame({"text": texts, "label": labels.astype("int64")})
+
+
+def load_synthetic_dataset(train_rows: int = 960, test_rows: int = 200, seed: int = 0) -> DatasetDict:
+    return DatasetDict({
+        "train": Dataset.from_pandas(synthetic_frame(train_rows, seed), features=FEATURES, preserve_index=False),
+        "test": Dataset.from_pandas(synthetic_frame(test_rows, seed + 1), features=FEATURES, preserve_index=False),
+    })
+
+
+# ------------------------------------------------------------------------------------------------- splits
+def stratified_subset(dataset: Dataset, rows: int | None, seed: int) -> Dataset:
+    """At most ``rows`` rows, balanced across classes; a smaller cap (same seed) gives a subset of a larger one."""
+    if rows is None or rows >= len(dataset):
+        return dataset
+    labels = np.asarray(dataset["label"])
+    order = np.random.default_rng(seed).permutation(len(labels))
+    # Rank of each row within its class in the shuffled order: taking rank < k per class nests across caps.
+    per_class = rows // len(LABELS)
+    chosen = [i for c in range(len(LABELS)) for i in order[labels[order] == c][:per_class]]
+    return dataset.select(sorted(chosen))
+
+
+def load_splits(config: Config) -> DatasetDict:
+    """train (all rows left after validation), validation (stratified from train), test (untouched)."""
+    if config.data_source == "local":
+        raw = load_local_dataset(config.data_dir)
+    elif config.data_source == "hub":
+        raw = load_hub_dataset(config.hub_dataset)
+    elif config.data_source == "synthetic":
+        raw = load_synthetic_dataset(seed=config.seed)
+    else:
+        raise ValueError(f"Unknown data_source {config.data_source!r}: use hub, local or synthetic.")
+    carved = raw["train"].train_test_split(test_size=config.validation_rows, stratify_by_column="label",
+                                           seed=config.seed)
+    return DatasetDict({"train": carved["train"], "validation": carved["test"], "test": raw["test"]})
+
+
+def student_train_split(splits: DatasetDict, config: Config) -> Dataset:
+    """The rows the students train on: the profile's stratified cap of ``splits['train']``."""
+    return stratified_subset(splits["train"], config.max_train_rows, config.seed)
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """A short content hash of a split (texts and labels), for cache keys."""
+    digest = hashlib.sha256()
+    for text, label in zip(dataset["text"], dataset["label"], strict=True):
+        digest.update(f"{label}\t{text}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------- tokenizing
+def tokenize(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
+    """input_ids, attention_mask, labels and length; no padding (collation pads each batch to its longest row).
+
+    No token_type_ids: DistilBERT takes none, and BERT's default (all zeros) is what a single text gets anyway.
+    """
+
+    def encode(batch):
+        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length, return_token_type_ids=False)
+        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+        return encoded
+
+    tokenized = dataset.map(encode, batched=True, remove_columns=["text"], desc="tokenize")
+    return tokenized.rename_column("label", "labels")
+
+
+def class_balance(splits: DatasetDict) -> pd.DataFrame:
+    """Rows per class and split."""
+    table = {name: pd.Series(split["label"]).value_counts().sort_index() for name, split in splits.items()}
+    frame = pd.DataFrame(table).fillna(0).astype(int)
+    frame.index = [LABELS[i] for i in frame.index]
+    frame.loc["total"] = frame.sum()
+    return frame
+
+
+def length_table(dataset: Dataset, tokenizer, max_length: int) -> pd.DataFrame:
+    """Per-row length in words and in tokens, and whether max_length truncates it."""
+    frame = pd.DataFrame({"label": [LABELS[i] for i in dataset["label"]]})
+    frame["words"] = [len(text.split()) for text in dataset["text"]]
+    frame["tokens"] = [len(ids) for ids in tokenizer(dataset["text"], return_token_type_ids=False)["input_ids"]]
+    frame["truncated"] = frame["tokens"] > max_length
+    return frame
+
+
+def duplicates_report(splits: DatasetDict) -> dict[str, int]:
+    """Exact duplicate texts within train, within test, and shared between train and test."""
+    train, test = pd.Series(splits["train"]["text"]), pd.Series(splits["test"]["text"])
+    return {
+        "train_duplicate_texts": int(train.duplicated().sum()),
+        "test_duplicate_texts": int(test.duplicated().sum()),
+        "test_texts_also_in_train": int(test.isin(set(train)).sum()),
+    }

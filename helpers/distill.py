@@ -1,0 +1,389 @@
+"""Pure distillation losses: logits, labels, hidden states, attentions and sample relations.
+
+Every loss takes student and teacher tensors and returns a scalar tensor. The teacher is frozen, so each
+loss detaches its teacher inputs itself: gradients reach the student (and any projection) only, even when a
+caller forgets `torch.no_grad()` around the teacher's forward pass or passes tensors that still carry a graph.
+
+Symbols used in the docstrings: B batch, C classes, L sequence length, D hidden size, H attention heads,
+T temperature, z_s / z_t student / teacher logits, p = softmax(z / T).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+TEACHER_LABEL_MODES = ("all", "agree")
+
+# Attention probabilities can be exactly 0 (padded keys, saturated softmax); log(0) would make the KL nan.
+ATTENTION_EPS = 1e-12
+
+
+def check_logits_compatible(student_logits: Tensor, teacher_logits: Tensor) -> None:
+    """Raise ValueError unless student and teacher logits are both (B, C) with the same B and C."""
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(
+            f"student logits have shape {tuple(student_logits.shape)} but teacher logits have shape "
+            f"{tuple(teacher_logits.shape)}; both must be (batch, num_classes) for the same batch and the "
+            "same label set (check that the cached teacher logits match this dataset split and that both "
+            "classification heads have the same num_labels)"
+        )
+    if student_logits.dim() != 2:
+        raise ValueError(
+            f"logits must be 2-D (batch, num_classes), got shape {tuple(student_logits.shape)}; "
+            "flatten or select the classification logits first"
+        )
+
+
+def _check_temperature(temperature: float) -> None:
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+
+
+def _check_batch_vector(name: str, vector: Tensor, batch_size: int) -> None:
+    if vector.shape != (batch_size,):
+        raise ValueError(
+            f"{name} must have shape ({batch_size},) to match the logits, got {tuple(vector.shape)}"
+        )
+
+
+def _check_mask(attention_mask: Tensor, batch_size: int, seq_len: int) -> None:
+    if attention_mask.shape != (batch_size, seq_len):
+        raise ValueError(
+            f"attention_mask must have shape ({batch_size}, {seq_len}) to match the hidden states or "
+            f"attentions, got {tuple(attention_mask.shape)}"
+        )
+
+
+def _per_example_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """KL(p_t ‖ p_s) per row at temperature T, without the T² factor. (B, C), (B, C) -> (B,)."""
+    student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
+    teacher_log_probs = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
+    # log_target=True keeps the teacher in log space too, so tiny teacher probabilities never hit log(0).
+    return F.kl_div(student_log_probs, teacher_log_probs, reduction="none", log_target=True).sum(dim=-1)
+
+
+def soft_target_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """Hinton soft-target loss: L = T² · (1/B) Σ_b KL(p_t,b ‖ p_s,b), with p = softmax(z / T).
+
+    Shapes: student_logits, teacher_logits (B, C) -> scalar. The T² factor keeps the gradient's size
+    comparable across temperatures (the soft-target gradient scales as 1/T²), so `kd_loss_weight` need not
+    be retuned for each T. The teacher logits are detached.
+    """
+    check_logits_compatible(student_logits, teacher_logits)
+    _check_temperature(temperature)
+    student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
+    teacher_log_probs = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
+    kl = F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True)
+    return temperature**2 * kl
+
+
+def teacher_label_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    labels: Tensor | None = None,
+    mode: str = "all",
+) -> Tensor:
+    """Cross-entropy against the teacher's hard label ŷ_t = argmax_c z_t.
+
+    mode="all":   L = (1/B) Σ_b CE(z_s,b, ŷ_t,b).
+    mode="agree": L = (1/B) Σ_b 1[ŷ_t,b = y_b] · CE(z_s,b, ŷ_t,b); needs the gold `labels`.
+
+    "agree" exists because our teacher is weaker than a plainly fine-tuned student: copying its mistakes
+    hurts, so on labelled data we trust its hard label only where it is right. Rows where the teacher
+    disagrees with the gold label contribute nothing; the sum is still divided by B (not by the number of
+    agreeing rows), so each trusted row weighs the same whatever the batch's agreement rate, exactly like
+    `weighted_soft_target_loss` with 0/1 weights. If no row agrees the result is a zero that stays connected
+    to the student's graph, so `backward()` still works.
+
+    Shapes: student_logits, teacher_logits (B, C); labels (B,) int64 -> scalar. Teacher logits are detached.
+    """
+    check_logits_compatible(student_logits, teacher_logits)
+    if mode not in TEACHER_LABEL_MODES:
+        raise ValueError(
+            f"unknown teacher_label_loss mode {mode!r}; valid modes are {list(TEACHER_LABEL_MODES)}"
+        )
+    teacher_labels = teacher_logits.detach().argmax(dim=-1)  # (B,)
+    if mode == "all":
+        return F.cross_entropy(student_logits, teacher_labels)
+
+    if labels is None:
+        raise ValueError(
+            "teacher_label_loss(mode='agree') needs the gold labels to know where the teacher is right"
+        )
+    _check_batch_vector("labels", labels, student_logits.shape[0])
+    agrees = teacher_labels == labels  # (B,) bool
+    per_example = F.cross_entropy(student_logits, teacher_labels, reduction="none")  # (B,)
+    # where (not multiply by the mask) so a non-finite value on an ignored row cannot leak into the sum.
+    kept = torch.where(agrees, per_example, torch.zeros_like(per_example))
+    return kept.sum() / student_logits.shape[0]
+
+
+def confidence_weights(teacher_logits: Tensor, labels: Tensor, temperature: float = 1.0) -> Tensor:
+    """Per-example trust in the teacher: w_b = softmax(z_t,b / T)[y_b], its probability of the gold label.
+
+    Shapes: teacher_logits (B, C); labels (B,) int64 -> (B,) in [0, 1], detached (weights are data, not a
+    path for gradients into the teacher).
+    """
+    _check_temperature(temperature)
+    if teacher_logits.dim() != 2:
+        raise ValueError(f"teacher_logits must be (batch, num_classes), got {tuple(teacher_logits.shape)}")
+    _check_batch_vector("labels", labels, teacher_logits.shape[0])
+    teacher_probs = F.softmax(teacher_logits.detach() / temperature, dim=-1)
+    return teacher_probs.gather(1, labels.unsqueeze(1)).squeeze(1)
+
+
+def weighted_soft_target_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    temperature: float,
+    weights: Tensor,
+) -> Tensor:
+    """Correctness-weighted soft targets: L = T² · (1/B) Σ_b w_b · KL(p_t,b ‖ p_s,b).
+
+    With w from `confidence_weights` the student copies the teacher only as much as the teacher is right on
+    that example; w ≡ 1 gives back `soft_target_loss`. Dividing by B (not Σ w) keeps the loss's scale tied
+    to the teacher's accuracy instead of renormalising it away.
+
+    Shapes: student_logits, teacher_logits (B, C); weights (B,) -> scalar. Teacher logits and weights are
+    detached.
+    """
+    check_logits_compatible(student_logits, teacher_logits)
+    _check_temperature(temperature)
+    _check_batch_vector("weights", weights, student_logits.shape[0])
+    per_example = _per_example_kl(student_logits, teacher_logits, temperature)  # (B,)
+    return temperature**2 * (weights.detach() * per_example).mean()
+
+
+def hidden_state_loss(
+    student_hidden: Tensor,
+    teacher_hidden: Tensor,
+    attention_mask: Tensor,
+    projection: nn.Module | None = None,
+) -> Tensor:
+    """Masked MSE between hidden states: L = Σ_{b,l} m_bl ‖W h_s,bl − h_t,bl‖² / (D_t · Σ_{b,l} m_bl).
+
+    Averaged over real tokens (pooled across the batch) and the hidden dimension only, so appending padding
+    of any length, or any values at padded positions, leaves the loss unchanged. W is the optional
+    `projection` (e.g. nn.Linear(D_s, D_t)) for a student narrower than the teacher; it trains with the
+    student.
+
+    Shapes: student_hidden (B, L, D_s); teacher_hidden (B, L, D_t); attention_mask (B, L) of 0/1 -> scalar.
+    The teacher hidden states are detached. A batch with no real token gives a zero still attached to the
+    student.
+    """
+    if projection is not None:
+        student_hidden = projection(student_hidden)
+    if student_hidden.shape != teacher_hidden.shape or student_hidden.dim() != 3:
+        hint = (
+            ""
+            if projection is not None
+            else "; pass a projection (e.g. nn.Linear(D_s, D_t)) when widths differ"
+        )
+        raise ValueError(
+            f"student hidden states {tuple(student_hidden.shape)} (after projection) and teacher hidden "
+            f"states {tuple(teacher_hidden.shape)} must both be (batch, seq_len, hidden) with equal "
+            f"shapes{hint}"
+        )
+    batch_size, seq_len, hidden_size = teacher_hidden.shape
+    _check_mask(attention_mask, batch_size, seq_len)
+    keep = attention_mask.bool().unsqueeze(-1)  # (B, L, 1)
+    difference = student_hidden - teacher_hidden.detach()
+    # Zero padded positions before squaring, so whatever they hold (even inf/nan) adds no loss or gradient.
+    difference = torch.where(keep, difference, torch.zeros_like(difference))
+    num_values = keep.sum() * hidden_size
+    return difference.pow(2).sum() / num_values.clamp_min(1)
+
+
+def layer_map(num_student_layers: int, num_teacher_layers: int) -> list[tuple[int, int]]:
+    """Uniform "every k-th layer" map from student to teacher hidden-state indices.
+
+    Indices follow HF `output_hidden_states` (0 = embeddings, i = output of layer i): student i -> teacher
+    round(i · N_t / N_s) for i = 1..N_s, so the last student layer always meets the last teacher layer.
+    Halves round up (not Python's round-half-to-even) so the map is predictable, e.g.
+    (3, 6) -> [(1, 2), (2, 4), (3, 6)] and (4, 6) -> [(1, 2), (2, 3), (3, 5), (4, 6)].
+    """
+    for name, value in (
+        ("num_student_layers", num_student_layers),
+        ("num_teacher_layers", num_teacher_layers),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if num_student_layers > num_teacher_layers:
+        raise ValueError(
+            f"the student has more layers ({num_student_layers}) than the teacher ({num_teacher_layers}); "
+            "layer_map only maps a shallower student onto a deeper teacher"
+        )
+    # Integer arithmetic: floor(x + 1/2) with x = i·N_t/N_s, free of float rounding surprises.
+    return [
+        (i, (2 * i * num_teacher_layers + num_student_layers) // (2 * num_student_layers))
+        for i in range(1, num_student_layers + 1)
+    ]
+
+
+def _check_mapping(
+    mapping: Sequence[tuple[int, int]], num_student: int, num_teacher: int, lowest: int
+) -> None:
+    if len(mapping) == 0:
+        raise ValueError("mapping is empty; build one with layer_map(num_student_layers, num_teacher_layers)")
+    for student_index, teacher_index in mapping:
+        if not (
+            lowest <= student_index < num_student + lowest and lowest <= teacher_index < num_teacher + lowest
+        ):
+            raise ValueError(
+                f"mapping pair ({student_index}, {teacher_index}) is out of range: valid student indices "
+                f"are {lowest}..{num_student + lowest - 1}, teacher indices "
+                f"{lowest}..{num_teacher + lowest - 1}"
+            )
+
+
+def feature_loss(
+    student_hidden_states: Sequence[Tensor],
+    teacher_hidden_states: Sequence[Tensor],
+    attention_mask: Tensor,
+    mapping: Sequence[tuple[int, int]],
+    projections: Sequence[nn.Module] | None = None,
+) -> Tensor:
+    """Mean `hidden_state_loss` over mapped pairs: L = (1/|M|) Σ_{(s,t)∈M} hidden_state_loss(h_s[s], h_t[t]).
+
+    Shapes: student_hidden_states / teacher_hidden_states are HF `output_hidden_states` tuples of (B, L, D)
+    (index 0 = embeddings); mapping pairs index them directly (as from `layer_map`); attention_mask (B, L).
+    projections: None, or one module per mapping pair (e.g. an nn.ModuleList of nn.Linear(D_s, D_t)).
+    The teacher hidden states are detached.
+    """
+    _check_mapping(mapping, len(student_hidden_states), len(teacher_hidden_states), lowest=0)
+    if projections is not None and len(projections) != len(mapping):
+        raise ValueError(
+            f"got {len(projections)} projections for {len(mapping)} mapped layer pairs; pass one per pair "
+            "or None"
+        )
+    losses = [
+        hidden_state_loss(
+            student_hidden_states[student_index],
+            teacher_hidden_states[teacher_index],
+            attention_mask,
+            None if projections is None else projections[pair_index],
+        )
+        for pair_index, (student_index, teacher_index) in enumerate(mapping)
+    ]
+    return torch.stack(losses).mean()
+
+
+def attention_loss(
+    student_attentions: Sequence[Tensor],
+    teacher_attentions: Sequence[Tensor],
+    attention_mask: Tensor,
+    mapping: Sequence[tuple[int, int]],
+) -> Tensor:
+    """KL between attention distributions of mapped layers, per query row.
+
+    L = (1/|M|) Σ_{(s,t)∈M} Σ_{b,q} m_bq · (1/H) Σ_h KL(A_t[t],bhq ‖ A_s[s],bhq) / Σ_{b,q} m_bq,
+    with KL(a ‖ b) = Σ_k a_k (log max(a_k, ε) − log max(b_k, ε)).
+
+    Padded query rows (m_bq = 0) are masked out; padded keys need no mask because their probability is
+    already ~0 in both models. When student and teacher have different head counts there is no head-to-head
+    pairing, so both are first averaged over heads (H = 1 above); by convexity that KL is no larger than the
+    per-head one, so losses from the two settings are not on the same scale.
+
+    Shapes: student_attentions / teacher_attentions are HF `output_attentions` tuples over layers of
+    (B, H, L, L) probabilities; mapping pairs are 1-based layer numbers as from `layer_map`, so layer s is
+    `attentions[s - 1]`; attention_mask (B, L) of 0/1 -> scalar. The teacher attentions are detached.
+    """
+    _check_mapping(mapping, len(student_attentions), len(teacher_attentions), lowest=1)
+    losses = []
+    for student_layer, teacher_layer in mapping:
+        student_attention = student_attentions[student_layer - 1]  # (B, H_s, L, L)
+        teacher_attention = teacher_attentions[teacher_layer - 1].detach()  # (B, H_t, L, L)
+        if student_attention.dim() != 4 or teacher_attention.dim() != 4:
+            raise ValueError(
+                f"attentions must be (batch, heads, seq_len, seq_len); layer pair ({student_layer}, "
+                f"{teacher_layer}) has shapes {tuple(student_attention.shape)} and "
+                f"{tuple(teacher_attention.shape)}"
+            )
+        batch_size, _, seq_len, _ = teacher_attention.shape
+        if (student_attention.shape[0], *student_attention.shape[2:]) != (batch_size, seq_len, seq_len):
+            raise ValueError(
+                f"student attention {tuple(student_attention.shape)} and teacher attention "
+                f"{tuple(teacher_attention.shape)} of layer pair ({student_layer}, {teacher_layer}) differ "
+                "in batch size or sequence length"
+            )
+        _check_mask(attention_mask, batch_size, seq_len)
+        if student_attention.shape[1] != teacher_attention.shape[1]:
+            student_attention = student_attention.mean(dim=1, keepdim=True)  # (B, 1, L, L)
+            teacher_attention = teacher_attention.mean(dim=1, keepdim=True)
+        log_ratio = (
+            teacher_attention.clamp_min(ATTENTION_EPS).log()
+            - student_attention.clamp_min(ATTENTION_EPS).log()
+        )
+        row_kl = (teacher_attention * log_ratio).sum(dim=-1).mean(dim=1)  # (B, L), mean over heads
+        keep = attention_mask.bool()  # (B, L)
+        row_kl = torch.where(keep, row_kl, torch.zeros_like(row_kl))
+        losses.append(row_kl.sum() / keep.sum().clamp_min(1))
+    return torch.stack(losses).mean()
+
+
+def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
+    """Masked mean over tokens: pooled_b = Σ_l m_bl h_bl / Σ_l m_bl. (B, L, D), (B, L) -> (B, D).
+
+    A row with no real token pools to zeros rather than nan.
+    """
+    if hidden.dim() != 3:
+        raise ValueError(f"hidden must be (batch, seq_len, hidden), got {tuple(hidden.shape)}")
+    _check_mask(attention_mask, hidden.shape[0], hidden.shape[1])
+    keep = attention_mask.bool().unsqueeze(-1)  # (B, L, 1)
+    summed = torch.where(keep, hidden, torch.zeros_like(hidden)).sum(dim=1)  # (B, D)
+    counts = keep.sum(dim=1).clamp_min(1).to(hidden.dtype)  # (B, 1)
+    return summed / counts
+
+
+def relation_loss(student_features: Tensor, teacher_features: Tensor) -> Tensor:
+    """Sample-to-sample relation loss: L = (1/B²) Σ_{i,j} (cos(f_s,i, f_s,j) − cos(f_t,i, f_t,j))².
+
+    Compares how each model arranges the batch rather than the features themselves, so D_s and D_t may
+    differ and no projection is needed; scaling either model's features by a positive constant leaves L
+    unchanged.
+
+    Shapes: student_features (B, D_s); teacher_features (B, D_t), e.g. from `mean_pool` -> scalar.
+    The teacher features are detached.
+    """
+    if student_features.dim() != 2 or teacher_features.dim() != 2:
+        raise ValueError(
+            f"features must be (batch, hidden); got student {tuple(student_features.shape)} and teacher "
+            f"{tuple(teacher_features.shape)} (pool token states first, e.g. with mean_pool)"
+        )
+    if student_features.shape[0] != teacher_features.shape[0]:
+        raise ValueError(
+            f"student features {tuple(student_features.shape)} and teacher features "
+            f"{tuple(teacher_features.shape)} must have the same batch size"
+        )
+    student_unit = F.normalize(student_features, dim=-1)
+    teacher_unit = F.normalize(teacher_features.detach(), dim=-1)
+    student_similarity = student_unit @ student_unit.T  # (B, B)
+    teacher_similarity = teacher_unit @ teacher_unit.T  # (B, B)
+    return F.mse_loss(student_similarity, teacher_similarity)
+
+
+def combine_losses(components: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
+    """Weighted sum L = Σ_k weights[k] · components[k], e.g. {"hard_label": ..., "kd": ...}.
+
+    Every component needs a weight and every weight a component: a silently dropped term would change the
+    experiment without any error.
+    """
+    missing_weights = sorted(set(components) - set(weights))
+    missing_components = sorted(set(weights) - set(components))
+    if missing_weights or missing_components:
+        raise ValueError(
+            f"loss components without a weight: {missing_weights}; weights without a component: "
+            f"{missing_components}; components and weights must have the same keys"
+        )
+    if not components:
+        raise ValueError("combine_losses needs at least one loss component")
+    for name, component in components.items():
+        if component.dim() != 0:
+            raise ValueError(
+                f"loss component {name!r} must be a scalar tensor, got shape {tuple(component.shape)}"
+            )
+    return sum(weights[name] * components[name] for name in components)

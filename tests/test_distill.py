@@ -1,0 +1,469 @@
+"""Tests for helpers.distill: hand-computed values, invariants, and gradients reaching only the student."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from helpers.distill import (
+    attention_loss,
+    check_logits_compatible,
+    combine_losses,
+    confidence_weights,
+    feature_loss,
+    hidden_state_loss,
+    layer_map,
+    mean_pool,
+    relation_loss,
+    soft_target_loss,
+    teacher_label_loss,
+    weighted_soft_target_loss,
+)
+
+
+def softmax(values):
+    exps = [math.exp(v) for v in values]
+    return [e / sum(exps) for e in exps]
+
+
+def kl(p, q):
+    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True) if pi > 0)
+
+
+def cross_entropy(logits, target):
+    return -math.log(softmax(logits)[target])
+
+
+def random_logits(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def random_attention(batch, heads, seq_len, seed=0):
+    scores = torch.randn(batch, heads, seq_len, seq_len, generator=torch.Generator().manual_seed(seed))
+    return scores.softmax(dim=-1)
+
+
+# --- soft targets ---------------------------------------------------------------------------------
+
+
+def test_soft_target_loss_matches_hand_computation():
+    student, teacher, temperature = [1.0, 0.0], [0.0, 2.0], 2.0
+    p_teacher = softmax([z / temperature for z in teacher])
+    p_student = softmax([z / temperature for z in student])
+    expected = temperature**2 * kl(p_teacher, p_student)
+    loss = soft_target_loss(torch.tensor([student]), torch.tensor([teacher]), temperature)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_soft_target_loss_is_a_batch_mean_of_row_losses():
+    student = torch.tensor([[1.0, 0.0, -1.0], [0.5, 2.0, 0.0]])
+    teacher = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]])
+    expected = (
+        sum(
+            3.0**2 * kl(softmax([z / 3.0 for z in t]), softmax([z / 3.0 for z in s]))
+            for s, t in zip(student.tolist(), teacher.tolist(), strict=True)
+        )
+        / 2
+    )
+    assert soft_target_loss(student, teacher, 3.0).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0])
+def test_soft_target_loss_is_zero_on_identical_logits(temperature):
+    logits = random_logits(5, 4)
+    assert soft_target_loss(logits, logits.clone(), temperature).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [2.0, 5.0])
+def test_soft_target_loss_carries_the_temperature_squared_factor(temperature):
+    student, teacher = random_logits(6, 4, seed=1), random_logits(6, 4, seed=2)
+    # Logits scaled by T and softened by T give the probabilities of the raw logits at T=1: only T² differs.
+    scaled = soft_target_loss(temperature * student, temperature * teacher, temperature)
+    unscaled = soft_target_loss(student, teacher, 1.0)
+    assert unscaled.item() > 0
+    assert scaled.item() == pytest.approx(temperature**2 * unscaled.item(), rel=1e-5)
+
+
+def test_soft_target_loss_rejects_non_positive_temperature():
+    with pytest.raises(ValueError, match="temperature"):
+        soft_target_loss(random_logits(2, 4), random_logits(2, 4), 0.0)
+
+
+# --- hard labels from the teacher -----------------------------------------------------------------
+
+
+def test_teacher_label_loss_all_uses_teacher_argmax():
+    student = [[2.0, 0.0, -1.0], [0.0, 1.0, 0.5]]
+    teacher = [[0.0, 0.0, 5.0], [0.0, 3.0, 1.0]]  # argmax 2 and 1
+    expected = (cross_entropy(student[0], 2) + cross_entropy(student[1], 1)) / 2
+    loss = teacher_label_loss(torch.tensor(student), torch.tensor(teacher))
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_teacher_label_loss_agree_ignores_rows_where_teacher_is_wrong():
+    student = [[2.0, 0.0, -1.0], [0.0, 1.0, 0.5], [1.0, 1.0, 3.0]]
+    teacher = [[5.0, 0.0, 0.0], [0.0, 0.0, 4.0], [0.0, 0.0, 2.0]]  # argmax 0, 2, 2
+    labels = torch.tensor([0, 1, 2])  # the teacher is wrong on row 1 only
+    expected = (cross_entropy(student[0], 0) + cross_entropy(student[2], 2)) / 3
+    loss = teacher_label_loss(torch.tensor(student), torch.tensor(teacher), labels, mode="agree")
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+    changed = torch.tensor(student)
+    changed[1] = torch.tensor([-9.0, 7.0, 0.0])  # the ignored row cannot move the loss
+    assert teacher_label_loss(changed, torch.tensor(teacher), labels, mode="agree").item() == pytest.approx(
+        expected, rel=1e-6
+    )
+
+
+def test_teacher_label_loss_agree_with_no_agreeing_row_is_a_differentiable_zero():
+    student = random_logits(3, 4).requires_grad_()
+    teacher = torch.eye(4)[:3] * 5  # argmax 0, 1, 2
+    labels = torch.tensor([3, 3, 3])
+    loss = teacher_label_loss(student, teacher, labels, mode="agree")
+    assert loss.item() == 0.0
+    assert loss.grad_fn is not None
+    loss.backward()
+    assert torch.equal(student.grad, torch.zeros_like(student))
+
+
+def test_teacher_label_loss_rejects_unknown_mode_listing_valid_ones():
+    with pytest.raises(ValueError, match=r"'all'.*'agree'"):
+        teacher_label_loss(random_logits(2, 4), random_logits(2, 4), mode="disagree_gold")
+
+
+def test_teacher_label_loss_agree_requires_labels():
+    with pytest.raises(ValueError, match="labels"):
+        teacher_label_loss(random_logits(2, 4), random_logits(2, 4), mode="agree")
+
+
+# --- correctness-weighted soft targets ------------------------------------------------------------
+
+
+def test_confidence_weights_are_teacher_probability_of_gold_label():
+    teacher = [[0.0, 1.0, 2.0], [3.0, 0.0, 0.0]]
+    labels = [2, 1]
+    teacher_tensor = torch.tensor(teacher, requires_grad=True)
+    weights = confidence_weights(teacher_tensor, torch.tensor(labels), temperature=2.0)
+    expected = [softmax([z / 2.0 for z in row])[label] for row, label in zip(teacher, labels, strict=True)]
+    assert weights.tolist() == pytest.approx(expected, rel=1e-6)
+    assert not weights.requires_grad
+
+
+def test_weighted_soft_target_loss_matches_hand_computation():
+    student, teacher, temperature = [[1.0, 0.0], [0.0, 0.0]], [[0.0, 2.0], [1.0, -1.0]], 2.0
+    weights = [0.25, 1.0]
+    row_kl = [
+        kl(softmax([z / temperature for z in t]), softmax([z / temperature for z in s]))
+        for s, t in zip(student, teacher, strict=True)
+    ]
+    expected = temperature**2 * (weights[0] * row_kl[0] + weights[1] * row_kl[1]) / 2
+    loss = weighted_soft_target_loss(
+        torch.tensor(student), torch.tensor(teacher), temperature, torch.tensor(weights)
+    )
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_weighted_soft_target_loss_with_unit_weights_equals_soft_target_loss():
+    student, teacher = random_logits(5, 4, seed=3), random_logits(5, 4, seed=4)
+    weighted = weighted_soft_target_loss(student, teacher, 3.0, torch.ones(5))
+    assert weighted.item() == pytest.approx(soft_target_loss(student, teacher, 3.0).item(), rel=1e-6)
+
+
+def test_weighted_soft_target_loss_rejects_wrong_weight_shape():
+    with pytest.raises(ValueError, match="weights"):
+        weighted_soft_target_loss(random_logits(3, 4), random_logits(3, 4), 1.0, torch.ones(2))
+
+
+# --- shape checks ---------------------------------------------------------------------------------
+
+
+def test_check_logits_compatible_names_both_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 4\).*\(2, 5\)"):
+        check_logits_compatible(torch.zeros(2, 4), torch.zeros(2, 5))
+
+
+@pytest.mark.parametrize(
+    "loss_fn",
+    [
+        lambda s, t: soft_target_loss(s, t, 2.0),
+        lambda s, t: teacher_label_loss(s, t),
+        lambda s, t: weighted_soft_target_loss(s, t, 2.0, torch.ones(3)),
+    ],
+    ids=["soft_target", "teacher_label", "weighted_soft_target"],
+)
+def test_logit_losses_reject_mismatched_shapes(loss_fn):
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(3, 2\)"):
+        loss_fn(torch.zeros(3, 4), torch.zeros(3, 2))
+
+
+# --- gradients reach only the student -------------------------------------------------------------
+
+
+def _logit_case(loss_fn):
+    def run():
+        student = random_logits(4, 4, seed=5).requires_grad_()
+        teacher = random_logits(4, 4, seed=6).requires_grad_()
+        labels = teacher.detach().argmax(dim=-1)
+        labels[0] = (labels[0] + 1) % 4  # one row where the teacher is wrong, so "agree" masks something
+        return loss_fn(student, teacher, labels), student, teacher
+
+    return run
+
+
+def _hidden_case():
+    student = random_logits(2, 3, 4, seed=7).requires_grad_()
+    teacher = random_logits(2, 3, 4, seed=8).requires_grad_()
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    return hidden_state_loss(student, teacher, mask), student, teacher
+
+
+def _attention_case():
+    student = random_attention(2, 2, 3, seed=9).requires_grad_()
+    teacher = random_attention(2, 2, 3, seed=10).requires_grad_()
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    return attention_loss((student,), (teacher,), mask, [(1, 1)]), student, teacher
+
+
+def _relation_case():
+    student = random_logits(4, 3, seed=11).requires_grad_()
+    teacher = random_logits(4, 5, seed=12).requires_grad_()
+    return relation_loss(student, teacher), student, teacher
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        _logit_case(lambda s, t, y: soft_target_loss(s, t, 2.0)),
+        _logit_case(lambda s, t, y: teacher_label_loss(s, t)),
+        _logit_case(lambda s, t, y: teacher_label_loss(s, t, y, mode="agree")),
+        _logit_case(lambda s, t, y: weighted_soft_target_loss(s, t, 2.0, confidence_weights(t, y))),
+        _hidden_case,
+        _attention_case,
+        _relation_case,
+    ],
+    ids=[
+        "soft_target",
+        "teacher_label_all",
+        "teacher_label_agree",
+        "weighted",
+        "hidden",
+        "attention",
+        "relation",
+    ],
+)
+def test_gradient_reaches_student_but_not_teacher(case):
+    loss, student, teacher = case()
+    assert loss.dim() == 0
+    loss.backward()
+    assert teacher.grad is None
+    assert student.grad is not None and student.grad.abs().sum().item() > 0
+
+
+# --- hidden states --------------------------------------------------------------------------------
+
+
+def test_hidden_state_loss_matches_hand_computation_and_ignores_padding():
+    student = torch.tensor([[[1.0, 2.0], [100.0, 100.0]], [[0.0, 1.0], [3.0, 0.0]]])  # (B=2, L=2, D=2)
+    teacher = torch.zeros(2, 2, 2)
+    mask = torch.tensor([[1, 0], [1, 1]])
+    # Real tokens: (1,2), (0,1), (3,0) -> squared errors 1+4+0+1+9+0 = 15 over 3 tokens x 2 dims.
+    assert hidden_state_loss(student, teacher, mask).item() == pytest.approx(15 / 6)
+
+
+def test_hidden_state_loss_is_unchanged_by_appended_padding():
+    student, teacher = random_logits(2, 3, 4, seed=13), random_logits(2, 3, 4, seed=14)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    padded_student = torch.cat([student, random_logits(2, 5, 4, seed=15)], dim=1)
+    padded_teacher = torch.cat([teacher, random_logits(2, 5, 4, seed=16)], dim=1)
+    padded_mask = torch.cat([mask, torch.zeros(2, 5, dtype=mask.dtype)], dim=1)
+    short = hidden_state_loss(student, teacher, mask)
+    long = hidden_state_loss(padded_student, padded_teacher, padded_mask)
+    assert short.item() > 0
+    assert long.item() == pytest.approx(short.item(), rel=1e-6)
+
+
+def test_hidden_state_loss_is_zero_when_only_padded_positions_differ():
+    teacher = random_logits(2, 4, 3, seed=17)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 0]])
+    student = teacher.clone()
+    student[mask == 0] = 1e6
+    assert hidden_state_loss(student, teacher, mask).item() == 0.0
+
+
+def test_hidden_state_loss_applies_projection_and_trains_it():
+    projection = nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        projection.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+    student = torch.tensor([[[1.0, 2.0]]])  # projects to (1, 2, 3)
+    teacher = torch.tensor([[[1.0, 0.0, 0.0]]])
+    loss = hidden_state_loss(student, teacher, torch.ones(1, 1), projection)
+    assert loss.item() == pytest.approx((0 + 4 + 9) / 3)
+    loss.backward()
+    assert projection.weight.grad is not None and projection.weight.grad.abs().sum().item() > 0
+
+
+def test_hidden_state_loss_mismatched_width_without_projection_is_a_clear_error():
+    with pytest.raises(ValueError, match="projection"):
+        hidden_state_loss(torch.zeros(1, 2, 3), torch.zeros(1, 2, 5), torch.ones(1, 2))
+
+
+def test_hidden_state_loss_rejects_wrong_mask_shape():
+    with pytest.raises(ValueError, match="attention_mask"):
+        hidden_state_loss(torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), torch.ones(1, 3))
+
+
+# --- layer maps and feature loss ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("num_student", "num_teacher", "expected"),
+    [
+        (3, 6, [(1, 2), (2, 4), (3, 6)]),
+        (6, 12, [(i, 2 * i) for i in range(1, 7)]),
+        (4, 4, [(1, 1), (2, 2), (3, 3), (4, 4)]),
+        (1, 12, [(1, 12)]),
+        (4, 6, [(1, 2), (2, 3), (3, 5), (4, 6)]),  # 1.5 and 4.5 round up
+        (6, 4, None),
+    ],
+)
+def test_layer_map_examples(num_student, num_teacher, expected):
+    if expected is None:
+        with pytest.raises(ValueError, match="more layers"):
+            layer_map(num_student, num_teacher)
+    else:
+        assert layer_map(num_student, num_teacher) == expected
+
+
+@pytest.mark.parametrize(("num_student", "num_teacher"), [(0, 6), (3, 0), (-1, 4)])
+def test_layer_map_rejects_non_positive_layer_counts(num_student, num_teacher):
+    with pytest.raises(ValueError, match=">= 1"):
+        layer_map(num_student, num_teacher)
+
+
+def test_feature_loss_is_mean_over_mapped_pairs():
+    mask = torch.tensor([[1, 1, 0]])
+    student_states = tuple(random_logits(1, 3, 2, seed=20 + i) for i in range(3))  # embeddings + 2 layers
+    teacher_states = tuple(random_logits(1, 3, 2, seed=30 + i) for i in range(5))  # embeddings + 4 layers
+    mapping = layer_map(2, 4)
+    assert mapping == [(1, 2), (2, 4)]
+    expected = (
+        hidden_state_loss(student_states[1], teacher_states[2], mask).item()
+        + hidden_state_loss(student_states[2], teacher_states[4], mask).item()
+    ) / 2
+    assert feature_loss(student_states, teacher_states, mask, mapping).item() == pytest.approx(
+        expected, rel=1e-6
+    )
+
+
+def test_feature_loss_with_projections_handles_different_widths():
+    mask = torch.ones(2, 3)
+    student_states = tuple(random_logits(2, 3, 2, seed=40 + i) for i in range(3))
+    teacher_states = tuple(random_logits(2, 3, 4, seed=50 + i) for i in range(5))
+    projections = nn.ModuleList(nn.Linear(2, 4) for _ in range(2))
+    loss = feature_loss(student_states, teacher_states, mask, layer_map(2, 4), projections)
+    assert loss.item() > 0
+    with pytest.raises(ValueError, match="projections"):
+        feature_loss(student_states, teacher_states, mask, layer_map(2, 4), projections[:1])
+
+
+def test_feature_loss_rejects_out_of_range_mapping():
+    states = tuple(torch.zeros(1, 2, 3) for _ in range(3))
+    with pytest.raises(ValueError, match="out of range"):
+        feature_loss(states, states, torch.ones(1, 2), [(1, 3)])
+
+
+# --- attention ------------------------------------------------------------------------------------
+
+
+def test_attention_loss_matches_hand_computation():
+    teacher_rows = [[0.5, 0.5], [0.9, 0.1]]
+    student_rows = [[0.8, 0.2], [0.3, 0.7]]
+    teacher = torch.tensor(teacher_rows).reshape(1, 1, 2, 2)
+    student = torch.tensor(student_rows).reshape(1, 1, 2, 2)
+    expected = (kl(teacher_rows[0], student_rows[0]) + kl(teacher_rows[1], student_rows[1])) / 2
+    loss = attention_loss((student,), (teacher,), torch.ones(1, 2), [(1, 1)])
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_attention_loss_is_zero_on_identical_and_positive_otherwise():
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    teacher = tuple(random_attention(2, 3, 4, seed=60 + i) for i in range(4))
+    student = tuple(random_attention(2, 3, 4, seed=70 + i) for i in range(2))
+    mapping = layer_map(2, 4)
+    identical = attention_loss(tuple(teacher[t - 1].clone() for _, t in mapping), teacher, mask, mapping)
+    assert identical.item() == pytest.approx(0.0, abs=1e-6)
+    assert attention_loss(student, teacher, mask, mapping).item() > 0
+
+
+def test_attention_loss_ignores_padded_query_rows():
+    mask = torch.tensor([[1, 1, 0]])
+    teacher = random_attention(1, 2, 3, seed=80)
+    student = teacher.clone()
+    student[:, :, 2, :] = torch.tensor([0.98, 0.01, 0.01])  # only the padded query row differs
+    assert attention_loss((student,), (teacher,), mask, [(1, 1)]).item() == pytest.approx(0.0, abs=1e-6)
+    assert attention_loss((student,), (teacher,), torch.ones(1, 3), [(1, 1)]).item() > 0
+
+
+def test_attention_loss_with_different_head_counts_compares_head_averages():
+    student = random_attention(2, 2, 3, seed=90)
+    teacher = random_attention(2, 4, 3, seed=91)
+    mask = torch.ones(2, 3)
+    loss = attention_loss((student,), (teacher,), mask, [(1, 1)])
+    student_mean, teacher_mean = student.mean(1, keepdim=True), teacher.mean(1, keepdim=True)
+    expected = attention_loss((student_mean,), (teacher_mean,), mask, [(1, 1)])
+    assert loss.item() > 0
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    # Different heads with the same head average count as a perfect match.
+    swapped = torch.cat([teacher_mean, teacher_mean], dim=1)
+    assert attention_loss((swapped,), (teacher,), mask, [(1, 1)]).item() == pytest.approx(0.0, abs=1e-6)
+
+
+# --- relations and pooling ------------------------------------------------------------------------
+
+
+def test_relation_loss_matches_hand_computation():
+    student = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # cosine matrix = identity
+    teacher = torch.tensor([[1.0, 0.0, 0.0], [2.0, 0.0, 0.0]])  # cosine matrix = all ones
+    assert relation_loss(student, teacher).item() == pytest.approx(2 / 4)
+
+
+def test_relation_loss_is_zero_up_to_positive_scale_and_positive_otherwise():
+    student = random_logits(5, 3, seed=100)
+    assert relation_loss(student, 7.5 * student).item() == pytest.approx(0.0, abs=1e-6)
+    wider_teacher = torch.cat([student, torch.zeros(5, 2)], dim=1)  # same geometry, different width
+    assert relation_loss(student, wider_teacher).item() == pytest.approx(0.0, abs=1e-6)
+    assert relation_loss(student, random_logits(5, 3, seed=101)).item() > 0
+
+
+def test_relation_loss_rejects_mismatched_batch():
+    with pytest.raises(ValueError, match="batch size"):
+        relation_loss(torch.zeros(3, 2), torch.zeros(4, 2))
+
+
+def test_mean_pool_averages_real_tokens_only():
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[0.0, 0.0], [2.0, 2.0], [4.0, 8.0]]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    assert torch.allclose(mean_pool(hidden, mask), torch.tensor([[2.0, 3.0], [2.0, 10 / 3]]))
+    padded = torch.cat([hidden, torch.full((2, 2, 2), -50.0)], dim=1)
+    padded_mask = torch.cat([mask, torch.zeros(2, 2, dtype=mask.dtype)], dim=1)
+    assert torch.allclose(mean_pool(padded, padded_mask), mean_pool(hidden, mask))
+
+
+# --- combining ------------------------------------------------------------------------------------
+
+
+def test_combine_losses_weighted_sum():
+    components = {"hard_label": torch.tensor(2.0), "kd": torch.tensor(3.0)}
+    weights = {"hard_label": 0.5, "kd": 2.0}
+    assert combine_losses(components, weights).item() == pytest.approx(0.5 * 2.0 + 2.0 * 3.0)
+
+
+def test_combine_losses_names_component_without_weight():
+    with pytest.raises(ValueError, match="without a weight: \\['kd'\\]"):
+        combine_losses({"hard_label": torch.tensor(1.0), "kd": torch.tensor(1.0)}, {"hard_label": 1.0})
+
+
+def test_combine_losses_names_weight_without_component():
+    with pytest.raises(ValueError, match="without a component: \\['attention'\\]"):
+        combine_losses({"kd": torch.tensor(1.0)}, {"kd": 1.0, "attention": 0.1})
