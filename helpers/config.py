@@ -57,6 +57,17 @@ class Config:
     seeds: tuple[int, ...]
     precision: str  # "auto": bf16 where supported, else fp16 on CUDA, else fp32
     num_workers: int
+    # Decoder-only LM student (notebook 06). lm_source: "hub" or "local" (a tiny model of the same family built here).
+    lm_name: str
+    lm_source: str
+    lm_train_rows: int
+    lm_eval_rows: int | None  # stratified subset of test for zero-shot / after accuracy; None = all 7,600
+    lm_epochs: int
+    lm_batch_size: int
+    lm_learning_rate: float
+    lm_max_length: int  # prompt + article + answer, in the LM's own tokens
+    lm_kd_weight: float  # weight of the BERT teacher's class distribution on the LM's verbalizer distribution
+    lm_temperature: float
     # Where things go.
     cache_dir: str
     results_dir: str
@@ -122,6 +133,17 @@ def _full() -> Config:
         seeds=(0, 1, 2),
         precision="auto",
         num_workers=2,
+        # SmolLM2-135M: a Llama-architecture causal LM small enough that a T4 fine-tunes it in minutes.
+        lm_name="HuggingFaceTB/SmolLM2-135M",
+        lm_source="hub",
+        lm_train_rows=8_000,
+        lm_eval_rows=None,
+        lm_epochs=1,
+        lm_batch_size=16,
+        lm_learning_rate=5e-5,
+        lm_max_length=160,
+        lm_kd_weight=0.5,
+        lm_temperature=2.0,
         **_paths("full"),
     )
 
@@ -158,6 +180,17 @@ def _offline() -> Config:
         seeds=(0, 1),
         precision="auto",
         num_workers=0,
+        # No pretrained causal LM is available offline: the decoder student runs at smoke size on real data.
+        lm_name="tiny-llama (random init, tokenizer trained here)",
+        lm_source="local",
+        lm_train_rows=2_000,
+        lm_eval_rows=400,
+        lm_epochs=2,
+        lm_batch_size=16,
+        lm_learning_rate=1e-3,
+        lm_max_length=128,
+        lm_kd_weight=0.5,
+        lm_temperature=2.0,
         **_paths("offline"),
     )
 
@@ -190,6 +223,16 @@ def _smoke() -> Config:
         seeds=(0, 1),
         precision="fp32",
         num_workers=0,
+        lm_name="tiny-llama (random init, tokenizer trained here)",
+        lm_source="local",
+        lm_train_rows=256,
+        lm_eval_rows=64,
+        lm_epochs=2,
+        lm_batch_size=16,
+        lm_learning_rate=3e-3,
+        lm_max_length=64,
+        lm_kd_weight=0.5,
+        lm_temperature=2.0,
         **_paths("smoke"),
     )
 
