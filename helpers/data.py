@@ -221,15 +221,17 @@ def class_balance(splits: DatasetDict) -> pd.DataFrame:
 def length_table(dataset: Dataset, tokenizer, max_length: int) -> pd.DataFrame:
     """Per-row length in words and in tokens, and whether max_length truncates it."""
     frame = pd.DataFrame({"label": [LABELS[i] for i in dataset["label"]]})
-    frame["words"] = [len(text.split()) for text in dataset["text"]]
-    frame["tokens"] = [len(ids) for ids in tokenizer(dataset["text"], return_token_type_ids=False)["input_ids"]]
+    texts = list(dataset["text"])
+    frame["words"] = [len(text.split()) for text in texts]
+    frame["tokens"] = [len(ids) for ids in tokenizer(texts, return_token_type_ids=False)["input_ids"]]
     frame["truncated"] = frame["tokens"] > max_length
     return frame
 
 
 def duplicates_report(splits: DatasetDict) -> dict[str, int]:
-    """Exact duplicate texts within train, within test, and shared between train and test."""
-    train, test = pd.Series(splits["train"]["text"]), pd.Series(splits["test"]["text"])
+    """Exact duplicate texts within train (with validation), within test, and shared between them."""
+    train = pd.Series(list(splits["train"]["text"]) + list(splits.get("validation", {"text": []})["text"]))
+    test = pd.Series(list(splits["test"]["text"]))
     return {
         "train_duplicate_texts": int(train.duplicated().sum()),
         "test_duplicate_texts": int(test.duplicated().sum()),

@@ -117,8 +117,9 @@ def bootstrap_accuracy_difference(labels: np.ndarray, predictions_a: np.ndarray,
     """Accuracy(A) − accuracy(B) with a paired 95% bootstrap interval over test rows."""
     rng = np.random.default_rng(seed)
     difference = (predictions_a == labels).astype(float) - (predictions_b == labels).astype(float)
-    draws = rng.integers(0, len(labels), size=(resamples, len(labels)))
-    means = difference[draws].mean(axis=1)
+    # In chunks: resamples × rows indices at once would take hundreds of MB for pooled seeds.
+    means = np.concatenate([difference[rng.integers(0, len(labels), size=(min(200, resamples - done), len(labels)))]
+                            .mean(axis=1) for done in range(0, resamples, 200)])
     low, high = np.percentile(means, [2.5, 97.5])
     return {"difference": float(difference.mean()), "ci_low": float(low), "ci_high": float(high)}
 

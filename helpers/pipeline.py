@@ -18,7 +18,7 @@ import torch
 from datasets import Dataset, DatasetDict, load_from_disk
 
 from helpers import data, evaluate, models, results
-from helpers.config import LABELS, Config
+from helpers.config import LABELS, PROJECT_ROOT, Config
 from helpers.train import BASELINE, DistillSpec, collator_for, train_classifier
 
 
@@ -116,12 +116,38 @@ def with_teacher_logits(dataset: Dataset, logits: np.ndarray) -> Dataset:
 
 
 # ------------------------------------------------------------------------------------------------- students
-def _spec_key(spec: DistillSpec) -> str:
-    return hashlib.sha256(json.dumps(spec.settings(), sort_keys=True).encode()).hexdigest()[:10]
+def spec_of(run: dict) -> DistillSpec:
+    """The DistillSpec a student's results document was trained with."""
+    return DistillSpec(**run["spec"])
+
+
+def student_checkpoint(config: Config, run: dict) -> str:
+    """The final model folder of a student's results document, on this machine."""
+    return str(student_run_dir(config, spec_of(run), run["seed"]) / "final")
+
+
+def _spec_key(spec: DistillSpec, config: Config) -> str:
+    settings = {"spec": spec.settings(), "training": training_settings(config)}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+
+
+# The settings that change what a student learns: a stored result trained with others is retrained, not reused.
+TRAINING_FIELDS = ("data_source", "max_train_rows", "validation_rows", "tokenizer_name", "teacher_name",
+                   "student_name", "student_layers", "teacher_train_rows", "teacher_epochs", "max_length", "epochs",
+                   "batch_size", "learning_rate", "weight_decay", "warmup_ratio")
+
+
+def training_settings(config: Config) -> dict:
+    return {name: getattr(config, name) for name in TRAINING_FIELDS}
 
 
 def student_result_name(spec: DistillSpec, seed: int) -> str:
     return f"students/{spec.name}-seed{seed}"
+
+
+def student_run_dir(config: Config, spec: DistillSpec, seed: int) -> Path:
+    """Where a student's checkpoints and final model live: keyed by the spec, the training settings and the seed."""
+    return Path(config.cache_dir) / "runs" / f"{spec.name}-{_spec_key(spec, config)}-seed{seed}"
 
 
 def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, seed: int | None = None,
@@ -135,7 +161,9 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
     name = student_result_name(spec, seed)
     if results.has_result(config, name):
         stored = results.load_result(config, name)
-        if stored.get("spec") == json.loads(json.dumps(spec.settings())):
+        same_training = {k: stored["provenance"]["config"].get(k) for k in TRAINING_FIELDS} == json.loads(
+            json.dumps(training_settings(config)))
+        if stored.get("spec") == json.loads(json.dumps(spec.settings())) and same_training:
             return stored
     train_rows = workspace.tokenized["student_train"]
     if spec.uses_cached_logits:
@@ -146,7 +174,7 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
     student = models.load_student(config, seed, attn_implementation=attention)
     if teacher is not None:
         models.check_vocabularies(workspace.tokenizer, teacher, student)
-    run_dir = Path(config.cache_dir) / "runs" / f"{spec.name}-{_spec_key(spec)}-seed{seed}"
+    run_dir = student_run_dir(config, spec, seed)
     outcome = train_classifier(config, student, train_rows, workspace.tokenized["validation"], workspace.tokenizer,
                                run_dir, seed=seed, spec=spec, teacher=teacher, quiet=quiet)
     collator = collator_for(workspace.tokenizer)
@@ -156,7 +184,8 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
     validation = evaluate.classification_metrics(np.asarray(workspace.splits["validation"]["label"]), validation_logits)
     payload = {
         "spec": spec.settings(), "seed": seed, "train_rows": len(train_rows), "epochs": config.epochs,
-        "train_seconds": outcome.train_seconds, "checkpoint": str(run_dir / "final"),
+        "train_seconds": outcome.train_seconds, "checkpoint": str((run_dir / "final").relative_to(PROJECT_ROOT))
+        if run_dir.is_relative_to(PROJECT_ROOT) else str(run_dir / "final"),
         "parameters": models.parameter_count(outcome.model), "history": outcome.history,
         "validation": {"accuracy": validation["accuracy"], "macro_f1": validation["macro_f1"]},
         "test": evaluate.classification_metrics(workspace.test_labels, test_logits),

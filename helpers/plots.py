@@ -84,3 +84,45 @@ def training_curves(histories: dict[str, list[dict]], components: bool = False) 
     axes[1].legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def per_class_f1(comparison: pd.DataFrame) -> plt.Figure:
+    """F1 per class and model (mean over seeds)."""
+    columns = [f"f1_{name}" for name in LABELS]
+    frame = comparison[columns].rename(columns=lambda c: c.removeprefix("f1_")).reset_index(names="model").melt(
+        id_vars="model", var_name="class", value_name="F1")
+    figure, axis = plt.subplots(figsize=(8, 3.5))
+    sns.barplot(frame, x="class", y="F1", hue="model", ax=axis)
+    low = frame["F1"].min()
+    axis.set(title="Per-class F1 on the test split", xlabel="", ylim=(max(0.0, low - 0.05), 1.0))
+    axis.legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def efficiency(comparison: pd.DataFrame) -> plt.Figure:
+    """Accuracy against latency at batch 1 and against parameters: the accuracy/efficiency trade-off."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for axis, column, label in ((axes[0], "latency_batch1_ms", "latency at batch 1 (ms)"),
+                                (axes[1], "parameters_m", "parameters (millions)")):
+        for model, row in comparison.iterrows():
+            axis.errorbar(row[column], row["accuracy_mean"] * 100,
+                          yerr=[[(row["accuracy_mean"] - row["accuracy_ci_low"]) * 100],
+                                [(row["accuracy_ci_high"] - row["accuracy_mean"]) * 100]],
+                          fmt="o", capsize=4, label=model)
+        axis.set(xlabel=label, ylabel="test accuracy (%)")
+    axes[0].set_title("Accuracy vs latency")
+    axes[1].set_title("Accuracy vs size")
+    axes[1].legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def reliability_diagram(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Accuracy against confidence per bin; the diagonal is perfect calibration."""
+    figure, axis = plt.subplots(figsize=(4.8, 4.4))
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    for name, table in tables.items():
+        axis.plot(table["confidence"], table["accuracy"], marker="o", label=name)
+    axis.set(title="Reliability diagram (test)", xlabel="confidence", ylabel="accuracy", xlim=(0.2, 1), ylim=(0.2, 1))
+    axis.legend(fontsize=8)
+    return figure

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset
 from sklearn.metrics import accuracy_score, f1_score
-from transformers import PreTrainedModel, PrinterCallback, Trainer, TrainingArguments
+from transformers import PreTrainedModel, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging as hf_logging
 
 from helpers import distill
@@ -210,12 +210,23 @@ def classification_metrics_for_trainer(prediction) -> dict[str, float]:
 
 
 # -------------------------------------------------------------------------------------------------- routine
+class StepCounter(TrainerCallback):
+    """Counts the optimizer steps this process ran (after a resume: only the ones left)."""
+
+    def __init__(self):
+        self.steps = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps += 1
+
+
 @dataclass
 class TrainOutcome:
     model: PreTrainedModel
     history: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0
     resumed: bool = False
+    steps_run: int = 0
 
 
 def train_classifier(config: Config, model: PreTrainedModel, train_dataset: Dataset, eval_dataset: Dataset,
@@ -257,6 +268,8 @@ def train_classifier(config: Config, model: PreTrainedModel, train_dataset: Data
     trainer = DistillationTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                                   data_collator=collator_for(tokenizer), spec=spec, teacher=teacher,
                                   compute_metrics=classification_metrics_for_trainer)
+    counter = StepCounter()
+    trainer.add_callback(counter)
     if quiet:
         trainer.remove_callback(PrinterCallback)  # the history is returned and plotted instead
     resume = any(output_dir.glob("checkpoint-*"))
@@ -266,4 +279,5 @@ def train_classifier(config: Config, model: PreTrainedModel, train_dataset: Data
     trainer.save_model(str(output_dir / "final"))
     history = trainer.state.log_history
     (output_dir / "history.json").write_text(json.dumps({"history": history, "train_seconds": seconds}))
-    return TrainOutcome(model=trainer.model, history=history, train_seconds=seconds, resumed=resume)
+    return TrainOutcome(model=trainer.model, history=history, train_seconds=seconds, resumed=resume,
+                        steps_run=counter.steps)

@@ -1,0 +1,26 @@
+# Two entry points (see the README's Quick start): `make report` and `make test`.
+PYTHON ?= python3
+NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
+
+.PHONY: setup report test readme benchmark
+
+# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build onto CPU machines. Colab/Runpod images
+# already have a CUDA torch >= 2.6, which this keeps.
+setup:
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "torch==2.13.0"
+	@$(PYTHON) -m pip install -q -e ".[dev]"
+
+# Executes every notebook in place under KD_PROFILE (default: full on a GPU, else offline), then the README's numbers.
+report: setup
+	$(PYTHON) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=-1 $(NOTEBOOKS)
+	$(PYTHON) -m helpers.report
+
+# Unit tests, then every notebook under nbval in the smoke profile (seconds-sized models, synthetic data).
+test: setup
+	KD_PROFILE=smoke $(PYTHON) -m pytest tests $(NOTEBOOKS) --nbval-lax -p no:cacheprovider -q
+
+readme:
+	$(PYTHON) -m helpers.report
+
+benchmark: setup
+	$(PYTHON) scripts/benchmark.py

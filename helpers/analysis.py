@@ -1,0 +1,119 @@
+"""The analysis notebook's tables: teacher vs students from the results files and cached checkpoints (no training)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers import evaluate, models, pipeline, report, results
+from helpers.config import LABELS, Config
+from helpers.train import collator_for
+
+
+@dataclass
+class ModelRuns:
+    """One model of the comparison: its name, its results documents (one per seed) and a checkpoint folder."""
+
+    name: str
+    runs: list[dict]
+    checkpoint: str
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """(seeds, rows) test predictions."""
+        return np.stack([np.asarray(r["test_predictions"]) for r in self.runs])
+
+
+def load_models(config: Config) -> list[ModelRuns]:
+    """Teacher, chosen distilled student and baseline student, as recorded by notebooks 02-04."""
+    teacher = results.load_result(config, "teacher")
+    chosen = results.load_result(config, "distillation")["chosen"]
+    distilled = report.student_runs(config, chosen)
+    baseline = report.student_runs(config, "baseline")
+    return [ModelRuns("teacher", [teacher], models.teacher_path(config)),
+            ModelRuns(f"distilled ({chosen})", distilled, pipeline.student_checkpoint(config, distilled[0])),
+            ModelRuns("baseline", baseline, pipeline.student_checkpoint(config, baseline[0]))]
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
+def speed_table(
+    config: Config, entries: list[ModelRuns], texts: list[str], tokenizer, repeats: int = 3
+) -> pd.DataFrame:
+    """Latency at batch 1 and throughput at batch 32 of each checkpoint, on real test texts, measured in turn."""
+    encoded = [tokenizer(t, truncation=True, max_length=config.max_length, return_token_type_ids=False)
+               for t in texts]
+    rows = [{"input_ids": e["input_ids"], "labels": 0, "length": len(e["input_ids"])} for e in encoded]
+    collate = collator_for(tokenizer)
+    singles = [collate([row]) for row in rows[:32]]
+    batches = [collate(rows[i : i + 32]) for i in range(0, len(rows), 32)]
+    table = []
+    for entry in entries:
+        model = models.load_classifier(entry.checkpoint)
+        latency = evaluate.measure_latency(model, singles, repeats=repeats)
+        throughput = evaluate.measure_latency(model, batches, repeats=repeats)
+        table.append({"model": entry.name, "latency_batch1_ms": latency["median_batch_seconds"] * 1000,
+                      "throughput_batch32_rows_per_s": throughput["rows_per_second"], "device": latency["device"],
+                      "parameters_m": models.parameter_count(model) / 1e6,
+                      "size_on_disk_mb": models.size_on_disk_mb(entry.checkpoint)})
+    frame = pd.DataFrame(table).set_index("model")
+    frame["speedup_vs_teacher_batch32"] = frame["throughput_batch32_rows_per_s"] / frame[
+        "throughput_batch32_rows_per_s"].iloc[0]
+    frame["latency_speedup_vs_teacher"] = frame["latency_batch1_ms"].iloc[0] / frame["latency_batch1_ms"]
+    frame["size_ratio_vs_teacher"] = frame["size_on_disk_mb"] / frame["size_on_disk_mb"].iloc[0]
+    return frame
+
+
+def comparison_table(entries: list[ModelRuns], labels: np.ndarray, speed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Accuracy and macro-F1 (mean ± std over seeds, 95% bootstrap interval of the first seed), per-class F1,
+    agreement with the teacher, calibration (ECE, NLL), and speed/size where measured."""
+    teacher_predictions = entries[0].predictions[0]
+    rows = []
+    for entry in entries:
+        accuracy = _mean_std([r["test"]["accuracy"] for r in entry.runs])
+        macro_f1 = _mean_std([r["test"]["macro_f1"] for r in entry.runs])
+        low, high = evaluate.bootstrap_interval(labels, entry.predictions[0])
+        row = {"model": entry.name, "seeds": len(entry.runs),
+               "accuracy_mean": accuracy[0], "accuracy_std": accuracy[1], "accuracy_ci_low": low,
+               "accuracy_ci_high": high, "macro_f1_mean": macro_f1[0], "macro_f1_std": macro_f1[1],
+               "agreement_with_teacher": float(np.mean(entry.predictions == teacher_predictions)),
+               "ece": float(np.mean([r["test"]["ece"] for r in entry.runs])),
+               "nll": float(np.mean([r["test"]["nll"] for r in entry.runs]))}
+        for name in LABELS:
+            row[f"f1_{name}"] = float(np.mean([r["test"]["per_class"][name]["f1"] for r in entry.runs]))
+        rows.append(row)
+    frame = pd.DataFrame(rows).set_index("model")
+    if speed is not None:
+        frame = frame.join(speed.drop(columns="device"))
+    return frame
+
+
+def error_examples(entries: list[ModelRuns], texts: list[str], labels: np.ndarray, per_group: int = 4) -> dict:
+    """Rows the distilled student fixed and broke relative to the baseline (first seeds), and rows all three miss."""
+    teacher, distilled, baseline = (entry.predictions[0] for entry in entries)
+    groups = {"fixed by distillation": (distilled == labels) & (baseline != labels),
+              "broken by distillation": (distilled != labels) & (baseline == labels),
+              "missed by all three": (teacher != labels) & (distilled != labels) & (baseline != labels)}
+    tables = {}
+    for name, mask in groups.items():
+        index = np.flatnonzero(mask)[:per_group]
+        tables[name] = pd.DataFrame({
+            "text": [texts[i][:140] for i in index], "gold": [LABELS[labels[i]] for i in index],
+            "teacher": [LABELS[teacher[i]] for i in index], "distilled": [LABELS[distilled[i]] for i in index],
+            "baseline": [LABELS[baseline[i]] for i in index]})
+    counts = {name: int(mask.sum()) for name, mask in groups.items()}
+    return {"counts": counts, "tables": tables}
+
+
+def reliability(entries: list[ModelRuns]) -> dict[str, pd.DataFrame]:
+    """Each model's reliability-diagram data (first seed), as stored with its test metrics."""
+    return {entry.name: pd.DataFrame(entry.runs[0]["test"]["reliability"]) for entry in entries}
+
+
+def figure_paths(config: Config) -> dict[str, Path]:
+    return {path.stem: path for path in sorted(Path(config.figures_dir).glob("*.png"))}

@@ -1,0 +1,36 @@
+"""The first call of every notebook: quiet libraries, resolve and print the configuration."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+from helpers.config import Config, get_config
+
+
+def quiet_libraries() -> None:
+    """No progress bars or library warnings, so stored notebook outputs stay stable (nbval) and readable."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore")
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def setup(profile: str | None = None) -> Config:
+    """Quiet libraries, display settings for tables, and the profile's config (printed)."""
+    quiet_libraries()
+    import pandas as pd
+
+    pd.set_option("display.precision", 4)
+    pd.set_option("display.max_colwidth", 100)
+    config = get_config(profile)
+    print(config.describe())
+    return config
