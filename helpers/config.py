@@ -43,6 +43,9 @@ class Config:
     student_source: str
     student_layers: int | None  # for locally built students
     teacher_train_rows: int | None  # for a locally fine-tuned teacher only
+    # Train rows that neither the student nor a locally fine-tuned teacher trained on, used WITHOUT their labels as a
+    # transfer set (the teacher's soft targets only). 0 in full: all of AG News' train split is labelled already.
+    transfer_rows: int
     teacher_epochs: int
     # Training.
     max_length: int
@@ -120,6 +123,7 @@ def _full() -> Config:
         student_source="hub",
         student_layers=None,
         teacher_train_rows=None,
+        transfer_rows=0,
         teacher_epochs=0,
         max_length=128,
         epochs=3,
@@ -167,6 +171,7 @@ def _offline() -> Config:
         student_source="local",
         student_layers=3,
         teacher_train_rows=8_000,
+        transfer_rows=8_000,
         teacher_epochs=1,
         max_length=128,
         epochs=2,
@@ -201,7 +206,7 @@ def _smoke() -> Config:
         data_source="synthetic",
         data_dir=None,
         hub_dataset="fancyzhx/ag_news",
-        max_train_rows=None,
+        max_train_rows=640,
         validation_rows=64,
         tokenizer_name="tiny-wordpiece",
         teacher_name="tiny-bert",
@@ -209,7 +214,8 @@ def _smoke() -> Config:
         student_name="tiny-distilbert",
         student_source="local",
         student_layers=1,
-        teacher_train_rows=None,
+        teacher_train_rows=768,
+        transfer_rows=128,
         teacher_epochs=3,
         max_length=32,
         epochs=3,

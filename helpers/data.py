@@ -185,6 +185,28 @@ def student_train_split(splits: DatasetDict, config: Config) -> Dataset:
     return stratified_subset(splits["train"], config.max_train_rows, config.seed)
 
 
+def teacher_train_split(splits: DatasetDict, config: Config) -> Dataset:
+    """The rows a locally fine-tuned teacher trains on (a superset of the students' rows: caps nest)."""
+    return stratified_subset(splits["train"], config.teacher_train_rows, config.seed)
+
+
+def transfer_split(splits: DatasetDict, config: Config) -> Dataset:
+    """Up to ``transfer_rows`` train rows that neither the students nor a locally fine-tuned teacher trained on.
+
+    Drawn at random without looking at labels, as unlabelled text would come; training hides their labels.
+    """
+    train = splits["train"]
+    if not config.transfer_rows:
+        return train.select([])
+    used = set(student_train_split(splits, config)["text"])
+    if config.teacher_source == "local":
+        used |= set(teacher_train_split(splits, config)["text"])
+    remaining = [i for i, text in enumerate(train["text"]) if text not in used]
+    rng = np.random.default_rng(config.seed)
+    picked = rng.choice(remaining, size=min(config.transfer_rows, len(remaining)), replace=False)
+    return train.select(sorted(picked.tolist()))
+
+
 def fingerprint(dataset: Dataset) -> str:
     """A short content hash of a split (texts and labels), for cache keys."""
     digest = hashlib.sha256()

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import evaluate, pipeline
-from helpers.train import BASELINE, DistillSpec
+from helpers.train import DistillSpec
 
 # One sensible setting per family (weights put each term on the scale of the cross-entropy it joins).
 FAMILIES: dict[str, DistillSpec] = {
@@ -32,6 +32,12 @@ WEAK_TEACHER_VARIANTS: dict[str, DistillSpec] = {
                                        temperature=2.0, confidence_weighted=True),
     "teacher-labels-agree": DistillSpec(name="teacher-labels-agree", hard_label_weight=1.0,
                                         teacher_label_weight=1.0, teacher_label_mode="agree"),
+}
+
+# The teacher on text the student has no labels for: soft targets on the unlabelled transfer split as well.
+TRANSFER_VARIANTS: dict[str, DistillSpec] = {
+    "response-transfer": DistillSpec(name="response-transfer", hard_label_weight=0.5, kd_loss_weight=0.5,
+                                     temperature=2.0, unlabelled_transfer=True),
 }
 
 # A small sweep of the response family's temperature and weight.
@@ -59,6 +65,9 @@ def run_ablation(workspace: pipeline.Workspace, seed: int | None = None) -> dict
     best_internal = specs[best_by_validation(runs, ["feature", "attention", "relation"])]
     combination = combined(best_response, best_internal)
     runs[combination.name] = pipeline.load_or_train_student(workspace, combination, seed)
+    if len(workspace.tokenized["transfer"]):  # only where unlabelled rows exist (not in full: see the config)
+        for name, spec in TRANSFER_VARIANTS.items():
+            runs[name] = pipeline.load_or_train_student(workspace, spec, seed)
     return runs
 
 
@@ -131,7 +140,3 @@ def compare_students(labels: np.ndarray, chosen_runs: list[dict], baseline_runs:
         "pooled": {**evaluate.mcnemar_test(pooled_labels, pooled_a, pooled_b),
                    **evaluate.bootstrap_accuracy_difference(pooled_labels, pooled_a, pooled_b)},
     }
-
-
-__all__ = ["BASELINE", "FAMILIES", "RESPONSE_SWEEP", "WEAK_TEACHER_VARIANTS", "ablation_table", "best_by_validation",
-           "combined", "compare_students", "comparison_table", "findings", "run_ablation"]

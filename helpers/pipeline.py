@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from datasets import Dataset, DatasetDict, load_from_disk
+from datasets import Dataset, DatasetDict, Value, concatenate_datasets, load_from_disk
 
 from helpers import data, evaluate, models, results
 from helpers.config import LABELS, PROJECT_ROOT, Config
@@ -29,8 +29,13 @@ class Workspace:
     config: Config
     splits: DatasetDict  # raw text: train (all), validation, test
     student_train: Dataset  # raw text: the rows the students train on
+    transfer: Dataset  # raw text: rows nobody trained on, used without labels (may be empty)
     tokenizer: object
-    tokenized: dict[str, Dataset]  # student_train, validation, test
+    tokenized: dict[str, Dataset]  # student_train, transfer, validation, test
+
+    def raw(self, split: str) -> Dataset:
+        named = {"student_train": self.student_train, "transfer": self.transfer}
+        return named[split] if split in named else self.splits[split]
 
     @property
     def test_labels(self) -> np.ndarray:
@@ -52,11 +57,12 @@ def prepare(config: Config) -> Workspace:
     torch.manual_seed(config.seed)
     splits = data.load_splits(config)
     student_train = data.student_train_split(splits, config)
+    transfer = data.transfer_split(splits, config)
     tokenizer = models.load_tokenizer(config)
     tokenized = {name: _load_or_tokenize(config, dataset, tokenizer, name)
-                 for name, dataset in (("student_train", student_train), ("validation", splits["validation"]),
-                                       ("test", splits["test"]))}
-    return Workspace(config, splits, student_train, tokenizer, tokenized)
+                 for name, dataset in (("student_train", student_train), ("transfer", transfer),
+                                       ("validation", splits["validation"]), ("test", splits["test"]))}
+    return Workspace(config, splits, student_train, transfer, tokenizer, tokenized)
 
 
 # -------------------------------------------------------------------------------------------------- teacher
@@ -68,7 +74,7 @@ def load_or_train_teacher(workspace: Workspace, quiet: bool = True) -> str:
     folder = models.fine_tuned_teacher_path(config)
     if (folder / "config.json").exists():
         return str(folder)
-    rows = data.stratified_subset(workspace.splits["train"], config.teacher_train_rows, config.seed)
+    rows = data.teacher_train_split(workspace.splits, config)
     train_rows = _load_or_tokenize(config, rows, workspace.tokenizer, "teacher_train")
     base = models.load_classifier(models.base_teacher_path(config), num_labels=len(LABELS))
     outcome = train_classifier(config, base, train_rows, workspace.tokenized["validation"], workspace.tokenizer,
@@ -95,24 +101,41 @@ def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=Non
     """
     config = workspace.config
     dataset = workspace.tokenized[split]
-    raw = workspace.student_train if split == "student_train" else workspace.splits[split]
+    raw = workspace.raw(split)
     key = hashlib.sha256(f"{_teacher_identity(config)}|{data.fingerprint(raw)}|{config.max_length}".encode())
     path = Path(config.cache_dir) / "teacher_logits" / f"{split}-{key.hexdigest()[:16]}.npy"
+    timing = path.with_suffix(".json")  # how long the first pass took, reported again when the cache serves it
     if path.exists():
-        return np.load(path), {"cached": True, "seconds": 0.0, "path": str(path)}
+        start = time.perf_counter()
+        logits = np.load(path)
+        first = json.loads(timing.read_text())["seconds"] if timing.exists() else float("nan")
+        return logits, {"cached": True, "seconds": time.perf_counter() - start, "first_pass_seconds": first,
+                        "path": str(path)}
     teacher = teacher if teacher is not None else models.load_teacher(config)
     start = time.perf_counter()
     logits = evaluate.predict_logits(teacher, dataset, collator_for(workspace.tokenizer), config.eval_batch_size)
     seconds = time.perf_counter() - start
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, logits)
-    return logits, {"cached": False, "seconds": seconds, "path": str(path)}
+    timing.write_text(json.dumps({"seconds": seconds, "rows": len(logits)}))
+    return logits, {"cached": False, "seconds": seconds, "first_pass_seconds": seconds, "path": str(path)}
 
 
 def with_teacher_logits(dataset: Dataset, logits: np.ndarray) -> Dataset:
     if len(dataset) != len(logits):
         raise ValueError(f"{len(logits)} teacher logits for {len(dataset)} rows: the cache is stale; delete it.")
     return dataset.add_column("teacher_logits", logits.tolist())
+
+
+def with_transfer_rows(workspace: Workspace, train_rows: Dataset) -> Dataset:
+    """The labelled rows plus the transfer split with its labels hidden (-100) and its cached teacher logits."""
+    if len(workspace.tokenized["transfer"]) == 0:
+        raise ValueError(f"The {workspace.config.profile} profile has no unlabelled transfer rows (transfer_rows=0): "
+                         "supply unlabelled in-domain text, or drop unlabelled_transfer from the spec.")
+    logits, _ = load_or_compute_teacher_logits(workspace, "transfer")
+    transfer = with_teacher_logits(workspace.tokenized["transfer"], logits).cast_column("labels", Value("int64"))
+    transfer = transfer.map(lambda batch: {"labels": [-100] * len(batch["labels"])}, batched=True)
+    return concatenate_datasets([train_rows.cast_column("labels", Value("int64")), transfer])
 
 
 # ------------------------------------------------------------------------------------------------- students
@@ -154,7 +177,8 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
                           quiet: bool = True) -> dict:
     """Train (or load the results of) one student; returns its results document.
 
-    Results are keyed by the spec's name and seed; a stored result whose settings differ is retrained.
+    Results are keyed by the spec's name and seed; a stored result whose spec or training settings differ, or whose
+    final model is missing from the cache (a fresh clone), is retrained.
     """
     config = workspace.config
     seed = config.seed if seed is None else seed
@@ -163,12 +187,15 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
         stored = results.load_result(config, name)
         same_training = {k: stored["provenance"]["config"].get(k) for k in TRAINING_FIELDS} == json.loads(
             json.dumps(training_settings(config)))
-        if stored.get("spec") == json.loads(json.dumps(spec.settings())) and same_training:
+        has_model = (student_run_dir(config, spec, seed) / "final" / "config.json").exists()
+        if stored.get("spec") == json.loads(json.dumps(spec.settings())) and same_training and has_model:
             return stored
     train_rows = workspace.tokenized["student_train"]
     if spec.uses_cached_logits:
         logits, _ = load_or_compute_teacher_logits(workspace, "student_train")
         train_rows = with_teacher_logits(train_rows, logits)
+    if spec.unlabelled_transfer:
+        train_rows = with_transfer_rows(workspace, train_rows)
     attention = "eager" if spec.attention_weight > 0 else None  # sdpa returns no attention weights
     teacher = models.load_teacher(config, attn_implementation=attention) if spec.uses_online_teacher else None
     student = models.load_student(config, seed, attn_implementation=attention)
@@ -184,7 +211,9 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
     validation = evaluate.classification_metrics(np.asarray(workspace.splits["validation"]["label"]), validation_logits)
     payload = {
         "spec": spec.settings(), "seed": seed, "train_rows": len(train_rows), "epochs": config.epochs,
-        "train_seconds": outcome.train_seconds, "checkpoint": str((run_dir / "final").relative_to(PROJECT_ROOT))
+        "unlabelled_rows": int(sum(label == -100 for label in train_rows["labels"])),
+        "train_seconds": outcome.train_seconds, "resumed": outcome.resumed,
+        "checkpoint": str((run_dir / "final").relative_to(PROJECT_ROOT))
         if run_dir.is_relative_to(PROJECT_ROOT) else str(run_dir / "final"),
         "parameters": models.parameter_count(outcome.model), "history": outcome.history,
         "validation": {"accuracy": validation["accuracy"], "macro_f1": validation["macro_f1"]},

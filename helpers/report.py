@@ -83,7 +83,128 @@ def results_block(config: Config) -> str | None:
             f"({_provenance_line(teacher)}) by `python -m helpers.report`.</sub>")
 
 
-BLOCKS: dict[str, Callable[[Config], str | None]] = {"results": results_block}
+def distillation_block(config: Config) -> str | None:
+    """The ablation (validation picks, test reports) and the chosen student vs the baseline over seeds."""
+    if not results.has_result(config, "distillation"):
+        return None
+    document = results.load_result(config, "distillation")
+    table = pd.DataFrame(document["ablation"])
+    shown = pd.DataFrame({
+        "student": table["student"],
+        "validation acc. (%)": (table["validation_accuracy"] * 100).map("{:.2f}".format),
+        "test acc. (%)": (table["test_accuracy"] * 100).map("{:.2f}".format),
+        "Δ validation (points)": table["validation_gain_points"].map("{:+.2f}".format),
+        "Δ test (points)": table["test_gain_points"].map("{:+.2f}".format),
+        "train time vs baseline": table["train_time_ratio"].map("{:.2f}×".format),
+    })
+    pooled = document["comparison"]["pooled"]
+    seeds = len(document["seeds"])
+    verdict = ("significantly better than" if pooled["ci_low"] > 0 and pooled["p_value"] < 0.05 else
+               "significantly worse than" if pooled["ci_high"] < 0 and pooled["p_value"] < 0.05 else
+               "not significantly different from")
+    return (f"{_markdown(shown)}\n\n"
+            f"**Chosen on validation: `{document['chosen']}`.** Over {seeds} seeds it is {verdict} the baseline on the "
+            f"test split: {pooled['difference'] * 100:+.2f} points (95% paired bootstrap interval "
+            f"{pooled['ci_low'] * 100:+.2f} to {pooled['ci_high'] * 100:+.2f}; McNemar p = {pooled['p_value']:.3g}; "
+            f"{pooled['only_a_correct']:,} rows only it got right, {pooled['only_b_correct']:,} only the baseline).\n\n"
+            f"<sub>Baseline row: mean of the baseline's seeds; other rows: seed {config.seed}. "
+            f"{_provenance_line(document)}.</sub>")
+
+
+def speed_block(config: Config) -> str | None:
+    """Latency, throughput, size and calibration of the three checkpoints, from notebook 05."""
+    if not results.has_result(config, "analysis"):
+        return None
+    document = results.load_result(config, "analysis")
+    table = pd.DataFrame(document["comparison"])
+    shown = pd.DataFrame({
+        "model": table["model"],
+        "accuracy (%) [95% CI]": [f"{r.accuracy_mean * 100:.2f} [{r.accuracy_ci_low * 100:.2f}, "
+                                  f"{r.accuracy_ci_high * 100:.2f}]" for r in table.itertuples()],
+        "macro-F1 (%)": (table["macro_f1_mean"] * 100).map("{:.2f}".format),
+        "agreement w/ teacher": (table["agreement_with_teacher"] * 100).map("{:.1f}%".format),
+        "ECE": table["ece"].map("{:.3f}".format),
+        "NLL": table["nll"].map("{:.3f}".format),
+        "params (M)": table["parameters_m"].map("{:.1f}".format),
+        "size (MB)": table["size_on_disk_mb"].map("{:.0f}".format),
+        "latency b=1 (ms)": table["latency_batch1_ms"].map("{:.1f}".format),
+        "rows/s b=32": table["throughput_batch32_rows_per_s"].map("{:.0f}".format),
+        "speed-up b=32": table["speedup_vs_teacher_batch32"].map("{:.2f}×".format),
+    })
+    return (f"{_markdown(shown)}\n\n<sub>Accuracy interval: bootstrap over test rows (first seed); ECE/NLL: mean over "
+            f"seeds; speed measured on {document['speed_device'].upper()} one model after another on real test "
+            f"texts. {_provenance_line(document)}.</sub>")
+
+
+def decoder_block(config: Config) -> str | None:
+    """The decoder-only student's accuracy before and after, and four of its ten fixed prompts."""
+    if not results.has_result(config, "decoder_student"):
+        return None
+    document = results.load_result(config, "decoder_student")
+    before, after = document["before"], document["after"]
+    lines = [
+        "| | accuracy (%) | macro-F1 (%) |", "|---|---|---|",
+        f"| before fine-tuning | {before['accuracy'] * 100:.1f} | {before['macro_f1'] * 100:.1f} |",
+        f"| after fine-tuning | {after['accuracy'] * 100:.1f} | {after['macro_f1'] * 100:.1f} |",
+    ]
+    examples = document["examples"][:4]
+    shown = pd.DataFrame({
+        "article": [e["text"][:60] + "…" for e in examples], "gold": [e["gold"] for e in examples],
+        "before: generates → scored class": [f"`{e['before']['generation']!r}` → {e['before']['prediction']}"
+                                             for e in examples],
+        "after: generates → scored class": [f"`{e['after']['generation']!r}` → {e['after']['prediction']}"
+                                            for e in examples],
+    })
+    return ("\n".join(lines) + f"\n\n{_markdown(shown)}\n\n<sub>{document['model']} on {before['rows']:,} "
+            f"stratified test rows; {_provenance_line(document)}.</sub>")
+
+
+def headline_block(config: Config) -> str | None:
+    """Two generated sentences: how the teacher compares with the baseline, and what distillation changed."""
+    if not (results.has_result(config, "teacher") and results.has_result(config, "distillation")):
+        return None
+    teacher = results.load_result(config, "teacher")["test"]["accuracy"]
+    baseline = np.mean([r["test"]["accuracy"] for r in student_runs(config, "baseline")])
+    document = results.load_result(config, "distillation")
+    pooled = document["comparison"]["pooled"]
+    chosen = np.mean(document["comparison"]["chosen_accuracy"])
+    relation = "stronger" if teacher > baseline else "weaker"
+    return (f"In the `{config.profile}` profile the teacher ({teacher * 100:.2f}%) is {relation} than the plain "
+            f"fine-tuned student ({baseline * 100:.2f}%, mean of {len(document['seeds'])} seeds) by "
+            f"{abs(teacher - baseline) * 100:.2f} points. The best distillation setting on validation, "
+            f"`{document['chosen']}`, reaches {chosen * 100:.2f}%: {pooled['difference'] * 100:+.2f} points over the "
+            f"baseline (95% CI {pooled['ci_low'] * 100:+.2f} to {pooled['ci_high'] * 100:+.2f}, McNemar "
+            f"p = {pooled['p_value']:.3g}).")
+
+
+def compute_block(config: Config) -> str | None:
+    """Minutes of training and teacher passes per notebook, summed from the results files."""
+    if not results.has_result(config, "teacher"):
+        return None
+    teacher = results.load_result(config, "teacher")
+    teacher_seconds = sum(p.get("first_pass_seconds", p.get("seconds", 0.0)) for p in teacher["logit_passes"])
+    if results.has_result(config, "teacher_training"):
+        teacher_seconds += results.load_result(config, "teacher_training")["train_seconds"]
+    students = [results.load_result(path) for path in sorted((Path(config.results_dir) / "students").glob("*.json"))]
+    rows = [("02 · teacher (fine-tuning here, logit passes)", teacher_seconds, 1),
+            ("03 · baseline students", sum(r["train_seconds"] for r in students if r["spec"]["name"] == "baseline"),
+             sum(r["spec"]["name"] == "baseline" for r in students)),
+            ("04 · distilled students", sum(r["train_seconds"] for r in students if r["spec"]["name"] != "baseline"),
+             sum(r["spec"]["name"] != "baseline" for r in students))]
+    if results.has_result(config, "decoder_student"):
+        decoder = results.load_result(config, "decoder_student")
+        rows.append(("06 · decoder student (training + scoring)", decoder["wall_seconds"]["total"], 1))
+    lines = ["| notebook | runs | minutes |", "|---|---|---|"]
+    lines += [f"| {name} | {runs} | {seconds / 60:.1f} |" for name, seconds, runs in rows]
+    return ("\n".join(lines) + f"\n\n<sub>{_provenance_line(teacher)}; wall time on a machine whose 2 cores were "
+            "at times shared with other jobs, so treat these as upper bounds; the benchmark measures speed side by "
+            "side.</sub>")
+
+
+BLOCKS: dict[str, Callable[[Config], str | None]] = {
+    "headline": headline_block, "results": results_block, "distillation": distillation_block,
+    "speed": speed_block, "decoder": decoder_block, "compute": compute_block,
+}
 
 
 def render(text: str, config: Config) -> str:

@@ -40,6 +40,8 @@ class DistillSpec:
     feature_weight: float = 0.0
     attention_weight: float = 0.0
     relation_weight: float = 0.0
+    # Also distil on the transfer split: rows without labels, where only the soft-target term applies.
+    unlabelled_transfer: bool = False
 
     @property
     def uses_cached_logits(self) -> bool:
@@ -51,7 +53,21 @@ class DistillSpec:
         return self.feature_weight > 0 or self.attention_weight > 0 or self.relation_weight > 0
 
     def settings(self) -> dict:
-        return asdict(self)
+        """The spec as a dict; fields added later are left out while at their default, so that the results and
+        checkpoints of earlier runs keep their keys."""
+        settings = asdict(self)
+        for name, default in LATER_FIELDS.items():
+            if settings[name] == default:
+                del settings[name]
+        return settings
+
+    def __post_init__(self):
+        if self.unlabelled_transfer and (self.kd_loss_weight <= 0 or self.confidence_weighted):
+            raise ValueError(f"{self.name}: unlabelled rows can only be learned from plain soft targets "
+                             "(kd_loss_weight > 0, confidence_weighted=False): they have no gold label.")
+
+
+LATER_FIELDS = {"unlabelled_transfer": False}
 
 
 BASELINE = DistillSpec()
@@ -139,7 +155,10 @@ class DistillationTrainer(Trainer):
         outputs = model(**inputs, output_hidden_states=online and (spec.feature_weight > 0 or spec.relation_weight > 0),
                         output_attentions=online and spec.attention_weight > 0)
         logits = outputs.logits.float()
-        components = {"hard_label": F.cross_entropy(logits, labels)}
+        # Rows of the unlabelled transfer split carry label -100: no cross-entropy, soft targets only. Mean over the
+        # labelled rows, and a (differentiable) zero when a batch has none.
+        labelled = (labels != -100).sum().clamp(min=1)
+        components = {"hard_label": F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum") / labelled}
         if model.training:
             components.update(self._distillation_components(outputs, logits, labels, teacher_logits, inputs))
             weights = {"hard_label": spec.hard_label_weight, "soft_target": spec.kd_loss_weight,
@@ -211,13 +230,30 @@ def classification_metrics_for_trainer(prediction) -> dict[str, float]:
 
 # -------------------------------------------------------------------------------------------------- routine
 class StepCounter(TrainerCallback):
-    """Counts the optimizer steps this process ran (after a resume: only the ones left)."""
+    """Counts the optimizer steps this process ran (after a resume: only the ones left), and writes the training
+    seconds so far into each checkpoint so that a resumed run still reports its whole training time."""
 
-    def __init__(self):
+    def __init__(self, seconds_before: float = 0.0):
         self.steps = 0
+        self.seconds_before = seconds_before
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.start
 
     def on_step_end(self, args, state, control, **kwargs):
         self.steps += 1
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.exists():
+            (folder / "train_seconds.json").write_text(json.dumps({"seconds": self.elapsed()}))
+
+
+def _seconds_in_last_checkpoint(output_dir: Path) -> float:
+    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    record = checkpoints[-1] / "train_seconds.json" if checkpoints else None
+    return json.loads(record.read_text())["seconds"] if record and record.exists() else 0.0
 
 
 @dataclass
@@ -268,14 +304,13 @@ def train_classifier(config: Config, model: PreTrainedModel, train_dataset: Data
     trainer = DistillationTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                                   data_collator=collator_for(tokenizer), spec=spec, teacher=teacher,
                                   compute_metrics=classification_metrics_for_trainer)
-    counter = StepCounter()
+    resume = any(output_dir.glob("checkpoint-*"))
+    counter = StepCounter(seconds_before=_seconds_in_last_checkpoint(output_dir) if resume else 0.0)
     trainer.add_callback(counter)
     if quiet:
         trainer.remove_callback(PrinterCallback)  # the history is returned and plotted instead
-    resume = any(output_dir.glob("checkpoint-*"))
-    start = time.perf_counter()
     trainer.train(resume_from_checkpoint=True if resume else None)
-    seconds = time.perf_counter() - start
+    seconds = counter.elapsed()  # includes the time before an interruption, where a checkpoint recorded it
     trainer.save_model(str(output_dir / "final"))
     history = trainer.state.log_history
     (output_dir / "history.json").write_text(json.dumps({"history": history, "train_seconds": seconds}))

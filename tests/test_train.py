@@ -79,9 +79,40 @@ def test_an_interrupted_run_resumes_from_its_last_epoch_checkpoint(smoke_workspa
     assert second.resumed
     # Only the second epoch ran again; the first came from the checkpoint (a fresh start would run both).
     assert first.steps_run > 0 and second.steps_run == first.steps_run
+    assert second.train_seconds > first.train_seconds * 0.9  # the first epoch's time is carried over
     assert [h["epoch"] for h in second.history if "eval_accuracy" in h] == [1.0, 2.0]
 
 
 def test_cached_logits_of_the_wrong_length_are_refused(smoke_workspace):
     with pytest.raises(ValueError, match="stale"):
         pipeline.with_teacher_logits(smoke_workspace.tokenized["test"], np.zeros((3, 4)))
+
+
+def test_unlabelled_rows_get_soft_targets_only(smoke_workspace):
+    from helpers import experiments
+    from helpers.train import DistillationTrainer
+
+    spec = experiments.TRANSFER_VARIANTS["response-transfer"]
+    rows = pipeline.with_transfer_rows(smoke_workspace, pipeline.with_teacher_logits(
+        smoke_workspace.tokenized["student_train"],
+        pipeline.load_or_compute_teacher_logits(smoke_workspace, "student_train")[0]))
+    labels = np.asarray(rows["labels"])
+    assert (labels == -100).sum() == len(smoke_workspace.transfer) > 0
+    assert not set(smoke_workspace.transfer["text"]) & set(smoke_workspace.student_train["text"])
+    # A batch of unlabelled rows only: no cross-entropy, a finite loss that still trains the student.
+    from helpers.models import load_student
+    from helpers.train import collator_for
+
+    student = load_student(smoke_workspace.config, seed=0).train()
+    batch = collator_for(smoke_workspace.tokenizer)([rows[int(i)] for i in np.flatnonzero(labels == -100)[:8]])
+    trainer = DistillationTrainer.__new__(DistillationTrainer)  # only compute_loss's state is needed
+    trainer.spec, trainer._component_sums, trainer._component_steps = spec, __import__("collections").Counter(), 0
+    loss = trainer.compute_loss(student, batch)
+    assert torch.isfinite(loss) and trainer._component_sums["hard_label"] == 0.0
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+
+
+def test_transfer_needs_plain_soft_targets():
+    with pytest.raises(ValueError, match="soft targets"):
+        DistillSpec(name="bad", unlabelled_transfer=True)
