@@ -171,7 +171,7 @@ def _offline() -> Config:
         student_source="local",
         student_layers=3,
         teacher_train_rows=8_000,
-        transfer_rows=8_000,
+        transfer_rows=4_000,
         teacher_epochs=1,
         max_length=128,
         epochs=2,

@@ -150,7 +150,7 @@ def student_checkpoint(config: Config, run: dict) -> str:
 
 
 def _spec_key(spec: DistillSpec, config: Config) -> str:
-    settings = {"spec": spec.settings(), "training": training_settings(config)}
+    settings = {"spec": spec.settings(), "training": training_settings(config, spec)}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -160,8 +160,13 @@ TRAINING_FIELDS = ("data_source", "max_train_rows", "validation_rows", "tokenize
                    "batch_size", "learning_rate", "weight_decay", "warmup_ratio")
 
 
-def training_settings(config: Config) -> dict:
-    return {name: getattr(config, name) for name in TRAINING_FIELDS}
+def training_fields(spec: DistillSpec) -> tuple[str, ...]:
+    # The transfer split's size matters only to the students that read it.
+    return TRAINING_FIELDS + (("transfer_rows",) if spec.unlabelled_transfer else ())
+
+
+def training_settings(config: Config, spec: DistillSpec) -> dict:
+    return {name: getattr(config, name) for name in training_fields(spec)}
 
 
 def student_result_name(spec: DistillSpec, seed: int) -> str:
@@ -185,8 +190,8 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
     name = student_result_name(spec, seed)
     if results.has_result(config, name):
         stored = results.load_result(config, name)
-        same_training = {k: stored["provenance"]["config"].get(k) for k in TRAINING_FIELDS} == json.loads(
-            json.dumps(training_settings(config)))
+        same_training = {k: stored["provenance"]["config"].get(k) for k in training_fields(spec)} == json.loads(
+            json.dumps(training_settings(config, spec)))
         has_model = (student_run_dir(config, spec, seed) / "final" / "config.json").exists()
         if stored.get("spec") == json.loads(json.dumps(spec.settings())) and same_training and has_model:
             return stored

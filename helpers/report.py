@@ -201,9 +201,30 @@ def compute_block(config: Config) -> str | None:
             "side.</sub>")
 
 
+def benchmark_block(config: Config) -> str | None:
+    """The speed benchmark's ratios, one table per hardware it ran on (results/benchmark/*.json)."""
+    files = sorted((PROJECT_ROOT / "results" / "benchmark").glob("*.json"))
+    if not files:
+        return None
+    from helpers import benchmark
+
+    parts = []
+    for path in files:
+        document = results.load_result(path)
+        table = benchmark.summary_table(document)
+        for column in ("ours / student", "reference / teacher", "ratio"):
+            table[column] = table[column].map(lambda v: f"{v:,.3g}" if isinstance(v, int | float) else v)
+        load = document.get("load_average_1min", {})
+        before, after = load.get("before", float("nan")), load.get("after", float("nan"))
+        parts.append(f"`{path.name}` ({_provenance_line(document)}; {document.get('threads', '?')} threads, "
+                     f"1-min load average {before:.1f} → {after:.1f})\n\n{_markdown(table)}")
+    return "\n\n".join(parts)
+
+
 BLOCKS: dict[str, Callable[[Config], str | None]] = {
     "headline": headline_block, "results": results_block, "distillation": distillation_block,
     "speed": speed_block, "decoder": decoder_block, "compute": compute_block,
+    "benchmark": benchmark_block,
 }
 
 

@@ -35,7 +35,8 @@ def test_combination_keeps_the_response_setting_and_adds_the_internal_term():
 def test_every_family_is_represented():
     specs = experiments.FAMILIES.values()
     assert any(s.kd_loss_weight for s in specs) and any(s.teacher_label_weight for s in specs)
-    assert any(s.feature_weight for s in specs) and any(s.attention_weight or s.relation_weight for s in specs)
+    assert any(s.feature_weight for s in specs) and any(s.attention_weight for s in specs)
+    assert experiments.RELATION.relation_weight > 0
     assert all(isinstance(s, DistillSpec) for s in specs)
 
 
