@@ -34,9 +34,13 @@ def predict_logits(model, dataset: Dataset, collator, batch_size: int) -> np.nda
     logits = np.zeros((len(dataset), model.config.num_labels), dtype=np.float32)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) \
         if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    columns = dataset.select_columns(["input_ids", "labels"])
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
-        batch = collator([dataset[int(i)] for i in index])
+        # One Arrow read per batch: dataset[i] row by row costs ~0.1 ms a row, about what a GPU forward costs.
+        rows = columns[index.tolist()]
+        batch = collator([{"input_ids": ids, "labels": label}
+                          for ids, label in zip(rows["input_ids"], rows["labels"], strict=True)])
         with autocast:
             out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
         logits[index] = out.logits.float().cpu().numpy()
