@@ -95,7 +95,8 @@ def distillation_block(config: Config) -> str | None:
         "test acc. (%)": (table["test_accuracy"] * 100).map("{:.2f}".format),
         "Δ validation (points)": table["validation_gain_points"].map("{:+.2f}".format),
         "Δ test (points)": table["test_gain_points"].map("{:+.2f}".format),
-        "train time vs baseline": table["train_time_ratio"].map("{:.2f}×".format),
+        "steps vs baseline": table["steps_vs_baseline"].map("{:.1f}×".format),
+        "teacher at every step": table["teacher_every_step"].map({True: "yes", False: "no (cached logits)"}),
     })
     pooled = document["comparison"]["pooled"]
     seeds = len(document["seeds"])

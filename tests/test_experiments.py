@@ -5,19 +5,24 @@ from helpers import experiments
 from helpers.train import DistillSpec
 
 
-def run(validation, test, seconds=60.0, predictions=None, seed=0):
+def run(validation, test, seconds=60.0, predictions=None, seed=0, rows=100, spec=None):
     return {"validation": {"accuracy": validation}, "test": {"accuracy": test}, "train_seconds": seconds,
-            "test_predictions": predictions if predictions is not None else [], "seed": seed}
+            "test_predictions": predictions if predictions is not None else [], "seed": seed, "train_rows": rows,
+            "spec": (spec or DistillSpec()).settings()}
 
 
 def test_ablation_table_measures_gains_against_the_mean_baseline():
     baseline = [run(0.80, 0.81), run(0.82, 0.83)]
-    table = experiments.ablation_table({"response": run(0.84, 0.82, seconds=66.0)}, baseline)
+    transfer = experiments.TRANSFER_VARIANTS["response-transfer"]
+    table = experiments.ablation_table({"response": run(0.84, 0.82, seconds=66.0, rows=200, spec=transfer),
+                                        "feature": run(0.80, 0.81, spec=experiments.FAMILIES["feature"])}, baseline)
     assert table.loc["response", "validation_gain_points"] == pytest.approx(3.0)
     assert table.loc["response", "test_gain_points"] == pytest.approx(0.0)
-    assert table.loc["response", "train_time_ratio"] == pytest.approx(1.1)
+    assert table.loc["response", "steps_vs_baseline"] == pytest.approx(2.0)
+    assert table.loc["feature", "teacher_every_step"] and not table.loc["response", "teacher_every_step"]
     lines = experiments.findings(table)
-    assert lines[0].startswith("1 of 1") and "response helped" in lines[1]
+    assert lines[0].startswith("1 of 2") and "response helped" in lines[1] and "2.0× the baseline's" in lines[1]
+    assert "feature did not help" in lines[2] and "every step" in lines[2]
 
 
 def test_best_by_validation_never_looks_at_test():
