@@ -103,11 +103,18 @@ def distillation_block(config: Config) -> str | None:
     verdict = ("significantly better than" if pooled["ci_low"] > 0 and pooled["p_value"] < 0.05 else
                "significantly worse than" if pooled["ci_high"] < 0 and pooled["p_value"] < 0.05 else
                "not significantly different from")
+    per_seed = "; ".join(f"seed {pair['seed']}: {pair['difference'] * 100:+.2f} points "
+                         f"[{pair['ci_low'] * 100:+.2f}, {pair['ci_high'] * 100:+.2f}], "
+                         f"McNemar p = {pair['p_value']:.3g}" for pair in document["comparison"]["per_seed"])
+    caution = ("Per seed (each seed's pair of students on the same 7,600 rows): "
+               f"{per_seed}. The pooled test counts the same test rows once per seed as if they were independent, "
+               "so read it as an upper bound on the evidence.")
     return (f"{_markdown(shown)}\n\n"
             f"**Chosen on validation: `{document['chosen']}`.** Over {seeds} seeds it is {verdict} the baseline on the "
             f"test split: {pooled['difference'] * 100:+.2f} points (95% paired bootstrap interval "
             f"{pooled['ci_low'] * 100:+.2f} to {pooled['ci_high'] * 100:+.2f}; McNemar p = {pooled['p_value']:.3g}; "
-            f"{pooled['only_a_correct']:,} rows only it got right, {pooled['only_b_correct']:,} only the baseline).\n\n"
+            f"{pooled['only_a_correct']:,} rows only it got right, {pooled['only_b_correct']:,} only the baseline). "
+            f"{caution}\n\n"
             f"<sub>Baseline row: mean of the baseline's seeds; other rows: seed {config.seed}. "
             f"{_provenance_line(document)}.</sub>")
 
@@ -175,7 +182,11 @@ def headline_block(config: Config) -> str | None:
             f"{abs(teacher - baseline) * 100:.2f} points. The best distillation setting on validation, "
             f"`{document['chosen']}`, reaches {chosen * 100:.2f}%: {pooled['difference'] * 100:+.2f} points over the "
             f"baseline (95% CI {pooled['ci_low'] * 100:+.2f} to {pooled['ci_high'] * 100:+.2f}, McNemar "
-            f"p = {pooled['p_value']:.3g}).")
+            f"p = {pooled['p_value']:.3g}, pooled over seeds; per seed: "
+            + ", ".join(f"{pair['difference'] * 100:+.2f} (p = {pair['p_value']:.2g})"
+                        for pair in document["comparison"]["per_seed"])
+            + "). It is the variant that gives the student text it has no labels for — train rows the teacher labels "
+              "softly — not a better loss on the labelled rows.")
 
 
 def compute_block(config: Config) -> str | None:
