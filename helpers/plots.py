@@ -105,10 +105,11 @@ def efficiency(comparison: pd.DataFrame) -> plt.Figure:
     for axis, column, label in ((axes[0], "latency_batch1_ms", "latency at batch 1 (ms)"),
                                 (axes[1], "parameters_m", "parameters (millions)")):
         for model, row in comparison.iterrows():
-            axis.errorbar(row[column], row["accuracy_mean"] * 100,
-                          yerr=[[(row["accuracy_mean"] - row["accuracy_ci_low"]) * 100],
-                                [(row["accuracy_ci_high"] - row["accuracy_mean"]) * 100]],
-                          fmt="o", capsize=4, label=model)
+            # The interval is the first seed's bootstrap interval; the point is the mean over seeds, which may lie
+            # outside it, so the interval is drawn as its own segment rather than as error bars around the point.
+            point, = axis.plot(row[column], row["accuracy_mean"] * 100, "o", label=model)
+            axis.vlines(row[column], row["accuracy_ci_low"] * 100, row["accuracy_ci_high"] * 100,
+                        color=point.get_color(), alpha=0.6)
         axis.set(xlabel=label, ylabel="test accuracy (%)")
     axes[0].set_title("Accuracy vs latency")
     axes[1].set_title("Accuracy vs size")
