@@ -26,7 +26,8 @@ FAMILIES: dict[str, DistillSpec] = {
 
 # Similarity-based, second flavour: sample-to-sample cosine-similarity matrices of mean-pooled last hidden states.
 # Implemented and unit-tested (helpers.distill.relation_loss); left out of the grid that is run, whose similarity
-# family is attention: each online-teacher run costs about 2-3x a cached-logit run on 2 CPU cores.
+# family is attention: every online-teacher run costs more than a cached-logit one (scripts/benchmark.py
+# measures the per-step ratio), and CPU time bounded the offline grid.
 RELATION = DistillSpec(name="relation", relation_weight=1.0)
 
 # Ideas aimed at a teacher that may be weaker than its student: trust it only where (and as much as) it is right.

@@ -106,7 +106,8 @@ def distillation_block(config: Config) -> str | None:
     per_seed = "; ".join(f"seed {pair['seed']}: {pair['difference'] * 100:+.2f} points "
                          f"[{pair['ci_low'] * 100:+.2f}, {pair['ci_high'] * 100:+.2f}], "
                          f"McNemar p = {pair['p_value']:.3g}" for pair in document["comparison"]["per_seed"])
-    caution = ("Per seed (each seed's pair of students on the same 7,600 rows): "
+    rows = results.load_result(config, "teacher")["test"]["rows"]
+    caution = (f"Per seed (each seed's pair of students on the same {rows:,} test rows): "
                f"{per_seed}. The pooled test counts the same test rows once per seed as if they were independent, "
                "so read it as an upper bound on the evidence.")
     return (f"{_markdown(shown)}\n\n"
