@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import evaluate, models, pipeline, report, results
+from helpers import evaluate, models, pipeline, results
 from helpers.config import LABELS, Config
 from helpers.train import collator_for
 
@@ -30,16 +30,17 @@ class ModelRuns:
 def load_models(config: Config) -> list[ModelRuns]:
     """Teacher, chosen distilled student and baseline student, as recorded by notebooks 02-04."""
     teacher = results.load_result(config, "teacher")
-    chosen = results.load_result(config, "distillation")["chosen"]
-    distilled = report.student_runs(config, chosen)
-    baseline = report.student_runs(config, "baseline")
+    document = results.load_result(config, "distillation")
+    chosen = document["chosen"]
+    distilled, baseline = (recorded_runs(config, document, name) for name in (chosen, "baseline"))
     return [ModelRuns("teacher", [teacher], models.teacher_path(config)),
             ModelRuns(f"distilled ({chosen})", distilled, pipeline.student_checkpoint(config, distilled[0])),
             ModelRuns("baseline", baseline, pipeline.student_checkpoint(config, baseline[0]))]
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+def recorded_runs(config: Config, document: dict, name: str) -> list[dict]:
+    """The results documents of student ``name`` that notebook 04 recorded as its final runs (one per seed)."""
+    return [results.load_result(config, run) for run in document["runs"][name]]
 
 
 def speed_table(
@@ -75,8 +76,8 @@ def comparison_table(entries: list[ModelRuns], labels: np.ndarray, speed: pd.Dat
     teacher_predictions = entries[0].predictions[0]
     rows = []
     for entry in entries:
-        accuracy = _mean_std([r["test"]["accuracy"] for r in entry.runs])
-        macro_f1 = _mean_std([r["test"]["macro_f1"] for r in entry.runs])
+        accuracy = evaluate.mean_std([r["test"]["accuracy"] for r in entry.runs])
+        macro_f1 = evaluate.mean_std([r["test"]["macro_f1"] for r in entry.runs])
         low, high = evaluate.bootstrap_interval(labels, entry.predictions[0])
         row = {"model": entry.name, "seeds": len(entry.runs),
                "accuracy_mean": accuracy[0], "accuracy_std": accuracy[1], "accuracy_ci_low": low,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets
 
 from helpers.config import LABELS, Config
 
@@ -21,15 +21,25 @@ def _read_frame(path: Path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes): expected AG News rows with columns text and label.")
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    elif suffix in (".jsonl", ".json"):
-        frame = pd.read_json(path, lines=True)
-    elif suffix == ".csv":
-        frame = _read_csv(path)
-    else:
+    if suffix not in SUPPORTED_SUFFIXES:
         raise ValueError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}.")
-    return frame
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix in (".jsonl", ".json"):
+            return pd.read_json(path, lines=True)
+        return _read_csv(path)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}): re-save it as UTF-8."
+                         ) from error
+    except ValueError as error:
+        if str(error).startswith(str(path)):  # already ours: names the file and the fix
+            raise
+        raise ValueError(f"{path} could not be read as {suffix[1:]} ({error}): the file may be truncated or "
+                         "corrupt; replace it with a complete copy.") from error
+    except Exception as error:  # noqa: BLE001 - pyarrow and pandas raise many types for a broken file
+        raise ValueError(f"{path} could not be read as {suffix[1:]} ({type(error).__name__}: {error}): the file "
+                         "may be truncated or corrupt; replace it with a complete copy.") from error
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -172,22 +182,31 @@ def load_splits(config: Config) -> DatasetDict:
     elif config.data_source == "hub":
         raw = load_hub_dataset(config.hub_dataset)
     elif config.data_source == "synthetic":
-        raw = load_synthetic_dataset(seed=config.seed)
+        raw = load_synthetic_dataset(seed=config.data_seed)
     else:
         raise ValueError(f"Unknown data_source {config.data_source!r}: use hub, local or synthetic.")
     carved = raw["train"].train_test_split(test_size=config.validation_rows, stratify_by_column="label",
-                                           seed=config.seed)
+                                           seed=config.data_seed)
     return DatasetDict({"train": carved["train"], "validation": carved["test"], "test": raw["test"]})
 
 
 def student_train_split(splits: DatasetDict, config: Config) -> Dataset:
     """The rows the students train on: the profile's stratified cap of ``splits['train']``."""
-    return stratified_subset(splits["train"], config.max_train_rows, config.seed)
+    return stratified_subset(splits["train"], config.max_train_rows, config.data_seed)
+
+
+def selection_train_split(splits: DatasetDict, config: Config) -> Dataset:
+    """The rows the selection grid trains on: a stratified subset of the students' rows (nested: same seed)."""
+    return stratified_subset(student_train_split(splits, config), config.selection_max_train_rows, config.data_seed)
 
 
 def teacher_train_split(splits: DatasetDict, config: Config) -> Dataset:
-    """The rows a locally fine-tuned teacher trains on (a superset of the students' rows: caps nest)."""
-    return stratified_subset(splits["train"], config.teacher_train_rows, config.seed)
+    """The rows a locally fine-tuned teacher trains on: the students' rows and the validation rows.
+
+    This mirrors the hub teacher, which was fine-tuned on all of AG News' train split and so has seen every row the
+    students train and select on: its logits there are memorised, and its validation accuracy flatters it.
+    """
+    return concatenate_datasets([student_train_split(splits, config), splits["validation"]])
 
 
 def transfer_split(splits: DatasetDict, config: Config) -> Dataset:
@@ -199,12 +218,39 @@ def transfer_split(splits: DatasetDict, config: Config) -> Dataset:
     if not config.transfer_rows:
         return train.select([])
     used = set(student_train_split(splits, config)["text"])
-    if config.teacher_source == "local":
-        used |= set(teacher_train_split(splits, config)["text"])
     remaining = [i for i, text in enumerate(train["text"]) if text not in used]
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.data_seed)
     picked = rng.choice(remaining, size=min(config.transfer_rows, len(remaining)), replace=False)
     return train.select(sorted(picked.tolist()))
+
+
+def augmented_split(rows: Dataset, seed: int, deletion: float = 0.1) -> Dataset:
+    """One perturbed copy of each row (EDA-style: each word dropped with probability ``deletion``, then two words
+    swapped), for the teacher to label softly. Labels are kept here and hidden by training."""
+    rng = np.random.default_rng(seed)
+
+    def perturb(text: str) -> str:
+        words = text.split()
+        kept = [w for w in words if rng.random() >= deletion] or words[:1]
+        if len(kept) > 2:
+            i, j = rng.choice(len(kept), size=2, replace=False)
+            kept[i], kept[j] = kept[j], kept[i]
+        return " ".join(kept)
+
+    return Dataset.from_dict({"text": [perturb(t) for t in rows["text"]], "label": list(rows["label"])},
+                             features=rows.features)
+
+
+def source_fingerprint(config: Config) -> str:
+    """What identifies the data source before it is loaded: the bytes of a local folder's files, the hub
+    dataset's name, or the synthetic generator's seed (keys the locally fine-tuned teacher)."""
+    if config.data_source == "local":
+        folder = Path(config.data_dir)
+        digest = hashlib.sha256()
+        for split in ("train", "test"):
+            digest.update(_find_split_file(folder, split).read_bytes())
+        return digest.hexdigest()[:16]
+    return f"{config.data_source}:{config.hub_dataset if config.data_source == 'hub' else config.data_seed}"
 
 
 def fingerprint(dataset: Dataset) -> str:

@@ -4,6 +4,9 @@ Every loss takes student and teacher tensors and returns a scalar tensor. The te
 loss detaches its teacher inputs itself: gradients reach the student (and any projection) only, even when a
 caller forgets `torch.no_grad()` around the teacher's forward pass or passes tensors that still carry a graph.
 
+Every loss computes in float32 whatever its inputs' dtype: under fp16 autocast, ε = 1e-12 underflows to 0 and
+squared hidden-state differences overflow, which turned the attention loss into nan.
+
 Symbols used in the docstrings: B batch, C classes, L sequence length, D hidden size, H attention heads,
 T temperature, z_s / z_t student / teacher logits, p = softmax(z / T).
 """
@@ -75,6 +78,7 @@ def soft_target_loss(student_logits: Tensor, teacher_logits: Tensor, temperature
     """
     check_logits_compatible(student_logits, teacher_logits)
     _check_temperature(temperature)
+    student_logits, teacher_logits = student_logits.float(), teacher_logits.float()
     student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_log_probs = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
     kl = F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True)
@@ -106,6 +110,7 @@ def teacher_label_loss(
         raise ValueError(
             f"unknown teacher_label_loss mode {mode!r}; valid modes are {list(TEACHER_LABEL_MODES)}"
         )
+    student_logits = student_logits.float()
     teacher_labels = teacher_logits.detach().argmax(dim=-1)  # (B,)
     if mode == "all":
         return F.cross_entropy(student_logits, teacher_labels)
@@ -132,7 +137,7 @@ def confidence_weights(teacher_logits: Tensor, labels: Tensor, temperature: floa
     if teacher_logits.dim() != 2:
         raise ValueError(f"teacher_logits must be (batch, num_classes), got {tuple(teacher_logits.shape)}")
     _check_batch_vector("labels", labels, teacher_logits.shape[0])
-    teacher_probs = F.softmax(teacher_logits.detach() / temperature, dim=-1)
+    teacher_probs = F.softmax(teacher_logits.detach().float() / temperature, dim=-1)
     return teacher_probs.gather(1, labels.unsqueeze(1)).squeeze(1)
 
 
@@ -154,7 +159,7 @@ def weighted_soft_target_loss(
     check_logits_compatible(student_logits, teacher_logits)
     _check_temperature(temperature)
     _check_batch_vector("weights", weights, student_logits.shape[0])
-    per_example = _per_example_kl(student_logits, teacher_logits, temperature)  # (B,)
+    per_example = _per_example_kl(student_logits.float(), teacher_logits.float(), temperature)  # (B,)
     return temperature**2 * (weights.detach() * per_example).mean()
 
 
@@ -191,7 +196,7 @@ def hidden_state_loss(
     batch_size, seq_len, hidden_size = teacher_hidden.shape
     _check_mask(attention_mask, batch_size, seq_len)
     keep = attention_mask.bool().unsqueeze(-1)  # (B, L, 1)
-    difference = student_hidden - teacher_hidden.detach()
+    difference = student_hidden.float() - teacher_hidden.detach().float()
     # Zero padded positions before squaring, so whatever they hold (even inf/nan) adds no loss or gradient.
     difference = torch.where(keep, difference, torch.zeros_like(difference))
     num_values = keep.sum() * hidden_size
@@ -295,8 +300,8 @@ def attention_loss(
     _check_mapping(mapping, len(student_attentions), len(teacher_attentions), lowest=1)
     losses = []
     for student_layer, teacher_layer in mapping:
-        student_attention = student_attentions[student_layer - 1]  # (B, H_s, L, L)
-        teacher_attention = teacher_attentions[teacher_layer - 1].detach()  # (B, H_t, L, L)
+        student_attention = student_attentions[student_layer - 1].float()  # (B, H_s, L, L)
+        teacher_attention = teacher_attentions[teacher_layer - 1].detach().float()  # (B, H_t, L, L)
         if student_attention.dim() != 4 or teacher_attention.dim() != 4:
             raise ValueError(
                 f"attentions must be (batch, heads, seq_len, seq_len); layer pair ({student_layer}, "
@@ -334,6 +339,7 @@ def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
         raise ValueError(f"hidden must be (batch, seq_len, hidden), got {tuple(hidden.shape)}")
     _check_mask(attention_mask, hidden.shape[0], hidden.shape[1])
     keep = attention_mask.bool().unsqueeze(-1)  # (B, L, 1)
+    hidden = hidden.float()
     summed = torch.where(keep, hidden, torch.zeros_like(hidden)).sum(dim=1)  # (B, D)
     counts = keep.sum(dim=1).clamp_min(1).to(hidden.dtype)  # (B, 1)
     return summed / counts
@@ -359,8 +365,8 @@ def relation_loss(student_features: Tensor, teacher_features: Tensor) -> Tensor:
             f"student features {tuple(student_features.shape)} and teacher features "
             f"{tuple(teacher_features.shape)} must have the same batch size"
         )
-    student_unit = F.normalize(student_features, dim=-1)
-    teacher_unit = F.normalize(teacher_features.detach(), dim=-1)
+    student_unit = F.normalize(student_features.float(), dim=-1)
+    teacher_unit = F.normalize(teacher_features.detach().float(), dim=-1)
     student_similarity = student_unit @ student_unit.T  # (B, B)
     teacher_similarity = teacher_unit @ teacher_unit.T  # (B, B)
     return F.mse_loss(student_similarity, teacher_similarity)

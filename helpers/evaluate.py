@@ -16,35 +16,37 @@ from sklearn.metrics import (
     log_loss,
     precision_recall_fscore_support,
 )
+from tqdm.auto import tqdm
 
-from helpers.config import LABELS
-
-
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+from helpers import precision
+from helpers.config import LABELS, show_progress
 
 
 @torch.inference_mode()
-def predict_logits(model, dataset: Dataset, collator, batch_size: int) -> np.ndarray:
+def predict_logits(model, dataset: Dataset, collator, batch_size: int, precision_name: str = "auto") -> np.ndarray:
     """Logits (N, C) in the dataset's order; rows are batched longest-first so each batch pads little."""
-    device = _device()
+    device = precision.device()
     model = model.to(device).eval()
     lengths = np.asarray(dataset["length"])
     order = np.argsort(-lengths, kind="stable")
     logits = np.zeros((len(dataset), model.config.num_labels), dtype=np.float32)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) \
-        if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     columns = dataset.select_columns(["input_ids", "labels"])
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc="predict", leave=False, disable=not show_progress() or len(starts) < 20):
         index = order[start : start + batch_size]
         # One Arrow read per batch: dataset[i] row by row costs ~0.1 ms a row, about what a GPU forward costs.
         rows = columns[index.tolist()]
         batch = collator([{"input_ids": ids, "labels": label}
                           for ids, label in zip(rows["input_ids"], rows["labels"], strict=True)])
-        with autocast:
+        with precision.autocast(precision_name):
             out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
         logits[index] = out.logits.float().cpu().numpy()
     return logits
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (nan for a single value)."""
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -128,6 +130,27 @@ def bootstrap_accuracy_difference(labels: np.ndarray, predictions_a: np.ndarray,
     return {"difference": float(difference.mean()), "ci_low": float(low), "ci_high": float(high)}
 
 
+def two_level_bootstrap(labels: np.ndarray, predictions_a: np.ndarray, predictions_b: np.ndarray,
+                        resamples: int = 2000, seed: int = 0) -> dict:
+    """Mean accuracy(A) − accuracy(B) over paired seeds, with a 95% interval from a two-level bootstrap: resample the
+    seed pairs, then the test rows (the same rows for A and B). Its spread carries both the training-seed and the
+    test-row variance; p is the two-sided bootstrap p-value of no difference.
+
+    Shapes: labels (N,); predictions_a, predictions_b (S, N), row s of each from the same seed.
+    """
+    rng = np.random.default_rng(seed)
+    correct = (predictions_a == labels).astype(np.float32) - (predictions_b == labels).astype(np.float32)  # (S, N)
+    seeds, rows = correct.shape
+    means = np.empty(resamples)
+    for i in range(resamples):
+        picked = correct[rng.integers(0, seeds, size=seeds)]  # (S, N)
+        means[i] = picked[:, rng.integers(0, rows, size=rows)].mean()
+    low, high = np.percentile(means, [2.5, 97.5])
+    p_value = min(1.0, 2 * min((means <= 0).mean(), (means >= 0).mean()))
+    return {"difference": float(correct.mean()), "ci_low": float(low), "ci_high": float(high),
+            "p_value": float(p_value), "seeds": int(seeds), "rows": int(rows)}
+
+
 def bootstrap_interval(labels: np.ndarray, predictions: np.ndarray, metric: str = "accuracy",
                        resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
     """95% bootstrap interval of accuracy or macro-F1 over test rows."""
@@ -146,7 +169,7 @@ def bootstrap_interval(labels: np.ndarray, predictions: np.ndarray, metric: str 
 @torch.inference_mode()
 def measure_latency(model, batches: list[dict], warmup: int = 2, repeats: int = 5) -> dict:
     """Median seconds per batch and rows per second of ``model`` on pre-collated ``batches``."""
-    device = _device()
+    device = precision.device()
     model = model.to(device).eval()
     batches = [{k: v.to(device) for k, v in b.items() if k in ("input_ids", "attention_mask")} for b in batches]
     for batch in batches[:warmup]:

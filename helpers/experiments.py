@@ -1,9 +1,13 @@
-"""The distillation experiments: one setting per family, a small sweep, and the rule that picks the winner.
+"""The distillation experiments: a grid of teacher-using strategies, the controls that explain any gain, the rule that
+picks the winner on validation, and the comparison over seeds on test.
 
-Every choice is made on the validation split; the test split only reports the chosen student against the baseline.
+Every choice is made on the validation split at the selection budget; the test split only reports the final-budget
+comparison. No strategy depends on unlabelled rows, which ``full`` does not have.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -11,158 +15,163 @@ import pandas as pd
 from helpers import evaluate, pipeline
 from helpers.train import BASELINE, DistillSpec
 
-# One sensible setting per family (weights put each term on the scale of the cross-entropy it joins).
-FAMILIES: dict[str, DistillSpec] = {
-    # Response-based (Hinton et al. 2015): soft targets at T=2, half the weight on the gold labels.
-    "response": DistillSpec(name="response", hard_label_weight=0.5, kd_loss_weight=0.5, temperature=2.0),
-    # Discrete output-based: the teacher's argmax replaces the gold label everywhere.
-    "teacher-labels": DistillSpec(name="teacher-labels", hard_label_weight=0.0, teacher_label_weight=1.0,
-                                  teacher_label_mode="all"),
-    # Feature-based: hidden states of every student layer matched to every second teacher layer (PKD/TinyBERT style).
-    "feature": DistillSpec(name="feature", feature_weight=1.0),
-    # Similarity-based: attention distributions of mapped layers (MiniLM/TinyBERT style).
-    "attention": DistillSpec(name="attention", attention_weight=1.0),
+# One line of rationale and a source for each, shown in notebook 04.
+STRATEGIES: dict[str, tuple[DistillSpec, str]] = {
+    "response": (DistillSpec(name="response", hard_label_weight=0.5, kd_loss_weight=0.5, temperature=2.0),
+                 "response: soft targets at T=2, half the weight on gold labels (Hinton et al. 2015)"),
+    "teacher-labels": (DistillSpec(name="teacher-labels", hard_label_weight=0.0, teacher_label_weight=1.0),
+                       "discrete output: the teacher's argmax replaces the gold label"),
+    "feature": (DistillSpec(name="feature", feature_weight=1.0),
+                "feature: hidden states matched to mapped teacher layers (PKD, Sun et al. 2019)"),
+    "attention": (DistillSpec(name="attention", attention_weight=1.0),
+                  "similarity: attention distributions of mapped layers (TinyBERT, Jiao et al. 2020)"),
+    "response-T4": (DistillSpec(name="response-T4", hard_label_weight=0.5, kd_loss_weight=0.5, temperature=4.0),
+                    "response at a higher temperature: more of the teacher's dark knowledge"),
+    "response-light": (DistillSpec(name="response-light", hard_label_weight=0.8, kd_loss_weight=0.2,
+                                   temperature=1.0),
+                       "a weaker teacher as a regulariser: low weight, low temperature (Yuan et al. 2020)"),
+    "response-confidence": (DistillSpec(name="response-confidence", hard_label_weight=0.5, kd_loss_weight=0.5,
+                                        temperature=2.0, confidence_weighted=True),
+                            "trust each row's soft targets as much as the teacher believes the gold label"),
+    "teacher-labels-agree": (DistillSpec(name="teacher-labels-agree", teacher_label_weight=1.0,
+                                         teacher_label_mode="agree"),
+                             "the teacher's label only where it agrees with the gold one"),
+    "committee": (DistillSpec(name="committee", hard_label_weight=0.5, kd_loss_weight=0.5, temperature=2.0,
+                              soft_targets="committee"),
+                  "soft targets from a committee: the teacher averaged with cross-fitted students (a teacher "
+                  "weaker than the student is corrected where the students know better)"),
+    "augmented": (DistillSpec(name="augmented", hard_label_weight=0.5, kd_loss_weight=0.5, temperature=2.0,
+                              unlabelled="augmented"),
+                  "an augmentation transfer set: perturbed copies of the labelled rows, labelled softly by the "
+                  "teacher (TinyBERT's data augmentation, Jiao et al. 2020); needs no new text"),
 }
+# The longest strategy (augmented: twice the rows) sets the compute control's budget.
+LONGEST_STEPS_RATIO = 2.0
 
-# Similarity-based, second flavour: sample-to-sample cosine-similarity matrices of mean-pooled last hidden states.
-# Implemented and unit-tested (helpers.distill.relation_loss); left out of the grid that is run, whose similarity
-# family is attention: every online-teacher run costs more than a cached-logit one (scripts/benchmark.py
-# measures the per-step ratio), and CPU time bounded the offline grid.
-RELATION = DistillSpec(name="relation", relation_weight=1.0)
-
-# Ideas aimed at a teacher that may be weaker than its student: trust it only where (and as much as) it is right.
-WEAK_TEACHER_VARIANTS: dict[str, DistillSpec] = {
-    "response-confidence": DistillSpec(name="response-confidence", hard_label_weight=0.5, kd_loss_weight=0.5,
-                                       temperature=2.0, confidence_weighted=True),
-    "teacher-labels-agree": DistillSpec(name="teacher-labels-agree", hard_label_weight=1.0,
-                                        teacher_label_weight=1.0, teacher_label_mode="agree"),
+# Controls: what a gain could come from without the teacher. Label smoothing is chosen on validation.
+LABEL_SMOOTHING = (0.1, 0.2)
+CONTROLS: dict[str, tuple[DistillSpec, str]] = {
+    **{f"label-smoothing-{e:g}": (DistillSpec(name=f"label-smoothing-{e:g}", label_smoothing=e),
+                                  "regularisation without a teacher: label smoothing (Szegedy et al. 2016)")
+       for e in LABEL_SMOOTHING},
+    "self-distillation": (DistillSpec(name="self-distillation", hard_label_weight=0.5, kd_loss_weight=0.5,
+                                      temperature=2.0, soft_targets="self"),
+                          "a baseline student of the same seed as the teacher, no BERT (Furlanello et al. 2018)"),
+    "matched-compute": (DistillSpec(name="matched-compute", epochs_scale=LONGEST_STEPS_RATIO),
+                        "the baseline trained for as many optimizer steps as the longest strategy"),
 }
-
-# The teacher on text the student has no labels for: soft targets on the unlabelled transfer split as well.
-TRANSFER_VARIANTS: dict[str, DistillSpec] = {
-    "response-transfer": DistillSpec(name="response-transfer", hard_label_weight=0.5, kd_loss_weight=0.5,
-                                     temperature=2.0, unlabelled_transfer=True),
-}
-
-# A small sweep of the response family's temperature and weight.
-RESPONSE_SWEEP: dict[str, DistillSpec] = {
-    f"response-T{t:g}-w{w:g}": DistillSpec(name=f"response-T{t:g}-w{w:g}", hard_label_weight=1 - w,
-                                           kd_loss_weight=w, temperature=t)
-    for t, w in ((4.0, 0.5),)
-}
+# Run only where the profile has unlabelled rows (smoke keeps the path tested; full and cpu have none).
+TRANSFER = DistillSpec(name="response-transfer", hard_label_weight=0.5, kd_loss_weight=0.5, temperature=2.0,
+                       unlabelled="transfer")
 
 
-def combined(best_response: DistillSpec, best_feature_family: DistillSpec) -> DistillSpec:
-    """The best response setting plus the best feature/similarity term."""
-    extra = {k: getattr(best_feature_family, k) for k in ("feature_weight", "attention_weight", "relation_weight")}
-    return DistillSpec(**{**best_response.settings(), **extra,
-                          "name": f"{best_response.name}+{best_feature_family.name}"})
+def specs() -> dict[str, DistillSpec]:
+    return {name: spec for name, (spec, _) in {**STRATEGIES, **CONTROLS}.items()}
 
 
-def teacher_is_weaker(workspace: pipeline.Workspace) -> bool:
-    """Whether the teacher's validation accuracy is below the baseline student's (first seed): only then are the
-    variants that trust the teacher only where it is right worth their runs."""
-    logits, _ = pipeline.load_or_compute_teacher_logits(workspace, "validation")
-    teacher = float((logits.argmax(-1) == np.asarray(workspace.splits["validation"]["label"])).mean())
-    baseline = pipeline.load_or_train_student(workspace, BASELINE, workspace.config.seed)["validation"]["accuracy"]
-    return teacher < baseline
+def rationale_table() -> pd.DataFrame:
+    rows = [{"name": name, "kind": kind, "uses the BERT teacher": spec.uses_bert_teacher, "why": why}
+            for kind, table in (("strategy", STRATEGIES), ("control", CONTROLS)) for name, (spec, why) in table.items()]
+    return pd.DataFrame(rows).set_index("name")
 
 
-def run_ablation(workspace: pipeline.Workspace, seed: int | None = None) -> dict[str, dict]:
-    """Every family, the response sweep, the weak-teacher variants where the teacher is weaker than the baseline
-    student on validation, the best response setting combined with the best feature/similarity term, and the
-    transfer-set variant where unlabelled rows exist: one run each (first seed), loaded where already trained."""
-    specs = {**FAMILIES, **RESPONSE_SWEEP}
-    if teacher_is_weaker(workspace):
-        specs.update(WEAK_TEACHER_VARIANTS)
-    runs = {name: pipeline.load_or_train_student(workspace, spec, seed) for name, spec in specs.items()}
-    response_names = [name for name in ("response", "response-confidence", *RESPONSE_SWEEP) if name in runs]
-    best_response = specs[best_by_validation(runs, response_names)]
-    best_internal = specs[best_by_validation(runs, ["feature", "attention"])]
-    combination = combined(best_response, best_internal)
-    runs[combination.name] = pipeline.load_or_train_student(workspace, combination, seed)
-    if len(workspace.tokenized["transfer"]):  # only where unlabelled rows exist (not in full: see the config)
-        for name, spec in TRANSFER_VARIANTS.items():
-            runs[name] = pipeline.load_or_train_student(workspace, spec, seed)
-    return runs
+def run_grid(workspace: pipeline.Workspace, seed: int | None = None) -> dict[str, dict]:
+    """Baseline, every strategy and every control once (first seed) at the selection budget."""
+    grid = {"baseline": BASELINE, **specs()}
+    if len(workspace.transfer):
+        grid[TRANSFER.name] = TRANSFER
+    return {name: pipeline.load_or_train_student(workspace, spec, seed, budget="selection")
+            for name, spec in grid.items()}
 
 
-def ablation_table(runs: dict[str, dict], baseline_runs: list[dict]) -> pd.DataFrame:
-    """One row per spec: validation and test accuracy (first seed), the change over the baseline, and its cost in
-    work: optimizer steps relative to the baseline's, and whether the teacher runs at every step.
-
-    Wall-clock minutes are listed too, but they were measured on a machine other jobs shared at times; the per-step
-    cost of each kind of step is measured side by side by scripts/benchmark.py.
-    """
-    base_validation = np.mean([r["validation"]["accuracy"] for r in baseline_runs])
-    base_test = np.mean([r["test"]["accuracy"] for r in baseline_runs])
-    base_rows = baseline_runs[0]["train_rows"]
-
-    def row(name: str, validation: float, test: float, run: dict) -> dict:
+def grid_table(runs: dict[str, dict], validation_labels: np.ndarray) -> pd.DataFrame:
+    """Validation accuracy of every grid run, its paired difference from the baseline of the same seed with a
+    bootstrap interval over validation rows, and its cost (optimizer steps vs baseline, teacher every step)."""
+    baseline = runs["baseline"]
+    base_predictions = np.asarray(baseline["validation_predictions"])
+    rows = []
+    for name, run in runs.items():
         spec = pipeline.spec_of(run)
-        return {"student": name, "validation_accuracy": validation, "test_accuracy": test,
-                "steps_vs_baseline": run["train_rows"] / base_rows, "teacher_every_step": spec.uses_online_teacher,
-                "train_minutes_shared_machine": run["train_seconds"] / 60}
-
-    rows = [row("baseline", base_validation, base_test, baseline_runs[0])]
-    rows += [row(name, run["validation"]["accuracy"], run["test"]["accuracy"], run) for name, run in runs.items()]
+        difference = evaluate.bootstrap_accuracy_difference(
+            validation_labels, np.asarray(run["validation_predictions"]), base_predictions, seed=run["seed"])
+        rows.append({"student": name, "bert_teacher": spec.uses_bert_teacher,
+                     "validation_accuracy": run["validation"]["accuracy"],
+                     "gain_points": difference["difference"] * 100, "ci_low_points": difference["ci_low"] * 100,
+                     "ci_high_points": difference["ci_high"] * 100,
+                     "steps_vs_baseline": run["optimizer_steps"] / baseline["optimizer_steps"],
+                     "teacher_every_step": spec.uses_online_teacher})
     table = pd.DataFrame(rows).set_index("student")
-    table["validation_gain_points"] = (table["validation_accuracy"] - base_validation) * 100
-    table["test_gain_points"] = (table["test_accuracy"] - base_test) * 100
+    table["verdict"] = np.where(table["ci_low_points"] > 0, "better",
+                                np.where(table["ci_high_points"] < 0, "worse", "no detectable change"))
+    table.loc["baseline", "verdict"] = "reference"
     return table
 
 
-def findings(table: pd.DataFrame) -> list[str]:
-    """Plain-language lines read off the ablation table (nothing typed by hand), best validation gain first."""
-    rows = table.drop(index="baseline").sort_values("validation_gain_points", ascending=False)
-    better = int((rows["validation_gain_points"] > 0).sum())
-    lines = [f"{better} of {len(rows)} settings beat the baseline on validation accuracy."]
-    for name, row in rows.iterrows():
-        verdict = "helped" if row["validation_gain_points"] > 0 else "did not help"
-        cost = "with the teacher run at every step" if row["teacher_every_step"] else "from cached teacher logits"
-        lines.append(f"{name} {verdict}: {row['validation_gain_points']:+.2f} points on validation, "
-                     f"{row['test_gain_points']:+.2f} on test; {row['steps_vs_baseline']:.1f}× the baseline's "
-                     f"optimizer steps, {cost}.")
-    return lines
+def choose(table: pd.DataFrame) -> dict[str, str]:
+    """The teacher-using strategy and the label smoothing with the best validation accuracy, and the controls."""
+    strategies = table[table["bert_teacher"] & table.index.isin(list(STRATEGIES))]
+    smoothing = table.loc[[f"label-smoothing-{e:g}" for e in LABEL_SMOOTHING]]
+    return {"chosen": str(strategies["validation_accuracy"].idxmax()),
+            "label_smoothing": str(smoothing["validation_accuracy"].idxmax())}
 
 
-def comparison_table(comparison: dict, chosen: str) -> pd.DataFrame:
-    """Per seed: both accuracies, the difference with its bootstrap interval, McNemar's p; then the pooled row."""
-    rows = [{"seed": pair["seed"], chosen: comparison["chosen_accuracy"][i],
-             "baseline": comparison["baseline_accuracy"][i], **_difference_columns(pair)}
-            for i, pair in enumerate(comparison["per_seed"])]
-    chosen_mean, baseline_mean = np.mean(comparison["chosen_accuracy"]), np.mean(comparison["baseline_accuracy"])
-    rows.append({"seed": "pooled", chosen: chosen_mean, "baseline": baseline_mean,
-                 **_difference_columns(comparison["pooled"])})
-    return pd.DataFrame(rows).set_index("seed")
+def final_specs(choice: dict[str, str]) -> dict[str, DistillSpec]:
+    """Every student of the final comparison: baseline, the chosen strategy and the three controls."""
+    everything = specs()
+    names = [choice["chosen"], choice["label_smoothing"], "self-distillation", "matched-compute"]
+    return {"baseline": BASELINE, **{name: everything[name] for name in names}}
 
 
-def _difference_columns(pair: dict) -> dict:
-    return {"difference_points": pair["difference"] * 100, "ci_low_points": pair["ci_low"] * 100,
-            "ci_high_points": pair["ci_high"] * 100, "only_chosen_right": pair["only_a_correct"],
-            "only_baseline_right": pair["only_b_correct"], "mcnemar_p": pair["p_value"]}
+def run_final(workspace: pipeline.Workspace, choice: dict[str, str]) -> dict[str, list[dict]]:
+    """Each final student over every seed at the full budget."""
+    return {name: [pipeline.load_or_train_student(workspace, spec, seed) for seed in workspace.config.seeds]
+            for name, spec in final_specs(choice).items()}
 
 
-def best_by_validation(runs: dict[str, dict], names: list[str]) -> str:
-    """The name among ``names`` with the highest validation accuracy (ties: the first listed)."""
-    return max(names, key=lambda name: (runs[name]["validation"]["accuracy"], -names.index(name)))
+def compare(labels: np.ndarray, runs_a: list[dict], runs_b: list[dict]) -> dict:
+    """A vs B over seeds: per seed a McNemar test and a paired bootstrap over test rows; across seeds a two-level
+    bootstrap (seeds, then rows) whose interval carries both training-seed and test-row variance."""
+    a = np.stack([np.asarray(r["test_predictions"]) for r in runs_a])
+    b = np.stack([np.asarray(r["test_predictions"]) for r in runs_b])
+    per_seed = [{"seed": run["seed"], **evaluate.mcnemar_test(labels, a[i], b[i]),
+                 **evaluate.bootstrap_accuracy_difference(labels, a[i], b[i], seed=run["seed"])}
+                for i, run in enumerate(runs_a)]
+    return {"accuracy_a": [r["test"]["accuracy"] for r in runs_a],
+            "accuracy_b": [r["test"]["accuracy"] for r in runs_b],
+            "per_seed": per_seed, "across_seeds": evaluate.two_level_bootstrap(labels, a, b)}
 
 
-def compare_students(labels: np.ndarray, chosen_runs: list[dict], baseline_runs: list[dict]) -> dict:
-    """Chosen vs baseline over seeds: mean ± std, and per seed pair a McNemar test and a bootstrap interval."""
-    pairs = []
-    for chosen, baseline in zip(chosen_runs, baseline_runs, strict=True):
-        a, b = np.asarray(chosen["test_predictions"]), np.asarray(baseline["test_predictions"])
-        pairs.append({"seed": chosen["seed"], **evaluate.mcnemar_test(labels, a, b),
-                      **evaluate.bootstrap_accuracy_difference(labels, a, b, seed=chosen["seed"])})
-    # Pooled over seeds: every (row, seed) pair is one paired observation.
-    pooled_a = np.concatenate([np.asarray(r["test_predictions"]) for r in chosen_runs])
-    pooled_b = np.concatenate([np.asarray(r["test_predictions"]) for r in baseline_runs])
-    pooled_labels = np.tile(labels, len(chosen_runs))
-    return {
-        "chosen_accuracy": [r["test"]["accuracy"] for r in chosen_runs],
-        "baseline_accuracy": [r["test"]["accuracy"] for r in baseline_runs],
-        "per_seed": pairs,
-        "pooled": {**evaluate.mcnemar_test(pooled_labels, pooled_a, pooled_b),
-                   **evaluate.bootstrap_accuracy_difference(pooled_labels, pooled_a, pooled_b)},
-    }
+def final_comparisons(labels: np.ndarray, final: dict[str, list[dict]], choice: dict[str, str]) -> dict:
+    """The headline: chosen vs baseline, chosen vs the best control, and each control vs baseline."""
+    chosen = choice["chosen"]
+    controls = [name for name in final if name not in ("baseline", chosen)]
+    versus_baseline = {name: compare(labels, final[name], final["baseline"]) for name in [chosen, *controls]}
+    best_control = max(controls, key=lambda name: np.mean(versus_baseline[name]["accuracy_a"]))
+    return {"chosen": chosen, "best_control": best_control, "versus_baseline": versus_baseline,
+            "chosen_vs_best_control": compare(labels, final[chosen], final[best_control])}
+
+
+def headline_table(comparisons: dict) -> pd.DataFrame:
+    """One row per comparison: the difference in points with its two-level interval and bootstrap p-value."""
+    chosen, control = comparisons["chosen"], comparisons["best_control"]
+    pairs = [(f"{chosen} − baseline", comparisons["versus_baseline"][chosen]),
+             (f"{chosen} − {control} (the teacher's own share)", comparisons["chosen_vs_best_control"])]
+    pairs += [(f"{name} − baseline", comparison) for name, comparison in comparisons["versus_baseline"].items()
+              if name != chosen]
+    rows = [{"comparison": label, "difference_points": c["across_seeds"]["difference"] * 100,
+             "ci_low_points": c["across_seeds"]["ci_low"] * 100, "ci_high_points": c["across_seeds"]["ci_high"] * 100,
+             "p_value": c["across_seeds"]["p_value"], "seeds": len(c["per_seed"]),
+             "verdict": verdict(c["across_seeds"])} for label, c in pairs]
+    return pd.DataFrame(rows).set_index("comparison")
+
+
+def verdict(interval: dict) -> str:
+    if interval["ci_low"] > 0:
+        return "better"
+    if interval["ci_high"] < 0:
+        return "worse"
+    return "no detectable difference"
+
+
+def with_name(spec: DistillSpec, name: str) -> DistillSpec:
+    return dataclasses.replace(spec, name=name)

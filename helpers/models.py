@@ -1,7 +1,7 @@
 """Tokenizer, teacher and student per profile, all loaded through ``from_pretrained``; sizes.
 
 Every model reaches the notebooks through ``from_pretrained`` on a hub id (``full``) or on a folder written here by
-``save_pretrained`` (``offline``, ``smoke``), so the loading path is the same everywhere.
+``save_pretrained`` (``cpu``, ``smoke``), so the loading path is the same everywhere.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from transformers import (
     PreTrainedModel,
 )
 
-from helpers.config import LABELS, Config, local_model_paths
+from helpers import cache
+from helpers.config import LABELS, Config, minilm_path
 from helpers.data import synthetic_vocabulary
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -38,15 +39,15 @@ def _label_kwargs() -> dict:
 # --------------------------------------------------------------------------------------------- tokenizer
 def tokenizer_path(config: Config) -> str:
     """Hub id or local folder of the profile's tokenizer (built on first use for smoke)."""
-    if config.profile == "full":
+    if config.teacher_source == "hub":
         return config.tokenizer_name
-    if config.profile == "offline":
-        return local_model_paths()["minilm"]
+    if config.profile == "cpu":
+        return minilm_path()
     folder = Path(config.cache_dir) / "tokenizer"
     if not (folder / "tokenizer_config.json").exists():
-        folder.mkdir(parents=True, exist_ok=True)
         vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + synthetic_vocabulary())}
-        BertTokenizerFast(vocab=vocab, do_lower_case=True).save_pretrained(folder)
+        with cache.atomic_folder(folder) as temporary:
+            BertTokenizerFast(vocab=vocab, do_lower_case=True).save_pretrained(temporary)
     return str(folder)
 
 
@@ -57,21 +58,30 @@ def load_tokenizer(config: Config):
 # ---------------------------------------------------------------------------------------------- teacher
 def base_teacher_path(config: Config) -> str:
     """Where a locally fine-tuned teacher starts from: MiniLM (offline) or a tiny random BERT (smoke)."""
-    if config.profile == "offline":
-        return local_model_paths()["minilm"]
+    if config.profile == "cpu":
+        return minilm_path()
     folder = Path(config.cache_dir) / "teacher-init"
-    if not (folder / "config.json").exists():
+    if not cache.complete_model_folder(folder):
         tokenizer = load_tokenizer(config)
         bert = BertConfig(vocab_size=len(tokenizer), hidden_size=48, num_hidden_layers=2, num_attention_heads=4,
                           intermediate_size=96, max_position_embeddings=64, id2label=GENERIC_LABELS,
                           label2id={v: k for k, v in GENERIC_LABELS.items()})
-        torch.manual_seed(config.seed)
-        BertForSequenceClassification(bert).save_pretrained(folder)
+        torch.manual_seed(config.data_seed)
+        with cache.atomic_folder(folder) as temporary:
+            BertForSequenceClassification(bert).save_pretrained(temporary)
     return str(folder)
 
 
 def fine_tuned_teacher_path(config: Config) -> Path:
-    return Path(config.cache_dir) / "teacher"
+    """The keyed folder of a teacher fine-tuned here: another data source, row cap or training setting names
+    another folder, so a teacher is never reused for data it was not trained on."""
+    from helpers import data, precision
+
+    key = cache.key_of(config.profile, data.source_fingerprint(config), config.data_seed, config.validation_rows,
+                       config.max_train_rows, config.teacher_epochs, config.teacher_learning_rate, config.batch_size,
+                       config.max_length, config.weight_decay, config.warmup_ratio,
+                       precision.resolve_precision(config.precision))
+    return Path(config.cache_dir) / f"teacher-{key}"
 
 
 def teacher_path(config: Config) -> str:
@@ -146,10 +156,10 @@ def student_init_path(config: Config) -> str:
     if config.student_source == "hub":
         return config.student_name
     folder = Path(config.cache_dir) / "student-init"
-    if not (folder / "config.json").exists():
-        torch.manual_seed(config.seed)
-        if config.profile == "offline":
-            minilm = BertForSequenceClassification.from_pretrained(local_model_paths()["minilm"], num_labels=4)
+    if not cache.complete_model_folder(folder):
+        torch.manual_seed(config.data_seed)
+        if config.profile == "cpu":
+            minilm = BertForSequenceClassification.from_pretrained(minilm_path(), num_labels=4)
             step = minilm.config.num_hidden_layers // config.student_layers
             student = _distilbert_from_bert(minilm, list(range(0, minilm.config.num_hidden_layers, step)))
         else:
@@ -157,7 +167,8 @@ def student_init_path(config: Config) -> str:
             tiny = DistilBertConfig(vocab_size=len(load_tokenizer(config)), dim=32, n_layers=config.student_layers,
                                     n_heads=4, hidden_dim=64, max_position_embeddings=64, **_label_kwargs())
             student = DistilBertForSequenceClassification(tiny)
-        student.save_pretrained(folder)
+        with cache.atomic_folder(folder) as temporary:
+            student.save_pretrained(temporary)
     return str(folder)
 
 

@@ -1,13 +1,13 @@
-"""Load-or-compute steps the notebooks call: data, teacher, cached teacher logits, students.
+"""Load-or-compute steps the notebooks call: data, teacher, cached teacher logits, soft-target sources, students.
 
-Every expensive artefact is cached under ``config.cache_dir`` with a key of what produced it, so re-running a
-notebook is cheap and the analysis never retrains.
+Every expensive artefact is cached under ``config.cache_dir`` with a key of everything that produced it (settings,
+the content of the rows, the teacher's identity, the schema version), written atomically, and checked when read:
+re-running a notebook is cheap, and nothing computed from other data or settings is ever served.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +17,12 @@ import pandas as pd
 import torch
 from datasets import Dataset, DatasetDict, Value, concatenate_datasets, load_from_disk
 
-from helpers import data, evaluate, models, results
-from helpers.config import LABELS, PROJECT_ROOT, Config
+from helpers import cache, data, evaluate, models, precision, results
+from helpers.config import LABELS, Config
 from helpers.train import BASELINE, DistillSpec, collator_for, train_classifier
+
+TRAINING_ROWS = {"final": "student_train", "selection": "selection_train"}  # other budgets name their split
+UNLABELLED_SPLITS = ("transfer", "augmented")  # rows whose labels training never sees
 
 
 @dataclass
@@ -28,114 +31,211 @@ class Workspace:
 
     config: Config
     splits: DatasetDict  # raw text: train (all), validation, test
-    student_train: Dataset  # raw text: the rows the students train on
-    transfer: Dataset  # raw text: rows nobody trained on, used without labels (may be empty)
+    named: dict[str, Dataset]  # raw text: student_train, selection_train, transfer, augmented
     tokenizer: object
-    tokenized: dict[str, Dataset]  # student_train, transfer, validation, test
+    tokenized: dict[str, Dataset]  # every split above, tokenized
+    fingerprints: dict[str, str]  # content hash of every raw split
 
     def raw(self, split: str) -> Dataset:
-        named = {"student_train": self.student_train, "transfer": self.transfer}
-        return named[split] if split in named else self.splits[split]
+        return self.named[split] if split in self.named else self.splits[split]
+
+    @property
+    def student_train(self) -> Dataset:
+        return self.named["student_train"]
+
+    @property
+    def transfer(self) -> Dataset:
+        return self.named["transfer"]
 
     @property
     def test_labels(self) -> np.ndarray:
         return np.asarray(self.splits["test"]["label"])
 
+    @property
+    def data_fingerprint(self) -> str:
+        """One hash of the rows the report trains, selects and evaluates on (recorded in every result)."""
+        return cache.key_of(*(self.fingerprints[name] for name in ("student_train", "validation", "test")))
 
-def _load_or_tokenize(config: Config, dataset: Dataset, tokenizer, name: str) -> Dataset:
-    key = f"{name}-{data.fingerprint(dataset)}-{config.max_length}"
-    folder = Path(config.cache_dir) / "tokenized" / key
+
+def _load_or_tokenize(config: Config, dataset: Dataset, tokenizer, name: str, fingerprint: str) -> Dataset:
+    if len(dataset) == 0:  # datasets cannot load an empty split back from disk: nothing to cache anyway
+        return data.tokenize(dataset, tokenizer, config.max_length)
+    key = cache.key_of(name, fingerprint, tokenizer.name_or_path, len(tokenizer), config.max_length)
+    folder = Path(config.cache_dir) / "tokenized" / f"{name}-{key}"
     if folder.exists():
-        return load_from_disk(str(folder))
+        try:
+            tokenized = load_from_disk(str(folder))
+            if len(tokenized) == len(dataset):
+                return tokenized
+            cache.discard(folder, f"{len(tokenized)} rows cached for {len(dataset)}")
+        except Exception as error:  # noqa: BLE001 - any unreadable cache is recomputed
+            cache.discard(folder, f"unreadable tokenized split ({type(error).__name__}: {error})")
     tokenized = data.tokenize(dataset, tokenizer, config.max_length)
-    tokenized.save_to_disk(str(folder))
-    return tokenized
+    with cache.atomic_folder(folder) as temporary:
+        tokenized.save_to_disk(str(temporary))
+    return load_from_disk(str(folder))
 
 
 def prepare(config: Config) -> Workspace:
     """Load, validate, split and tokenize (tokenized splits are cached on disk)."""
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.data_seed)
     splits = data.load_splits(config)
-    student_train = data.student_train_split(splits, config)
-    transfer = data.transfer_split(splits, config)
+    named = {"student_train": data.student_train_split(splits, config),
+             "selection_train": data.selection_train_split(splits, config),
+             "transfer": data.transfer_split(splits, config)}
+    named["augmented"] = data.augmented_split(named["student_train"], config.data_seed)
     tokenizer = models.load_tokenizer(config)
-    tokenized = {name: _load_or_tokenize(config, dataset, tokenizer, name)
-                 for name, dataset in (("student_train", student_train), ("transfer", transfer),
-                                       ("validation", splits["validation"]), ("test", splits["test"]))}
-    return Workspace(config, splits, student_train, transfer, tokenizer, tokenized)
+    everything = {**named, **{name: splits[name] for name in ("validation", "test")}}
+    fingerprints = {name: data.fingerprint(dataset) for name, dataset in everything.items()}
+    tokenized = {name: _load_or_tokenize(config, dataset, tokenizer, name, fingerprints[name])
+                 for name, dataset in everything.items() if name != "augmented"}
+    workspace = Workspace(config, splits, named, tokenizer, tokenized, fingerprints)
+    return workspace
+
+
+def tokenized(workspace: Workspace, split: str) -> Dataset:
+    """A tokenized split, tokenizing (and caching) lazily the ones few runs need."""
+    if split not in workspace.tokenized:
+        workspace.tokenized[split] = _load_or_tokenize(workspace.config, workspace.raw(split), workspace.tokenizer,
+                                                       split, workspace.fingerprints[split])
+    return workspace.tokenized[split]
 
 
 # -------------------------------------------------------------------------------------------------- teacher
-def load_or_train_teacher(workspace: Workspace, quiet: bool = True) -> str:
-    """The teacher's path: the hub id (full), or a MiniLM/tiny BERT fine-tuned here once and cached."""
+def load_or_train_teacher(workspace: Workspace, quiet: bool | None = None) -> str:
+    """The teacher's path: the hub id (full), or a MiniLM/tiny BERT fine-tuned here once, keyed and cached."""
     config = workspace.config
     if config.teacher_source == "hub":
         return config.teacher_name
     folder = models.fine_tuned_teacher_path(config)
-    if (folder / "config.json").exists():
+    if cache.complete_model_folder(folder):
         return str(folder)
+    if folder.exists():
+        cache.discard(folder, "incomplete teacher folder (interrupted while saving)")
     rows = data.teacher_train_split(workspace.splits, config)
-    train_rows = _load_or_tokenize(config, rows, workspace.tokenizer, "teacher_train")
+    train_rows = _load_or_tokenize(config, rows, workspace.tokenizer, "teacher_train", data.fingerprint(rows))
     base = models.load_classifier(models.base_teacher_path(config), num_labels=len(LABELS))
     outcome = train_classifier(config, base, train_rows, workspace.tokenized["validation"], workspace.tokenizer,
-                               Path(config.cache_dir) / "runs" / "teacher", seed=config.seed,
+                               folder.with_name(folder.name + "-run"), seed=config.data_seed,
                                epochs=config.teacher_epochs, learning_rate=config.teacher_learning_rate, quiet=quiet)
-    outcome.model.save_pretrained(folder)
-    workspace.tokenizer.save_pretrained(folder)
-    results.save_result(config, "teacher_training", {"train_rows": len(rows), "epochs": config.teacher_epochs,
-                                                     "train_seconds": outcome.train_seconds,
-                                                     "history": outcome.history})
+    with cache.atomic_folder(folder) as temporary:
+        outcome.model.save_pretrained(temporary)
+        workspace.tokenizer.save_pretrained(temporary)
+    results.save_result(config, "teacher_training", {
+        "train_rows": len(rows), "rows": "the students' training rows and the validation rows",
+        "epochs": config.teacher_epochs, "learning_rate": config.teacher_learning_rate,
+        "train_seconds": outcome.train_seconds, "history": outcome.history},
+        data_fingerprint=workspace.data_fingerprint)
     return str(folder)
 
 
-def _teacher_identity(config: Config) -> str:
-    path = models.teacher_path(config)
-    weights = sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.bin")) if Path(path).exists() else []
-    return path + "".join(f"|{w.name}:{w.stat().st_size}:{int(w.stat().st_mtime)}" for w in weights)
+def teacher_identity(config: Config) -> str:
+    """What names the teacher in cache keys: its hub id, or its keyed local folder."""
+    return config.teacher_name if config.teacher_source == "hub" else models.fine_tuned_teacher_path(config).name
 
 
 def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=None) -> tuple[np.ndarray, dict]:
-    """The teacher's logits (N, 4) on a tokenized split, computed once (batched, no gradients) and cached.
+    """The teacher's logits (N, 4) on a split, computed once (batched, no gradients), checked and cached.
 
-    The cache key holds the teacher's identity, the split's content and max_length.
+    Before anything is cached, a labelled split's logits must show the data's label order (the teacher's config
+    names its classes only LABEL_0..3): the check runs here so that no path can skip it.
     """
     config = workspace.config
-    dataset = workspace.tokenized[split]
-    raw = workspace.raw(split)
-    key = hashlib.sha256(f"{_teacher_identity(config)}|{data.fingerprint(raw)}|{config.max_length}".encode())
-    path = Path(config.cache_dir) / "teacher_logits" / f"{split}-{key.hexdigest()[:16]}.npy"
-    timing = path.with_suffix(".json")  # how long the first pass took, reported again when the cache serves it
-    if path.exists():
-        start = time.perf_counter()
-        logits = np.load(path)
-        first = json.loads(timing.read_text())["seconds"] if timing.exists() else float("nan")
-        return logits, {"cached": True, "seconds": time.perf_counter() - start, "first_pass_seconds": first,
-                        "path": str(path)}
+    dataset = tokenized(workspace, split)
+    key = cache.key_of(teacher_identity(config), workspace.fingerprints[split], workspace.tokenizer.name_or_path,
+                       config.max_length)
+    path = Path(config.cache_dir) / "teacher_logits" / f"{split}-{key}.npy"
+    start = time.perf_counter()
+    cached = cache.load_array(path)
+    if cached is not None and len(cached[0]) == len(dataset):
+        return cached[0], {"cached": True, "seconds": time.perf_counter() - start,
+                           "first_pass_seconds": cached[1]["seconds"], "path": str(path)}
     teacher = teacher if teacher is not None else models.load_teacher(config)
     start = time.perf_counter()
-    logits = evaluate.predict_logits(teacher, dataset, collator_for(workspace.tokenizer), config.eval_batch_size)
+    logits = evaluate.predict_logits(teacher, dataset, collator_for(workspace.tokenizer), config.eval_batch_size,
+                                     config.precision)
     seconds = time.perf_counter() - start
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, logits)
-    timing.write_text(json.dumps({"seconds": seconds, "rows": len(logits)}))
+    if split not in UNLABELLED_SPLITS:
+        evaluate.check_label_order(np.asarray(workspace.raw(split)["label"]), logits.argmax(-1), config.teacher_name)
+    cache.save_array(path, logits, seconds=seconds, rows=len(logits))
     return logits, {"cached": False, "seconds": seconds, "first_pass_seconds": seconds, "path": str(path)}
 
 
 def with_teacher_logits(dataset: Dataset, logits: np.ndarray) -> Dataset:
     if len(dataset) != len(logits):
-        raise ValueError(f"{len(logits)} teacher logits for {len(dataset)} rows: the cache is stale; delete it.")
+        raise ValueError(f"{len(logits)} teacher logits for {len(dataset)} rows: the logits belong to other rows.")
     return dataset.add_column("teacher_logits", logits.tolist())
 
 
-def with_transfer_rows(workspace: Workspace, train_rows: Dataset) -> Dataset:
-    """The labelled rows plus the transfer split with its labels hidden (-100) and its cached teacher logits."""
-    if len(workspace.tokenized["transfer"]) == 0:
-        raise ValueError(f"The {workspace.config.profile} profile has no unlabelled transfer rows (transfer_rows=0): "
-                         "supply unlabelled in-domain text, or drop unlabelled_transfer from the spec.")
-    logits, _ = load_or_compute_teacher_logits(workspace, "transfer")
-    transfer = with_teacher_logits(workspace.tokenized["transfer"], logits).cast_column("labels", Value("int64"))
-    transfer = transfer.map(lambda batch: {"labels": [-100] * len(batch["labels"])}, batched=True)
-    return concatenate_datasets([train_rows.cast_column("labels", Value("int64")), transfer])
+def with_unlabelled_rows(workspace: Workspace, train_rows: Dataset, split: str) -> Dataset:
+    """The labelled rows plus ``split`` (transfer or augmented) with its labels hidden (-100) and teacher logits."""
+    if len(workspace.raw(split)) == 0:
+        raise ValueError(f"The {workspace.config.profile} profile has no {split} rows: drop unlabelled={split!r} "
+                         "from the spec, or supply them (transfer_rows > 0).")
+    logits, _ = load_or_compute_teacher_logits(workspace, split)
+    extra = with_teacher_logits(tokenized(workspace, split), logits).cast_column("labels", Value("int64"))
+    extra = extra.map(lambda batch: {"labels": [-100] * len(batch["labels"])}, batched=True)
+    return concatenate_datasets([train_rows.cast_column("labels", Value("int64")), extra])
+
+
+# ------------------------------------------------------------------------------------------ soft-target sources
+def soft_targets(workspace: Workspace, spec: DistillSpec, seed: int, budget: str) -> np.ndarray:
+    """Logits (N, 4) that a spec's soft-target and teacher-label terms read on its training rows.
+
+    teacher   the frozen teacher's cached logits.
+    self      a baseline student of the same seed, trained on the same rows (born-again networks; no BERT).
+    committee log of the mean of the teacher's probabilities and cross-fitted baseline students' probabilities:
+              students trained on one half of the rows predict the other half, so no student scores a row it
+              memorised (its predictions there would be nearly one-hot).
+    """
+    rows = TRAINING_ROWS.get(budget, budget)
+    if spec.soft_targets == "teacher":
+        return load_or_compute_teacher_logits(workspace, rows)[0]
+    if spec.soft_targets == "self":
+        return _student_logits(workspace, load_or_train_student(workspace, BASELINE, seed, budget), rows)
+    teacher = evaluate.softmax(load_or_compute_teacher_logits(workspace, rows)[0])
+    return np.log((teacher + evaluate.softmax(cross_fitted_logits(workspace, budget))) / 2)
+
+
+def cross_fitted_logits(workspace: Workspace, budget: str) -> np.ndarray:
+    """Baseline students' logits on the training rows, each row scored by a student that never trained on it."""
+    config = workspace.config
+    rows = workspace.raw(TRAINING_ROWS.get(budget, budget))
+    half = np.zeros(len(rows), dtype=bool)
+    half[data.stratified_subset(rows.add_column("row", list(range(len(rows)))), len(rows) // 2,
+                                config.data_seed)["row"]] = True
+    logits = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
+    for fold, train_mask in (("a", half), ("b", ~half)):
+        fold_rows = np.flatnonzero(train_mask).tolist()
+        fold_budget = f"{budget}-fold-{fold}"  # a budget named after its split: trains like the final students
+        _add_split(workspace, fold_budget, rows.select(fold_rows))
+        run = load_or_train_student(workspace, dataclasses.replace(BASELINE, name=f"crossfit-{fold}"),
+                                    config.data_seed, fold_budget)
+        scored = np.flatnonzero(~train_mask)
+        held_out = f"{budget}-held-out-{fold}"
+        _add_split(workspace, held_out, rows.select(scored.tolist()))
+        logits[scored] = _student_logits(workspace, run, held_out)
+    return logits
+
+
+def _add_split(workspace: Workspace, name: str, rows: Dataset) -> None:
+    workspace.named[name] = rows
+    workspace.fingerprints[name] = data.fingerprint(rows)
+
+
+def _student_logits(workspace: Workspace, run: dict, split: str) -> np.ndarray:
+    """A trained student's logits on a split, cached by its run key and the split's content."""
+    config = workspace.config
+    key = cache.key_of(run["key"], workspace.fingerprints[split])
+    path = Path(config.cache_dir) / "student_logits" / f"{split}-{key}.npy"
+    cached = cache.load_array(path)
+    if cached is not None:
+        return cached[0]
+    model = models.load_classifier(student_checkpoint(config, run))
+    logits = evaluate.predict_logits(model, tokenized(workspace, split), collator_for(workspace.tokenizer),
+                                     config.eval_batch_size, config.precision)
+    cache.save_array(path, logits, seconds=0.0, rows=len(logits))
+    return logits
 
 
 # ------------------------------------------------------------------------------------------------- students
@@ -146,86 +246,86 @@ def spec_of(run: dict) -> DistillSpec:
 
 def student_checkpoint(config: Config, run: dict) -> str:
     """The final model folder of a student's results document, on this machine."""
-    return str(student_run_dir(config, spec_of(run), run["seed"]) / "final")
+    return str(Path(config.cache_dir) / "runs" / run["run"] / "final")
 
 
-def _spec_key(spec: DistillSpec, config: Config) -> str:
-    settings = {"spec": spec.settings(), "training": training_settings(config, spec)}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+def training_settings(config: Config, spec: DistillSpec, budget: str) -> dict:
+    """The settings that change what a student learns (besides its rows, teacher and spec)."""
+    epochs = config.epochs if budget == "final" or config.selection_epochs is None else config.selection_epochs
+    if budget not in ("final", "selection"):  # a cross-fitting fold trains like the final students
+        epochs = config.epochs
+    return {"epochs": epochs * spec.epochs_scale, "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate, "weight_decay": config.weight_decay,
+            "warmup_ratio": config.warmup_ratio, "max_length": config.max_length,
+            "student_name": config.student_name, "student_layers": config.student_layers,
+            "tokenizer_name": config.tokenizer_name, "precision": precision.resolve_precision(config.precision)}
 
 
-# The settings that change what a student learns: a stored result trained with others is retrained, not reused.
-TRAINING_FIELDS = ("data_source", "max_train_rows", "validation_rows", "tokenizer_name", "teacher_name",
-                   "student_name", "student_layers", "teacher_train_rows", "teacher_epochs", "max_length", "epochs",
-                   "batch_size", "learning_rate", "weight_decay", "warmup_ratio")
+def student_key(workspace: Workspace, spec: DistillSpec, seed: int, budget: str) -> str:
+    """Everything that produced a student: spec, settings, seed, the content of its rows, the teacher."""
+    rows = TRAINING_ROWS.get(budget, budget)
+    unlabelled = workspace.fingerprints[spec.unlabelled] if spec.unlabelled else None
+    teacher = teacher_identity(workspace.config) if spec.uses_bert_teacher else None
+    return cache.key_of(spec.settings(), training_settings(workspace.config, spec, budget), seed,
+                        workspace.fingerprints[rows], unlabelled, workspace.fingerprints["validation"],
+                        workspace.fingerprints["test"], teacher)
 
 
-def training_fields(spec: DistillSpec) -> tuple[str, ...]:
-    # The transfer split's size matters only to the students that read it.
-    return TRAINING_FIELDS + (("transfer_rows",) if spec.unlabelled_transfer else ())
-
-
-def training_settings(config: Config, spec: DistillSpec) -> dict:
-    return {name: getattr(config, name) for name in training_fields(spec)}
-
-
-def student_result_name(spec: DistillSpec, seed: int) -> str:
-    return f"students/{spec.name}-seed{seed}"
-
-
-def student_run_dir(config: Config, spec: DistillSpec, seed: int) -> Path:
-    """Where a student's checkpoints and final model live: keyed by the spec, the training settings and the seed."""
-    return Path(config.cache_dir) / "runs" / f"{spec.name}-{_spec_key(spec, config)}-seed{seed}"
+def student_result_name(spec: DistillSpec, seed: int, key: str) -> str:
+    return f"students/{spec.name}-seed{seed}-{key[:8]}"
 
 
 def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, seed: int | None = None,
-                          quiet: bool = True) -> dict:
-    """Train (or load the results of) one student; returns its results document.
+                          budget: str = "final", quiet: bool | None = None) -> dict:
+    """Train (or load) one student; returns its results document.
 
-    Results are keyed by the spec's name and seed; a stored result whose spec or training settings differ, or whose
-    final model is missing from the cache (a fresh clone), is retrained.
+    ``budget`` "final" trains on the students' rows for ``epochs``; "selection" on the selection subset for
+    ``selection_epochs`` (the grid's cheaper budget). A stored result is reused only when its key (spec, settings,
+    seed, the rows' content, the teacher) matches and its final model is complete.
     """
     config = workspace.config
     seed = config.seed if seed is None else seed
-    name = student_result_name(spec, seed)
-    if results.has_result(config, name):
+    key = student_key(workspace, spec, seed, budget)
+    name = student_result_name(spec, seed, key)
+    run_name = f"{spec.name}-seed{seed}-{key}"
+    run_dir = Path(config.cache_dir) / "runs" / run_name
+    if results.has_result(config, name) and cache.complete_model_folder(run_dir / "final"):
         stored = results.load_result(config, name)
-        same_training = {k: stored["provenance"]["config"].get(k) for k in training_fields(spec)} == json.loads(
-            json.dumps(training_settings(config, spec)))
-        has_model = (student_run_dir(config, spec, seed) / "final" / "config.json").exists()
-        if stored.get("spec") == json.loads(json.dumps(spec.settings())) and same_training and has_model:
+        if stored.get("key") == key:
             return stored
-    train_rows = workspace.tokenized["student_train"]
+    train_rows = tokenized(workspace, TRAINING_ROWS.get(budget, budget))
     if spec.uses_cached_logits:
-        logits, _ = load_or_compute_teacher_logits(workspace, "student_train")
-        train_rows = with_teacher_logits(train_rows, logits)
-    if spec.unlabelled_transfer:
-        train_rows = with_transfer_rows(workspace, train_rows)
+        train_rows = with_teacher_logits(train_rows, soft_targets(workspace, spec, seed, budget))
+    if spec.unlabelled:
+        train_rows = with_unlabelled_rows(workspace, train_rows, spec.unlabelled)
     attention = "eager" if spec.attention_weight > 0 else None  # sdpa returns no attention weights
     teacher = models.load_teacher(config, attn_implementation=attention) if spec.uses_online_teacher else None
     student = models.load_student(config, seed, attn_implementation=attention)
     if teacher is not None:
         models.check_vocabularies(workspace.tokenizer, teacher, student)
-    run_dir = student_run_dir(config, spec, seed)
+    settings = training_settings(config, spec, budget)
     outcome = train_classifier(config, student, train_rows, workspace.tokenized["validation"], workspace.tokenizer,
-                               run_dir, seed=seed, spec=spec, teacher=teacher, quiet=quiet)
+                               run_dir, seed=seed, spec=spec, teacher=teacher, epochs=settings["epochs"], quiet=quiet)
     collator = collator_for(workspace.tokenizer)
-    test_logits = evaluate.predict_logits(outcome.model, workspace.tokenized["test"], collator, config.eval_batch_size)
+    test_logits = evaluate.predict_logits(outcome.model, workspace.tokenized["test"], collator,
+                                          config.eval_batch_size, config.precision)
     validation_logits = evaluate.predict_logits(outcome.model, workspace.tokenized["validation"], collator,
-                                                config.eval_batch_size)
-    validation = evaluate.classification_metrics(np.asarray(workspace.splits["validation"]["label"]), validation_logits)
+                                                config.eval_batch_size, config.precision)
+    validation_labels = np.asarray(workspace.splits["validation"]["label"])
+    validation = evaluate.classification_metrics(validation_labels, validation_logits)
     payload = {
-        "spec": spec.settings(), "seed": seed, "train_rows": len(train_rows), "epochs": config.epochs,
+        "key": key, "run": run_name, "spec": spec.settings(), "seed": seed, "budget": budget,
+        "training": settings, "train_rows": len(train_rows), "bert_teacher": spec.uses_bert_teacher,
         "unlabelled_rows": int(sum(label == -100 for label in train_rows["labels"])),
+        "optimizer_steps": outcome.history[-1].get("step") if outcome.history else None,
         "train_seconds": outcome.train_seconds, "resumed": outcome.resumed,
-        "checkpoint": str((run_dir / "final").relative_to(PROJECT_ROOT))
-        if run_dir.is_relative_to(PROJECT_ROOT) else str(run_dir / "final"),
         "parameters": models.parameter_count(outcome.model), "history": outcome.history,
         "validation": {"accuracy": validation["accuracy"], "macro_f1": validation["macro_f1"]},
+        "validation_predictions": validation_logits.argmax(-1),
         "test": evaluate.classification_metrics(workspace.test_labels, test_logits),
         "test_predictions": test_logits.argmax(-1), "test_confidence": evaluate.softmax(test_logits).max(-1).round(4),
     }
-    results.save_result(config, name, payload, seed=seed)
+    results.save_result(config, name, payload, seed=seed, data_fingerprint=workspace.data_fingerprint)
     return results.load_result(config, name)
 
 
@@ -240,9 +340,8 @@ def example_rows(dataset: Dataset, per_class: int = 2) -> pd.DataFrame:
 @torch.inference_mode()
 def predict_texts(model, tokenizer, texts: list[str], max_length: int) -> np.ndarray:
     """Class probabilities (N, 4) for raw texts."""
-    device = next(model.parameters()).device
     encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt",
-                        return_token_type_ids=False).to(device)
+                        return_token_type_ids=False).to(next(model.parameters()).device)
     return torch.softmax(model.eval()(**encoded).logits.float(), dim=-1).cpu().numpy()
 
 

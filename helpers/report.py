@@ -14,22 +14,68 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import results
+from helpers import evaluate, experiments, results
 from helpers.config import PROJECT_ROOT, Config, get_config
 
 README = PROJECT_ROOT / "README.md"
 
 
-def report_profile() -> str:
-    """The profile whose results the README shows: full once anyone has run it, else offline."""
-    return "full" if (PROJECT_ROOT / "results" / "full" / "teacher.json").exists() else "offline"
+REPORT_PROFILES = ("full", "cpu")  # in order of preference: the brief's models first
+REQUIRED = ("teacher", "baseline", "distillation")  # the results without which there is no report
+
+
+def complete(config: Config, strict: bool = False) -> bool:
+    """Whether ``config``'s profile has a whole report of the current schema (a partial run never counts).
+    ``strict``: results that do not belong together raise MixedResultsError instead of counting as incomplete."""
+    try:
+        documents = report_documents(config)
+    except (FileNotFoundError, KeyError):
+        return False
+    except results.MixedResultsError:
+        if strict:
+            raise
+        return False
+    return all(name in documents for name in REQUIRED)
+
+
+def report_profile(requested: str | None = None) -> str:
+    """The profile whose results the README shows: the one asked for, else the first of full and cpu whose results
+    are complete and consistent, else cpu (whose blocks then say that results are pending)."""
+    if requested:
+        return requested
+    return next((name for name in REPORT_PROFILES if complete(get_config(name))), "cpu")
+
+
+def report_documents(config: Config) -> dict[str, dict]:
+    """Every results document the README reads, by name, after checking that they belong together (one profile,
+    schema, commit and data fingerprint); raises MixedResultsError naming the odd file out."""
+    documents = {}
+    for name in ("teacher", "baseline", "distillation", "analysis"):
+        if results.has_result(config, name):
+            documents[name] = results.load_result(config, name)
+    recorded = documents.get("distillation", {}).get("runs", {})
+    if "baseline" in documents:
+        recorded = {**recorded, "baseline": documents["baseline"]["runs"]}
+    for runs in recorded.values():
+        for run in runs:
+            documents[run] = results.load_result(config, run)
+    if any(d["provenance"].get("schema") != results.SCHEMA_VERSION for d in documents.values()):
+        raise results.MixedResultsError(f"{config.results_dir} holds results of another schema version: regenerate "
+                                        "them with make report.")
+    results.check_consistent(documents)
+    return documents
+
+
+def student_runs(config: Config, name: str) -> list[dict]:
+    """The final runs (one per seed) of student ``name`` as notebook 04 recorded them."""
+    documents = report_documents(config)
+    names = documents["baseline"]["runs"] if name == "baseline" else documents["distillation"]["runs"][name]
+    return [documents[run] for run in names]
 
 
 def _mean_std(values: list[float], scale: float = 100.0) -> str:
-    values = np.asarray(values) * scale
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
+    mean, std = evaluate.mean_std(list(np.asarray(values) * scale))
+    return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {std:.2f}"
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -44,12 +90,6 @@ def _provenance_line(document: dict) -> str:
     hardware = p["hardware"]["gpu"] or f"CPU ({p['hardware']['cpu_count']} cores)"
     return (f"profile `{p['profile']}`, {hardware}, torch {p['versions']['torch']}, "
             f"transformers {p['versions']['transformers']}, {p['date'][:10]}")
-
-
-def student_runs(config: Config, name: str) -> list[dict]:
-    """Every seed's results document of the student ``name`` (e.g. baseline)."""
-    folder = Path(config.results_dir) / "students"
-    return [results.load_result(path) for path in sorted(folder.glob(f"{name}-seed*.json"))]
 
 
 def headline_table(config: Config) -> pd.DataFrame:
@@ -83,41 +123,35 @@ def results_block(config: Config) -> str | None:
             f"({_provenance_line(teacher)}) by `python -m helpers.report`.</sub>")
 
 
+def _points(interval: dict) -> str:
+    return (f"{interval['difference'] * 100:+.2f} points (95% interval {interval['ci_low'] * 100:+.2f} to "
+            f"{interval['ci_high'] * 100:+.2f}, bootstrap p = {interval['p_value']:.3g})")
+
+
 def distillation_block(config: Config) -> str | None:
-    """The ablation (validation picks, test reports) and the chosen student vs the baseline over seeds."""
-    if not results.has_result(config, "distillation"):
+    """The grid on validation (selection budget) and the final comparison over seeds on test."""
+    if not complete(config):
         return None
     document = results.load_result(config, "distillation")
-    table = pd.DataFrame(document["ablation"])
+    grid = pd.DataFrame(document["grid"])
     shown = pd.DataFrame({
-        "student": table["student"],
-        "validation acc. (%)": (table["validation_accuracy"] * 100).map("{:.2f}".format),
-        "test acc. (%)": (table["test_accuracy"] * 100).map("{:.2f}".format),
-        "Δ validation (points)": table["validation_gain_points"].map("{:+.2f}".format),
-        "Δ test (points)": table["test_gain_points"].map("{:+.2f}".format),
-        "steps vs baseline": table["steps_vs_baseline"].map("{:.1f}×".format),
-        "teacher at every step": table["teacher_every_step"].map({True: "yes", False: "no (cached logits)"}),
+        "student": grid["student"], "BERT teacher": grid["bert_teacher"].map({True: "yes", False: "no"}),
+        "validation acc. (%)": (grid["validation_accuracy"] * 100).map("{:.2f}".format),
+        "Δ vs baseline (points) [95% CI]": [f"{r.gain_points:+.2f} [{r.ci_low_points:+.2f}, {r.ci_high_points:+.2f}]"
+                                             for r in grid.itertuples()],
+        "verdict": grid["verdict"], "steps vs baseline": grid["steps_vs_baseline"].map("{:.1f}×".format),
     })
-    pooled = document["comparison"]["pooled"]
-    seeds = len(document["seeds"])
-    verdict = ("significantly better than" if pooled["ci_low"] > 0 and pooled["p_value"] < 0.05 else
-               "significantly worse than" if pooled["ci_high"] < 0 and pooled["p_value"] < 0.05 else
-               "not significantly different from")
-    per_seed = "; ".join(f"seed {pair['seed']}: {pair['difference'] * 100:+.2f} points "
-                         f"[{pair['ci_low'] * 100:+.2f}, {pair['ci_high'] * 100:+.2f}], "
-                         f"McNemar p = {pair['p_value']:.3g}" for pair in document["comparison"]["per_seed"])
-    rows = results.load_result(config, "teacher")["test"]["rows"]
-    caution = (f"Per seed (each seed's pair of students on the same {rows:,} test rows): "
-               f"{per_seed}. The pooled test counts the same test rows once per seed as if they were independent, "
-               "so read it as an upper bound on the evidence.")
-    return (f"{_markdown(shown)}\n\n"
-            f"**Chosen on validation: `{document['chosen']}`.** Over {seeds} seeds it is {verdict} the baseline on the "
-            f"test split: {pooled['difference'] * 100:+.2f} points (95% paired bootstrap interval "
-            f"{pooled['ci_low'] * 100:+.2f} to {pooled['ci_high'] * 100:+.2f}; McNemar p = {pooled['p_value']:.3g}; "
-            f"{pooled['only_a_correct']:,} rows only it got right, {pooled['only_b_correct']:,} only the baseline). "
-            f"{caution}\n\n"
-            f"<sub>Baseline row: mean of the baseline's seeds; other rows: seed {config.seed}. "
-            f"{_provenance_line(document)}.</sub>")
+    headline = pd.DataFrame(document["headline"])
+    final = pd.DataFrame({
+        "comparison (test, every seed)": headline["comparison"],
+        "Δ (points)": headline["difference_points"].map("{:+.2f}".format),
+        "95% interval (seeds × rows)": [f"[{r.ci_low_points:+.2f}, {r.ci_high_points:+.2f}]"
+                                        for r in headline.itertuples()],
+        "p": headline["p_value"].map("{:.3g}".format), "verdict": headline["verdict"],
+    })
+    return (f"{_markdown(shown)}\n\n{_markdown(final)}\n\n<sub>Grid: one run each (seed {config.seed}) on validation, "
+            f"paired with the baseline of the same seed. Final: {len(document['seeds'])} seeds each; the interval is a "
+            f"two-level bootstrap (seeds, then test rows). {_provenance_line(document)}.</sub>")
 
 
 def speed_block(config: Config) -> str | None:
@@ -169,25 +203,25 @@ def decoder_block(config: Config) -> str | None:
 
 
 def headline_block(config: Config) -> str | None:
-    """Two generated sentences: how the teacher compares with the baseline, and what distillation changed."""
-    if not (results.has_result(config, "teacher") and results.has_result(config, "distillation")):
+    """Generated sentences: the regime (teacher weaker or stronger, measured), and what the chosen strategy, the best
+    control and the teacher's own share came to, each in the words its interval supports."""
+    if not complete(config):
         return None
     teacher = results.load_result(config, "teacher")["test"]["accuracy"]
     baseline = np.mean([r["test"]["accuracy"] for r in student_runs(config, "baseline")])
     document = results.load_result(config, "distillation")
-    pooled = document["comparison"]["pooled"]
-    chosen = np.mean(document["comparison"]["chosen_accuracy"])
-    relation = "stronger" if teacher > baseline else "weaker"
-    return (f"In the `{config.profile}` profile the teacher ({teacher * 100:.2f}%) is {relation} than the plain "
-            f"fine-tuned student ({baseline * 100:.2f}%, mean of {len(document['seeds'])} seeds) by "
-            f"{abs(teacher - baseline) * 100:.2f} points. The best distillation setting on validation, "
-            f"`{document['chosen']}`, reaches {chosen * 100:.2f}%: {pooled['difference'] * 100:+.2f} points over the "
-            f"baseline (95% CI {pooled['ci_low'] * 100:+.2f} to {pooled['ci_high'] * 100:+.2f}, McNemar "
-            f"p = {pooled['p_value']:.3g}, pooled over seeds; per seed: "
-            + ", ".join(f"{pair['difference'] * 100:+.2f} (p = {pair['p_value']:.2g})"
-                        for pair in document["comparison"]["per_seed"])
-            + "). It is the variant that gives the student text it has no labels for — train rows the teacher labels "
-              "softly — not a better loss on the labelled rows.")
+    comparisons = document["comparisons"]
+    chosen, control = comparisons["chosen"], comparisons["best_control"]
+    versus_baseline = comparisons["versus_baseline"][chosen]["across_seeds"]
+    share = comparisons["chosen_vs_best_control"]["across_seeds"]
+    relation = "weaker" if teacher < baseline else "stronger"
+    words = {"better": "better than", "worse": "worse than",
+             "no detectable difference": "not detectably different from"}
+    return (f"In the `{config.profile}` profile the teacher ({teacher * 100:.2f}% on test) is {relation} than the "
+            f"plain fine-tuned student ({baseline * 100:.2f}%, mean of {len(document['seeds'])} seeds). The strategy "
+            f"chosen on validation, `{chosen}`, is {words[experiments.verdict(versus_baseline)]} the baseline "
+            f"({_points(versus_baseline)}), and {words[experiments.verdict(share)]} the best control that uses no "
+            f"BERT teacher, `{control}` ({_points(share)}): that difference is the teacher's own share.")
 
 
 def compute_block(config: Config) -> str | None:
@@ -242,20 +276,27 @@ BLOCKS: dict[str, Callable[[Config], str | None]] = {
 
 
 def render(text: str, config: Config) -> str:
-    """``text`` with every generated block replaced by its content from ``config``'s results."""
+    """``text`` with every generated block replaced by its content from ``config``'s results; every block says
+    "pending" until the profile's report is complete, and results that do not belong together are refused."""
+    ready = complete(config, strict=True)
     for name, build in BLOCKS.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(\n<!-- /generated:{name} -->)", re.DOTALL)
         if not pattern.search(text):
             continue
-        content = build(config)
+        content = build(config) if ready or name == "benchmark" else None
         if content is None:
-            content = f"*No `{config.profile}` results yet: run the notebooks (`make report`).*"
+            content = (f"*No complete `{config.profile}` results of the current code yet: run the notebooks "
+                       "(`make report`).*")
         text = pattern.sub(lambda m, c=content: m.group(1) + c + m.group(2), text)
     return text
 
 
-def main() -> None:
-    config = get_config(report_profile())
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Regenerate the README's numbers from one profile's results.")
+    parser.add_argument("--profile", choices=REPORT_PROFILES, help="default: the first complete of full, cpu")
+    config = get_config(report_profile(parser.parse_args(argv).profile))
     README.write_text(render(README.read_text(), config))
     print(f"README.md regenerated from results/{config.profile}/")
 

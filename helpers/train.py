@@ -4,6 +4,7 @@ cross-entropy with the distillation losses of ``helpers.distill``; checkpoints p
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,8 +18,8 @@ from transformers import PreTrainedModel, PrinterCallback, Trainer, TrainerCallb
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.utils import logging as hf_logging
 
-from helpers import distill
-from helpers.config import Config
+from helpers import cache, distill, precision
+from helpers.config import Config, show_progress
 
 
 # ------------------------------------------------------------------------------------------- distillation spec
@@ -26,22 +27,30 @@ from helpers.config import Config
 class DistillSpec:
     """Which losses a student trains with, and their weights. All zero but ``hard_label_weight``: the baseline.
 
-    loss = hard_label_weight · CE(y, s) + kd_loss_weight · T² KL(p_t^T ‖ p_s^T) + teacher_label_weight · CE(argmax t, s)
-           + feature_weight · L_hidden + attention_weight · L_attention + relation_weight · L_relation
+    loss = hard_label_weight · CE_ε(y, s) + kd_loss_weight · T² KL(p_t^T ‖ p_s^T)
+           + teacher_label_weight · CE(argmax t, s) + feature_weight · L_hidden
+           + attention_weight · L_attention + relation_weight · L_relation
+
+    CE_ε is cross-entropy with label smoothing ε (``label_smoothing``). p_t comes from ``soft_targets``: the frozen
+    teacher, a baseline student of the same seed (self-distillation, no BERT), or a committee of the two.
     """
 
     name: str = "baseline"
     hard_label_weight: float = 1.0
+    label_smoothing: float = 0.0
     kd_loss_weight: float = 0.0
     temperature: float = 2.0
+    soft_targets: str = "teacher"  # "teacher", "self" (born-again) or "committee" (teacher + cross-fitted students)
     confidence_weighted: bool = False  # weight each row's KD term by the teacher's probability of the gold label
     teacher_label_weight: float = 0.0
     teacher_label_mode: str = "all"  # "all" or "agree" (only rows where the teacher is right)
     feature_weight: float = 0.0
     attention_weight: float = 0.0
     relation_weight: float = 0.0
-    # Also distil on the transfer split: rows without labels, where only the soft-target term applies.
-    unlabelled_transfer: bool = False
+    # Also distil on rows without labels (soft targets only): the unlabelled transfer split ("transfer"), or perturbed
+    # copies of the labelled rows that the teacher labels softly ("augmented": needs no new text, so full runs it).
+    unlabelled: str = ""
+    epochs_scale: float = 1.0  # a compute control: the baseline trained for as many steps as a longer variant
 
     @property
     def uses_cached_logits(self) -> bool:
@@ -52,22 +61,24 @@ class DistillSpec:
         """Feature and similarity losses need the teacher's internals, so the teacher runs at every step."""
         return self.feature_weight > 0 or self.attention_weight > 0 or self.relation_weight > 0
 
+    @property
+    def uses_bert_teacher(self) -> bool:
+        """Whether the frozen BERT teacher informs this student at all (controls say no)."""
+        return self.uses_online_teacher or (self.uses_cached_logits and self.soft_targets != "self")
+
     def settings(self) -> dict:
-        """The spec as a dict; fields added later are left out while at their default, so that the results and
-        checkpoints of earlier runs keep their keys."""
-        settings = asdict(self)
-        for name, default in LATER_FIELDS.items():
-            if settings[name] == default:
-                del settings[name]
-        return settings
+        return asdict(self)
 
     def __post_init__(self):
-        if self.unlabelled_transfer and (self.kd_loss_weight <= 0 or self.confidence_weighted):
+        if self.unlabelled not in ("", "transfer", "augmented"):
+            raise ValueError(f"{self.name}: unlabelled must be '', 'transfer' or 'augmented', not {self.unlabelled!r}.")
+        if self.soft_targets not in ("teacher", "self", "committee"):
+            raise ValueError(f"{self.name}: soft_targets must be teacher, self or committee.")
+        if self.unlabelled and (self.kd_loss_weight <= 0 or self.confidence_weighted):
             raise ValueError(f"{self.name}: unlabelled rows can only be learned from plain soft targets "
                              "(kd_loss_weight > 0, confidence_weighted=False): they have no gold label.")
-
-
-LATER_FIELDS = {"unlabelled_transfer": False}
+        if not 0 <= self.label_smoothing < 1 or self.epochs_scale <= 0:
+            raise ValueError(f"{self.name}: label_smoothing must be in [0, 1) and epochs_scale > 0.")
 
 
 BASELINE = DistillSpec()
@@ -101,19 +112,6 @@ class Collator:
 def collator_for(tokenizer) -> Collator:
     # Multiples of 8 let tensor cores work on GPU; on CPU they only add padding.
     return Collator(tokenizer.pad_token_id, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
-
-
-# --------------------------------------------------------------------------------------------------- precision
-def precision_flags(precision: str) -> dict[str, bool]:
-    """TrainingArguments flags: bf16 where the GPU supports it, fp16 on other GPUs (T4), fp32 on CPU."""
-    if precision == "auto":
-        if not torch.cuda.is_available():
-            precision = "fp32"
-        else:
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, not {precision!r}.")
-    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
 # ---------------------------------------------------------------------------------------------------- trainer
@@ -168,7 +166,9 @@ class DistillationTrainer(Trainer):
         # Rows of the unlabelled transfer split carry label -100: no cross-entropy, soft targets only. Mean over the
         # labelled rows, and a (differentiable) zero when a batch has none.
         labelled = (labels != -100).sum().clamp(min=1)
-        components = {"hard_label": F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum") / labelled}
+        smoothing = spec.label_smoothing if model.training else 0.0
+        components = {"hard_label": F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum",
+                                                    label_smoothing=smoothing) / labelled}
         if model.training:
             components.update(self._distillation_components(outputs, logits, labels, teacher_logits, inputs))
             weights = {"hard_label": spec.hard_label_weight, "soft_target": spec.kd_loss_weight,
@@ -262,9 +262,8 @@ class StepCounter(TrainerCallback):
             (folder / "train_seconds.json").write_text(json.dumps({"seconds": self.elapsed()}))
 
 
-def _seconds_in_last_checkpoint(output_dir: Path) -> float:
-    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    record = checkpoints[-1] / "train_seconds.json" if checkpoints else None
+def _seconds_in(checkpoint: Path | None) -> float:
+    record = checkpoint / "train_seconds.json" if checkpoint else None
     return json.loads(record.read_text())["seconds"] if record and record.exists() else 0.0
 
 
@@ -277,8 +276,9 @@ class TrainOutcome:
     steps_run: int = 0
 
 
-def training_arguments(config: Config, output_dir: str | Path, *, seed: int, epochs: int | None = None,
-                       learning_rate: float | None = None, quiet: bool = True, **overrides) -> TrainingArguments:
+def training_arguments(config: Config, output_dir: str | Path, *, seed: int, epochs: float | None = None,
+                       learning_rate: float | None = None, quiet: bool | None = None,
+                       **overrides) -> TrainingArguments:
     """The TrainingArguments of every run; ``overrides`` replace any of them (scripts/benchmark.py measures steps
     with evaluation and checkpoints off)."""
     values = dict(
@@ -303,36 +303,42 @@ def training_arguments(config: Config, output_dir: str | Path, *, seed: int, epo
         dataloader_num_workers=config.num_workers,
         dataloader_pin_memory=torch.cuda.is_available(),
         report_to="none",
-        disable_tqdm=quiet,
-        **precision_flags(config.precision),
+        disable_tqdm=not show_progress() if quiet is None else quiet,
+        **precision.trainer_flags(config.precision),
     )
     return TrainingArguments(**{**values, **overrides})
 
 
 def train_classifier(config: Config, model: PreTrainedModel, train_dataset: Dataset, eval_dataset: Dataset,
                      tokenizer, output_dir: str | Path, *, seed: int, spec: DistillSpec = BASELINE,
-                     teacher: PreTrainedModel | None = None, epochs: int | None = None,
-                     learning_rate: float | None = None, quiet: bool = True) -> TrainOutcome:
-    """Fine-tune ``model``; checkpoint each epoch into ``output_dir`` and resume from the last checkpoint there.
+                     teacher: PreTrainedModel | None = None, epochs: float | None = None,
+                     learning_rate: float | None = None, quiet: bool | None = None) -> TrainOutcome:
+    """Fine-tune ``model``; checkpoint each epoch into ``output_dir`` and resume from the newest complete checkpoint
+    there (an interrupted one is removed).
 
-    The final model is written to ``output_dir/final`` and the log history to ``output_dir/history.json``.
+    The final model is written atomically to ``output_dir/final`` with the log history beside it
+    (``history.json``); the epoch checkpoints (weights and optimizer state, ~3× the model) are then deleted.
     """
     output_dir = Path(output_dir)
+    quiet = not show_progress() if quiet is None else quiet
     if quiet:
         hf_logging.set_verbosity_error()
     args = training_arguments(config, output_dir, seed=seed, epochs=epochs, learning_rate=learning_rate, quiet=quiet)
     trainer = DistillationTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                                   data_collator=collator_for(tokenizer), spec=spec, teacher=teacher,
                                   compute_metrics=classification_metrics_for_trainer)
-    resume = any(output_dir.glob("checkpoint-*"))
-    counter = StepCounter(seconds_before=_seconds_in_last_checkpoint(output_dir) if resume else 0.0)
+    checkpoints = cache.complete_checkpoints(output_dir)
+    resume = checkpoints[-1] if checkpoints else None
+    counter = StepCounter(seconds_before=_seconds_in(resume))
     trainer.add_callback(counter)
-    if quiet:
-        trainer.remove_callback(PrinterCallback)  # the history is returned and plotted instead
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.remove_callback(PrinterCallback)  # the history is returned and plotted instead of printed
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = counter.elapsed()  # includes the time before an interruption, where a checkpoint recorded it
-    trainer.save_model(str(output_dir / "final"))
     history = trainer.state.log_history
-    (output_dir / "history.json").write_text(json.dumps({"history": history, "train_seconds": seconds}))
-    return TrainOutcome(model=trainer.model, history=history, train_seconds=seconds, resumed=resume,
+    with cache.atomic_folder(output_dir / "final") as folder:
+        trainer.save_model(str(folder))
+        (folder / "history.json").write_text(json.dumps({"history": history, "train_seconds": seconds}))
+    for checkpoint in output_dir.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return TrainOutcome(model=trainer.model, history=history, train_seconds=seconds, resumed=resume is not None,
                         steps_run=counter.steps)

@@ -3,11 +3,11 @@ import dataclasses
 import pytest
 
 from helpers import config as config_module
-from helpers.config import PROFILES, get_config
+from helpers.config import PROFILES, Config, get_config
 
 
 def test_unknown_profile_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="full, offline, smoke"):
+    with pytest.raises(ValueError, match="full, cpu, smoke"):
         get_config("fast")
 
 
@@ -17,15 +17,20 @@ def test_full_profile_names_the_briefs_models():
     assert config.student_name == "distilbert-base-uncased"
     assert config.tokenizer_name == "bert-base-uncased"
     assert (config.max_length, config.epochs, config.data_source) == (128, 3, "hub")
-    assert len(config.seeds) >= 3
+    assert len(config.seeds) >= 3 and config.transfer_rows == 0
 
 
-def test_profiles_share_every_field_and_are_frozen():
-    configs = [get_config(name) for name in PROFILES]
-    assert {tuple(f.name for f in dataclasses.fields(c)) for c in configs} == {
-        tuple(f.name for f in dataclasses.fields(configs[0]))}
+def test_profiles_are_differences_from_full_and_frozen():
+    assert dataclasses.asdict(Config())["teacher_name"] == get_config("full").teacher_name
+    for name in PROFILES:
+        changed = config_module.PROFILE_CHANGES[name]()
+        assert set(changed) <= {f.name for f in dataclasses.fields(Config)}
     with pytest.raises(dataclasses.FrozenInstanceError):
-        configs[0].epochs = 1
+        get_config("smoke").epochs = 1
+
+
+def test_offline_is_an_alias_of_cpu():
+    assert get_config("offline").profile == "cpu"
 
 
 def test_environment_overrides(monkeypatch):
@@ -34,27 +39,61 @@ def test_environment_overrides(monkeypatch):
     monkeypatch.setenv("KD_SEEDS", "3,4")
     monkeypatch.setenv("KD_MAX_TRAIN_ROWS", "all")
     monkeypatch.setenv("KD_BATCH_SIZE", "8")
+    monkeypatch.setenv("KD_VALIDATION_ROWS", "40")
     config = get_config()
     assert (config.profile, config.epochs, config.seeds, config.max_train_rows, config.batch_size) == (
         "smoke", 5, (3, 4), None, 8)
-    assert config.seed == 3
+    assert config.seed == 3 and config.validation_rows == 40 and config.data_seed == 0
 
 
-def test_bad_environment_value_names_the_variable(monkeypatch):
-    monkeypatch.setenv("KD_EPOCHS", "three")
-    with pytest.raises(ValueError, match="KD_EPOCHS"):
-        get_config("smoke")
+@pytest.mark.parametrize("variable, value, message", [
+    ("KD_EPOCHS", "three", "KD_EPOCHS"), ("KD_EPOCHS", "0", "KD_EPOCHS"), ("KD_EPOCHS", "-1", "KD_EPOCHS"),
+    ("KD_BATCH_SIZE", "0", "KD_BATCH_SIZE"), ("KD_MAX_TRAIN_ROWS", "-5", "KD_MAX_TRAIN_ROWS"),
+    ("KD_MAX_TRAIN_ROWS", "3", "one row per class"), ("KD_SEEDS", "-1", r"\[0, 2\*\*32\)"),
+    ("KD_SEEDS", "1,1", "repeat"), ("KD_SEEDS", ",", "at least one seed"), ("KD_DATA_DIR", "", "KD_DATA_DIR"),
+])
+def test_bad_knobs_fail_at_the_door_naming_the_variable(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=message):
+        get_config("cpu" if variable == "KD_DATA_DIR" else "smoke")
 
 
 def test_data_dir_override_only_for_local_data(monkeypatch, tmp_path):
     monkeypatch.setenv("KD_DATA_DIR", str(tmp_path))
-    assert get_config("offline").data_dir == str(tmp_path)
+    assert get_config("cpu").data_dir == str(tmp_path)
     assert get_config("smoke").data_dir is None
 
 
-def test_no_gpu_and_no_data_names_the_profile_to_use(monkeypatch, tmp_path):
+def test_cpu_profile_falls_back_to_the_hub_without_a_local_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("KD_DATA_DIR", raising=False)
+    monkeypatch.setattr(config_module, "SHARED_DATA_DIR", tmp_path / "missing")
+    config = get_config("cpu")
+    assert (config.data_source, config.hub_dataset) == ("hub", "fancyzhx/ag_news")
+
+
+def test_default_profile_branches(monkeypatch, tmp_path):
     monkeypatch.delenv("KD_PROFILE", raising=False)
-    monkeypatch.setenv("KD_DATA_DIR", str(tmp_path / "missing"))
+    monkeypatch.delenv("KD_DATA_DIR", raising=False)
+    monkeypatch.setattr(config_module, "SHARED_DATA_DIR", tmp_path / "missing")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert config_module.default_profile() == "full"
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    with pytest.raises(RuntimeError, match="KD_PROFILE=smoke"):
+    monkeypatch.setenv("KD_DATA_DIR", str(tmp_path))
+    assert config_module.default_profile() == "cpu"
+    monkeypatch.delenv("KD_DATA_DIR")
+    monkeypatch.setattr(config_module, "hub_reachable", lambda: True)
+    assert config_module.default_profile() == "cpu"
+
+
+def test_no_gpu_no_folder_and_no_hub_names_both_fixes_at_once(monkeypatch, tmp_path):
+    import time
+
+    monkeypatch.delenv("KD_PROFILE", raising=False)
+    monkeypatch.delenv("KD_DATA_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(config_module, "SHARED_DATA_DIR", tmp_path / "missing")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError, match="KD_DATA_DIR.*HF_HUB_OFFLINE"):
         config_module.default_profile()
+    assert time.perf_counter() - start < 1.0

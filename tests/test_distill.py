@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import distill
 from helpers.distill import (
     attention_loss,
     check_logits_compatible,
@@ -467,3 +468,29 @@ def test_combine_losses_names_component_without_weight():
 def test_combine_losses_names_weight_without_component():
     with pytest.raises(ValueError, match="without a component: \\['attention'\\]"):
         combine_losses({"kd": torch.tensor(1.0)}, {"kd": 1.0, "attention": 0.1})
+
+
+def test_every_loss_is_finite_and_float32_on_half_precision_inputs():
+    """Under fp16 autocast the losses get half-precision tensors: 1e-12 underflows there, so each computes in fp32."""
+    torch.manual_seed(0)
+    half = torch.float16
+    batch, length, width, heads = 3, 5, 8, 2
+    mask = torch.ones(batch, length, dtype=torch.long)
+    mask[0, 3:] = 0
+    logits_s, logits_t = torch.randn(batch, 4).to(half), torch.randn(batch, 4).to(half)
+    labels = torch.tensor([0, 1, 2])
+    attention_s = torch.softmax(torch.randn(batch, heads, length, length) * 8, -1).to(half)
+    attention_t = torch.softmax(torch.randn(batch, heads, length, length) * 8, -1).to(half)
+    hidden_s = (torch.randn(batch, length, width) * 300).to(half)
+    hidden_t = torch.randn(batch, length, width).to(half)
+    values = {
+        "soft_target": distill.soft_target_loss(logits_s, logits_t, 2.0),
+        "teacher_label": distill.teacher_label_loss(logits_s, logits_t, labels, mode="agree"),
+        "weighted": distill.weighted_soft_target_loss(logits_s, logits_t, 2.0,
+                                                      distill.confidence_weights(logits_t, labels)),
+        "hidden": distill.hidden_state_loss(hidden_s, hidden_t, mask),
+        "attention": distill.attention_loss([attention_s], [attention_t], mask, [(1, 1)]),
+        "relation": distill.relation_loss(distill.mean_pool(hidden_s, mask), distill.mean_pool(hidden_t, mask)),
+    }
+    for name, value in values.items():
+        assert value.dtype == torch.float32 and torch.isfinite(value), name

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import pipeline, plots
-from helpers.train import Collator, DistillSpec, precision_flags, train_classifier
+from helpers import pipeline, plots, train
+from helpers.train import Collator, DistillSpec, train_classifier
 
 
 def test_collator_pads_to_the_longest_row_and_keeps_teacher_logits():
@@ -19,14 +19,6 @@ def test_collator_pads_to_the_longest_row_and_keeps_teacher_logits():
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["teacher_logits"].shape == (2, 4)
     assert Collator(0, pad_to_multiple_of=8)([{"input_ids": [1, 2, 3], "labels": 0}])["input_ids"].shape == (1, 8)
-
-
-def test_precision_is_fp32_on_cpu_and_rejects_unknown_names():
-    if not torch.cuda.is_available():
-        assert precision_flags("auto") == {"bf16": False, "fp16": False}
-    assert precision_flags("fp16") == {"bf16": False, "fp16": True}
-    with pytest.raises(ValueError, match="precision"):
-        precision_flags("int4")
 
 
 def test_teacher_learns_the_smoke_task(smoke_workspace):
@@ -44,8 +36,12 @@ def test_baseline_loss_falls_and_accuracy_beats_chance(smoke_workspace):
     assert len(evaluation) == smoke_workspace.config.epochs
     assert len(result["test_predictions"]) == len(smoke_workspace.test_labels)
     assert result["provenance"]["profile"] == "smoke"
-    # Loaded from its results file the second time, not retrained.
+    assert result["provenance"]["data_fingerprint"] == smoke_workspace.data_fingerprint
+    assert result["provenance"]["commit"] and result["provenance"]["schema"]
+    # Loaded from its results file the second time, not retrained; its epoch checkpoints are gone.
     assert pipeline.load_or_train_student(smoke_workspace, seed=0)["provenance"] == result["provenance"]
+    run_dir = pipeline.Path(pipeline.student_checkpoint(smoke_workspace.config, result)).parent
+    assert (run_dir / "final" / "config.json").exists() and not list(run_dir.glob("checkpoint-*"))
 
 
 def test_every_distillation_family_trains_and_logs_its_component(smoke_workspace):
@@ -65,26 +61,39 @@ def test_a_changed_spec_under_the_same_name_is_retrained(smoke_workspace):
     assert second["spec"]["kd_loss_weight"] == 0.5 and first["spec"]["kd_loss_weight"] == 1.0
 
 
-def test_an_interrupted_run_resumes_from_its_last_epoch_checkpoint(smoke_workspace, tmp_path):
-    config = smoke_workspace.config
+def test_an_interrupted_run_resumes_from_its_newest_complete_checkpoint(smoke_workspace, tmp_path, monkeypatch):
+    config = dataclasses.replace(smoke_workspace.config, epochs=2)
     common = dict(train_dataset=smoke_workspace.tokenized["student_train"],
                   eval_dataset=smoke_workspace.tokenized["validation"], tokenizer=smoke_workspace.tokenizer,
                   output_dir=tmp_path / "run", seed=0)
     from helpers.models import load_student
 
-    # "Interrupted" after epoch 1 of 2: the checkpoint of epoch 1 is on disk.
-    first = train_classifier(dataclasses.replace(config, epochs=1), load_student(config, 0), **common)
-    assert not first.resumed and list((tmp_path / "run").glob("checkpoint-*"))
-    second = train_classifier(dataclasses.replace(config, epochs=2), load_student(config, 0), **common)
-    assert second.resumed
-    # Only the second epoch ran again; the first came from the checkpoint (a fresh start would run both).
-    assert first.steps_run > 0 and second.steps_run == first.steps_run
-    assert second.train_seconds > first.train_seconds * 0.9  # the first epoch's time is carried over
-    assert [h["epoch"] for h in second.history if "eval_accuracy" in h] == [1.0, 2.0]
+    original = train.StepCounter.on_save
+
+    def interrupt_after_first_save(self, args, state, control, **kwargs):
+        original(self, args, state, control, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.StepCounter, "on_save", interrupt_after_first_save)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(config, load_student(config, 0), **common)
+    monkeypatch.undo()
+    (complete,) = list((tmp_path / "run").glob("checkpoint-*"))
+    # A half-written checkpoint beside it (killed while saving) must be ignored and removed, not picked.
+    broken = tmp_path / "run" / "checkpoint-999"
+    broken.mkdir()
+    (broken / "trainer_state.json").write_text("")
+    with pytest.warns(UserWarning, match="incomplete checkpoint"):
+        outcome = train_classifier(config, load_student(config, 0), **common)
+    assert outcome.resumed and not broken.exists()
+    epoch_steps = int(complete.name.split("-")[-1])
+    assert outcome.steps_run == epoch_steps  # only the second epoch ran again
+    assert [h["epoch"] for h in outcome.history if "eval_accuracy" in h] == [1.0, 2.0]
+    assert not list((tmp_path / "run").glob("checkpoint-*"))  # cleaned once the final model is written
 
 
 def test_cached_logits_of_the_wrong_length_are_refused(smoke_workspace):
-    with pytest.raises(ValueError, match="stale"):
+    with pytest.raises(ValueError, match="other rows"):
         pipeline.with_teacher_logits(smoke_workspace.tokenized["test"], np.zeros((3, 4)))
 
 
@@ -92,10 +101,10 @@ def test_unlabelled_rows_get_soft_targets_only(smoke_workspace):
     from helpers import experiments
     from helpers.train import DistillationTrainer
 
-    spec = experiments.TRANSFER_VARIANTS["response-transfer"]
-    rows = pipeline.with_transfer_rows(smoke_workspace, pipeline.with_teacher_logits(
+    spec = experiments.TRANSFER
+    rows = pipeline.with_unlabelled_rows(smoke_workspace, pipeline.with_teacher_logits(
         smoke_workspace.tokenized["student_train"],
-        pipeline.load_or_compute_teacher_logits(smoke_workspace, "student_train")[0]))
+        pipeline.load_or_compute_teacher_logits(smoke_workspace, "student_train")[0]), "transfer")
     labels = np.asarray(rows["labels"])
     assert (labels == -100).sum() == len(smoke_workspace.transfer) > 0
     assert not set(smoke_workspace.transfer["text"]) & set(smoke_workspace.student_train["text"])
@@ -115,4 +124,21 @@ def test_unlabelled_rows_get_soft_targets_only(smoke_workspace):
 
 def test_transfer_needs_plain_soft_targets():
     with pytest.raises(ValueError, match="soft targets"):
-        DistillSpec(name="bad", unlabelled_transfer=True)
+        DistillSpec(name="bad", unlabelled="transfer")
+    with pytest.raises(ValueError, match="unlabelled"):
+        DistillSpec(name="bad", kd_loss_weight=1.0, unlabelled="elsewhere")
+
+
+def test_every_strategy_and_control_trains_at_the_selection_budget(smoke_workspace):
+    from helpers import experiments
+
+    grid = experiments.run_grid(smoke_workspace)
+    assert set(grid) >= {"baseline", *experiments.STRATEGIES, *experiments.CONTROLS}
+    table = experiments.grid_table(grid, np.asarray(smoke_workspace.splits["validation"]["label"]))
+    rows = len(smoke_workspace.raw("selection_train"))
+    assert grid["augmented"]["train_rows"] == 2 * rows and grid["baseline"]["train_rows"] == rows
+    assert table.loc["matched-compute", "steps_vs_baseline"] == pytest.approx(experiments.LONGEST_STEPS_RATIO, 0.05)
+    assert not table.loc["self-distillation", "bert_teacher"] and table.loc["committee", "bert_teacher"]
+    assert all(run["test"]["accuracy"] > 0.3 for run in grid.values())
+    choice = experiments.choose(table)
+    assert choice["chosen"] in experiments.STRATEGIES and choice["label_smoothing"].startswith("label-smoothing")

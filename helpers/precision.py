@@ -1,0 +1,51 @@
+"""The one place that decides numeric precision: bf16 from compute capability 8.0 (A100, H100), fp16 on older GPUs
+(T4, V100), fp32 on CPU.
+
+``torch.cuda.is_bf16_supported()`` is not used: by default it counts emulation and answers True on a T4 (sm75),
+where bf16 runs without tensor cores, several times slower than fp16.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BF16_MIN_CAPABILITY = (8, 0)
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_precision(requested: str = "auto") -> str:
+    """``"auto"`` → bf16 on sm80+, fp16 on older GPUs, fp32 on CPU; an explicit choice is checked and returned."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {requested!r}.")
+    if requested != "auto":
+        if requested != "fp32" and not torch.cuda.is_available():
+            raise ValueError(f"precision {requested!r} needs a CUDA GPU; use 'auto' or 'fp32' on CPU.")
+        return requested
+    if not torch.cuda.is_available():
+        return "fp32"
+    return "bf16" if torch.cuda.get_device_capability() >= BF16_MIN_CAPABILITY else "fp16"
+
+
+def trainer_flags(requested: str = "auto") -> dict[str, bool]:
+    """``TrainingArguments``' mixed-precision flags for the resolved precision."""
+    precision = resolve_precision(requested)
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def torch_dtype(requested: str = "auto") -> torch.dtype:
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[resolve_precision(requested)]
+
+
+def autocast(requested: str = "auto"):
+    """The inference context of every forward pass outside the Trainer: autocast to the resolved dtype on CUDA,
+    nothing on CPU."""
+    precision = resolve_precision(requested)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch_dtype(precision))

@@ -1,0 +1,111 @@
+"""Caches that cannot be misused: keyed by what produced them, written atomically, refused when damaged."""
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers import cache, data, pipeline, report, results
+from helpers.config import get_config
+
+
+def test_an_altered_or_truncated_array_is_detected_and_removed(tmp_path):
+    path = tmp_path / "logits.npy"
+    cache.save_array(path, np.ones((10, 4), dtype=np.float32), seconds=1.0)
+    assert cache.load_array(path)[0].shape == (10, 4)
+    np.save(path, np.zeros((10, 4), dtype=np.float32))  # changed values, same shape
+    with pytest.warns(UserWarning, match="logits.npy"):
+        assert cache.load_array(path) is None
+    assert not path.exists()
+    cache.save_array(path, np.ones((10, 4), dtype=np.float32), seconds=1.0)
+    path.write_bytes(path.read_bytes()[:40])  # truncated
+    with pytest.warns(UserWarning, match="damaged"):
+        assert cache.load_array(path) is None
+
+
+def test_an_interrupted_folder_write_leaves_nothing(tmp_path):
+    target = tmp_path / "teacher"
+    with pytest.raises(KeyboardInterrupt), cache.atomic_folder(target) as folder:
+        (folder / "config.json").write_text("")
+        raise KeyboardInterrupt
+    assert not target.exists() and not list(tmp_path.iterdir())
+
+
+def test_incomplete_model_folders_are_recognised(tmp_path, smoke_workspace):
+    from helpers import models
+
+    folder = tmp_path / "model"
+    models.load_student(smoke_workspace.config, 0).save_pretrained(folder)
+    assert cache.complete_model_folder(folder)
+    weights = next(folder.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-100])
+    assert not cache.complete_model_folder(folder)
+    (folder / "config.json").write_text("")
+    assert not cache.complete_model_folder(folder)
+
+
+def test_another_data_folder_gets_another_teacher_and_students(tmp_path):
+    frames = {}
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for split, rows, seed in (("train", 400, 1), ("test", 80, 2)):
+            frame = data.synthetic_frame(rows, seed + (name == "b") * 10)
+            frame.to_parquet(folder / f"{split}.parquet")
+        frames[name] = get_config("cpu", data_dir=str(folder), cache_dir=str(tmp_path / "cache"))
+    from helpers import models
+
+    assert models.fine_tuned_teacher_path(frames["a"]) != models.fine_tuned_teacher_path(frames["b"])
+
+
+def test_student_keys_change_with_rows_seed_and_settings(smoke_workspace):
+    from helpers.train import BASELINE
+
+    key = pipeline.student_key(smoke_workspace, BASELINE, 0, "final")
+    assert key != pipeline.student_key(smoke_workspace, BASELINE, 1, "final")
+    assert key != pipeline.student_key(smoke_workspace, BASELINE, 0, "selection")
+    changed = pipeline.Workspace(**{**smoke_workspace.__dict__,
+                                    "fingerprints": {**smoke_workspace.fingerprints, "student_train": "other"}})
+    assert key != pipeline.student_key(changed, BASELINE, 0, "final")
+
+
+def test_empty_transfer_split_prepares_twice(tmp_path):
+    config = get_config("smoke", transfer_rows=0, cache_dir=str(tmp_path / "c"), results_dir=str(tmp_path / "r"))
+    for _ in range(2):
+        workspace = pipeline.prepare(config)
+        assert len(workspace.tokenized["transfer"]) == 0
+
+
+def test_a_truncated_results_file_is_named(tmp_path):
+    path = tmp_path / "teacher.json"
+    path.write_text('{"provenance": {')
+    with pytest.raises(ValueError, match="teacher.json"):
+        results.load_result(path)
+
+
+def test_data_files_that_cannot_be_read_are_named(tmp_path):
+    (tmp_path / "train.csv").write_bytes("text,label\ncaf\xe9,1\n".encode("latin-1"))
+    (tmp_path / "test.parquet").write_bytes(b"PAR1 truncated")
+    with pytest.raises(ValueError, match="train.csv.*UTF-8"):
+        data.load_local_dataset(tmp_path)
+    (tmp_path / "train.csv").write_text("text,label\nnews,1\n")
+    with pytest.raises(ValueError, match="test.parquet.*truncated or corrupt"):
+        data.load_local_dataset(tmp_path)
+
+
+def test_the_report_refuses_results_that_do_not_belong_together():
+    documents = {"teacher.json": {"provenance": {"profile": "cpu", "schema": 2, "commit": "abc",
+                                                  "data_fingerprint": "x"}},
+                 "students/baseline-seed0.json": {"provenance": {"profile": "cpu", "schema": 2, "commit": "abc",
+                                                                  "data_fingerprint": "y"}}}
+    with pytest.raises(results.MixedResultsError, match="data_fingerprint.*baseline-seed0"):
+        results.check_consistent(documents)
+    documents["students/baseline-seed0.json"]["provenance"]["data_fingerprint"] = "x"
+    results.check_consistent(documents)
+
+
+def test_a_partial_run_never_replaces_a_complete_report(tmp_path, monkeypatch):
+    partial = get_config("full", results_dir=str(tmp_path / "full"))
+    results.save_result(partial, "teacher", {"test": {"accuracy": 0.9}})
+    assert not report.complete(partial)
+    assert json.loads(results.result_path(partial, "teacher").read_text())["provenance"]["profile"] == "full"
