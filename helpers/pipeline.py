@@ -22,7 +22,6 @@ from helpers.config import LABELS, Config
 from helpers.train import BASELINE, DistillSpec, collator_for, train_classifier
 
 TRAINING_ROWS = {"final": "student_train", "selection": "selection_train"}  # other budgets name their split
-UNLABELLED_SPLITS = ("transfer", "augmented")  # rows whose labels training never sees
 
 
 @dataclass
@@ -31,7 +30,7 @@ class Workspace:
 
     config: Config
     splits: DatasetDict  # raw text: train (all), validation, test
-    named: dict[str, Dataset]  # raw text: student_train, selection_train, transfer, augmented
+    named: dict[str, Dataset]  # raw text: student_train, selection_train, transfer (and splits derived on demand)
     tokenizer: object
     tokenized: dict[str, Dataset]  # every split above, tokenized
     fingerprints: dict[str, str]  # content hash of every raw split
@@ -83,12 +82,11 @@ def prepare(config: Config) -> Workspace:
     named = {"student_train": data.student_train_split(splits, config),
              "selection_train": data.selection_train_split(splits, config),
              "transfer": data.transfer_split(splits, config)}
-    named["augmented"] = data.augmented_split(named["student_train"], config.data_seed)
     tokenizer = models.load_tokenizer(config)
     everything = {**named, **{name: splits[name] for name in ("validation", "test")}}
     fingerprints = {name: data.fingerprint(dataset) for name, dataset in everything.items()}
     tokenized = {name: _load_or_tokenize(config, dataset, tokenizer, name, fingerprints[name])
-                 for name, dataset in everything.items() if name != "augmented"}
+                 for name, dataset in everything.items()}
     workspace = Workspace(config, splits, named, tokenizer, tokenized, fingerprints)
     return workspace
 
@@ -155,7 +153,7 @@ def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=Non
     logits = evaluate.predict_logits(teacher, dataset, collator_for(workspace.tokenizer), config.eval_batch_size,
                                      config.precision)
     seconds = time.perf_counter() - start
-    if split not in UNLABELLED_SPLITS:
+    if split != "transfer" and not split.startswith("augmented"):  # rows whose labels training never sees
         evaluate.check_label_order(np.asarray(workspace.raw(split)["label"]), logits.argmax(-1), config.teacher_name)
     cache.save_array(path, logits, seconds=seconds, rows=len(logits))
     return logits, {"cached": False, "seconds": seconds, "first_pass_seconds": seconds, "path": str(path)}
@@ -165,6 +163,18 @@ def with_teacher_logits(dataset: Dataset, logits: np.ndarray) -> Dataset:
     if len(dataset) != len(logits):
         raise ValueError(f"{len(logits)} teacher logits for {len(dataset)} rows: the logits belong to other rows.")
     return dataset.add_column("teacher_logits", logits.tolist())
+
+
+def unlabelled_split(workspace: Workspace, spec: DistillSpec, budget: str) -> str | None:
+    """The split a spec's unlabelled rows come from: the transfer split, or perturbed copies of the very rows it
+    trains on (made on first use)."""
+    if spec.unlabelled != "augmented":
+        return spec.unlabelled or None
+    rows = TRAINING_ROWS.get(budget, budget)
+    name = f"augmented-{rows}"
+    if name not in workspace.named:
+        _add_split(workspace, name, data.augmented_split(workspace.raw(rows), workspace.config.data_seed))
+    return name
 
 
 def with_unlabelled_rows(workspace: Workspace, train_rows: Dataset, split: str) -> Dataset:
@@ -264,7 +274,8 @@ def training_settings(config: Config, spec: DistillSpec, budget: str) -> dict:
 def student_key(workspace: Workspace, spec: DistillSpec, seed: int, budget: str) -> str:
     """Everything that produced a student: spec, settings, seed, the content of its rows, the teacher."""
     rows = TRAINING_ROWS.get(budget, budget)
-    unlabelled = workspace.fingerprints[spec.unlabelled] if spec.unlabelled else None
+    extra = unlabelled_split(workspace, spec, budget)
+    unlabelled = workspace.fingerprints[extra] if extra else None
     teacher = teacher_identity(workspace.config) if spec.uses_bert_teacher else None
     return cache.key_of(spec.settings(), training_settings(workspace.config, spec, budget), seed,
                         workspace.fingerprints[rows], unlabelled, workspace.fingerprints["validation"],
@@ -297,7 +308,7 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
     if spec.uses_cached_logits:
         train_rows = with_teacher_logits(train_rows, soft_targets(workspace, spec, seed, budget))
     if spec.unlabelled:
-        train_rows = with_unlabelled_rows(workspace, train_rows, spec.unlabelled)
+        train_rows = with_unlabelled_rows(workspace, train_rows, unlabelled_split(workspace, spec, budget))
     attention = "eager" if spec.attention_weight > 0 else None  # sdpa returns no attention weights
     teacher = models.load_teacher(config, attn_implementation=attention) if spec.uses_online_teacher else None
     student = models.load_student(config, seed, attn_implementation=attention)

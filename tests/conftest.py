@@ -1,4 +1,9 @@
-"""Shared fixtures: the smoke profile with its caches in a temporary folder, its teacher trained once."""
+"""Shared fixtures: the smoke profile with its teacher trained once.
+
+The fixture uses the smoke profile's own cache and results folders (cache/smoke, results/smoke, both ignored by git),
+the ones the notebooks use under nbval: every run is keyed by what produced it, so the notebooks reuse the students
+the tests trained instead of training them again.
+"""
 
 import pytest
 
@@ -10,10 +15,8 @@ quiet_libraries()
 
 
 @pytest.fixture(scope="session")
-def smoke_config(tmp_path_factory):
-    root = tmp_path_factory.mktemp("smoke")
-    return get_config("smoke", cache_dir=str(root / "cache"), results_dir=str(root / "results"),
-                      figures_dir=str(root / "figures"))
+def smoke_config():
+    return get_config("smoke")
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Caches that cannot be misused: keyed by what produced them, written atomically, refused when damaged."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -63,7 +64,10 @@ def test_student_keys_change_with_rows_seed_and_settings(smoke_workspace):
 
     key = pipeline.student_key(smoke_workspace, BASELINE, 0, "final")
     assert key != pipeline.student_key(smoke_workspace, BASELINE, 1, "final")
-    assert key != pipeline.student_key(smoke_workspace, BASELINE, 0, "selection")
+    cheaper = pipeline.Workspace(**{**smoke_workspace.__dict__, "config": dataclasses.replace(
+        smoke_workspace.config, selection_epochs=1)})
+    assert key != pipeline.student_key(cheaper, BASELINE, 0, "selection")
+    assert key == pipeline.student_key(smoke_workspace, BASELINE, 0, "selection")  # same budget: the run is reused
     changed = pipeline.Workspace(**{**smoke_workspace.__dict__,
                                     "fingerprints": {**smoke_workspace.fingerprints, "student_train": "other"}})
     assert key != pipeline.student_key(changed, BASELINE, 0, "final")

@@ -139,6 +139,6 @@ def test_every_strategy_and_control_trains_at_the_selection_budget(smoke_workspa
     assert grid["augmented"]["train_rows"] == 2 * rows and grid["baseline"]["train_rows"] == rows
     assert table.loc["matched-compute", "steps_vs_baseline"] == pytest.approx(experiments.LONGEST_STEPS_RATIO, 0.05)
     assert not table.loc["self-distillation", "bert_teacher"] and table.loc["committee", "bert_teacher"]
-    assert all(run["test"]["accuracy"] > 0.3 for run in grid.values())
+    assert np.median([run["test"]["accuracy"] for run in grid.values()]) > 0.4  # chance is 0.25
     choice = experiments.choose(table)
     assert choice["chosen"] in experiments.STRATEGIES and choice["label_smoothing"].startswith("label-smoothing")
