@@ -10,8 +10,10 @@ setup:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "torch==2.13.0"
 	@$(PYTHON) -m pip install -q -e ".[dev]"
 
-# Executes every notebook in place under KD_PROFILE (default: full on a GPU, else offline), then the README's numbers.
+# Prints the plan (and on a GPU its projected time and cost), executes every notebook in place under KD_PROFILE
+# (default: full on a GPU, else cpu), then regenerates the README's numbers.
 report: setup
+	$(PYTHON) scripts/preflight.py
 	$(PYTHON) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=-1 $(NOTEBOOKS)
 	$(PYTHON) -m helpers.report
 

@@ -7,8 +7,6 @@ comparison. No strategy depends on unlabelled rows, which ``full`` does not have
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 
@@ -67,6 +65,37 @@ TRANSFER = DistillSpec(name="response-transfer", hard_label_weight=0.5, kd_loss_
 
 def specs() -> dict[str, DistillSpec]:
     return {name: spec for name, (spec, _) in {**STRATEGIES, **CONTROLS}.items()}
+
+
+def planned_runs(config, train_rows: int, validation_rows: int, test_rows: int) -> list[dict]:
+    """Every training run and teacher pass a full report makes (notebooks 02-04 and 06), for the pre-flight estimate:
+    the grid once at the selection budget, the final students over every seed, the committee's two cross-fitting
+    students, the teacher's logit passes and the LM's fine-tunings (with and without the teacher, three seeds).
+    The chosen strategy is not known before the grid: it is priced as the costliest cached-logit one (augmented)."""
+    selection_rows = min(train_rows, config.selection_max_train_rows or train_rows)
+    selection_epochs = config.selection_epochs or config.epochs
+    same_budget = selection_rows == train_rows and selection_epochs == config.epochs
+    evaluation = validation_rows * config.epochs + validation_rows + test_rows
+
+    def run(name: str, spec: DistillSpec, rows: int, epochs: float) -> dict:
+        rows = rows * (2 if spec.unlabelled == "augmented" else 1)
+        return {"name": name, "kind": "online-teacher" if spec.uses_online_teacher else "cached-logits",
+                "train_rows": rows, "epochs": epochs * spec.epochs_scale, "eval_rows": evaluation}
+
+    grid = {"baseline": BASELINE, **specs()}
+    runs = [run(f"grid {name}", spec, selection_rows, selection_epochs) for name, spec in grid.items()]
+    runs += [run(f"cross-fit {fold}", BASELINE, selection_rows // 2, config.epochs) for fold in "ab"]
+    final_names = ["baseline", "augmented", "label-smoothing-0.1", "self-distillation", "matched-compute"]
+    for seed_index, _ in enumerate(config.seeds):
+        if seed_index == 0 and same_budget:
+            continue  # the grid's runs are the first seed's
+        runs += [run(f"final {name} seed {seed_index}", grid[name], train_rows, config.epochs) for name in final_names]
+    runs += [{"name": "teacher logits", "kind": "teacher-logits", "train_rows": 2 * train_rows + validation_rows
+              + test_rows}]
+    runs += [{"name": f"LM λ={weight:g} seed {seed}", "kind": "lm", "train_rows": config.lm_train_rows,
+              "epochs": config.lm_epochs, "eval_rows": config.lm_eval_rows or test_rows}
+             for weight in (0.0, config.lm_kd_weight) for seed in range(3)]
+    return runs
 
 
 def rationale_table() -> pd.DataFrame:
@@ -171,7 +200,3 @@ def verdict(interval: dict) -> str:
     if interval["ci_high"] < 0:
         return "worse"
     return "no detectable difference"
-
-
-def with_name(spec: DistillSpec, name: str) -> DistillSpec:
-    return dataclasses.replace(spec, name=name)

@@ -62,3 +62,20 @@ def test_choice_is_made_on_validation_among_teacher_strategies():
     assert choice["chosen"] == "augmented" and choice["label_smoothing"] == "label-smoothing-0.2"
     assert set(experiments.final_specs(choice)) == {"baseline", "augmented", "label-smoothing-0.2",
                                                     "self-distillation", "matched-compute"}
+
+
+def test_the_plan_counts_every_run_and_prices_it():
+    from helpers import benchmark
+    from helpers.config import get_config
+
+    config = get_config("full")
+    plan = experiments.planned_runs(config, 114_000, 6_000, 7_600)
+    grid = 1 + len(experiments.specs())
+    final = 5 * len(config.seeds)  # selection budget differs from the final one in full: no run is shared
+    assert len(plan) == grid + 2 + final + 1 + 6
+    assert sum(run["kind"] == "online-teacher" for run in plan) == 2
+    throughput = {"device": "T4", "student_train_rows_per_second": 100.0, "online_teacher_step_ratio": 2.0,
+                  "student_eval_rows_per_second": 1000.0, "teacher_eval_rows_per_second": 500.0,
+                  "lm_train_rows_per_second": 50.0}
+    projection = benchmark.project_runtime(plan, throughput, price_per_hour=1.0)
+    assert projection["runs"] == len(plan) and projection["cost"] == projection["total_hours"]

@@ -1,0 +1,44 @@
+"""Before `make report` trains anything: the runs it will make, and on a GPU their predicted wall time and cost.
+
+The rates come from this GPU's benchmark file (results/benchmark/<gpu>.json) where one exists, else from a short timed
+warm-up; the hourly price from the cited prices in results/external.json. On a CPU it lists the plan only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+from helpers import benchmark, experiments, results
+from helpers.config import get_config
+
+# AG News' sizes in full (the hub's train split less the validation carve, and the test split); the cpu and smoke
+# profiles cap theirs, so their rows are read from the config instead.
+FULL_TRAIN_ROWS, FULL_TEST_ROWS = 120_000, 7_600
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", default=None)
+    config = get_config(parser.parse_args().profile)
+    train_rows = config.max_train_rows or FULL_TRAIN_ROWS - config.validation_rows
+    plan = experiments.planned_runs(config, train_rows, config.validation_rows, FULL_TEST_ROWS)
+    kinds = Counter(run["kind"] for run in plan)
+    listing = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+    print(f"make report, profile {config.profile}: {len(plan)} runs ({listing})")
+    import torch
+
+    if not torch.cuda.is_available():
+        print("No GPU: no time or cost projected (the benchmark's CPU table measures speed instead).")
+        return
+    throughput = benchmark.load_throughput() or benchmark.warmup_throughput(config)
+    price = benchmark.price_for_device(results.external_facts()["gpu_hourly_usd"], throughput.device)
+    projection = benchmark.project_runtime(plan, throughput, price[1] if price else None)
+    cost = (f", about ${projection['cost']:.2f} at the quoted {price[0]} price of ${price[1]:.2f}/h "
+            "(results/external.json)") if price else " (no quoted price for this GPU)"
+    print(f"Projected on {throughput.device} ({throughput.source}): {projection['total_hours']:.2f} h{cost}. "
+          "A projection from measured rates, not a measurement; per-run overheads are not counted.")
+
+
+if __name__ == "__main__":
+    main()
