@@ -10,7 +10,6 @@ import pandas as pd
 
 from helpers import evaluate, models, pipeline, results
 from helpers.config import LABELS, Config
-from helpers.train import collator_for
 
 
 @dataclass
@@ -46,28 +45,11 @@ def recorded_runs(config: Config, document: dict, name: str) -> list[dict]:
 def speed_table(
     config: Config, entries: list[ModelRuns], texts: list[str], tokenizer, repeats: int = 3
 ) -> pd.DataFrame:
-    """Latency at batch 1 and throughput at batch 32 of each checkpoint, on real test texts, measured in turn."""
-    encoded = [tokenizer(t, truncation=True, max_length=config.max_length, return_token_type_ids=False)
-               for t in texts]
-    rows = [{"input_ids": e["input_ids"], "labels": 0, "length": len(e["input_ids"])} for e in encoded]
-    collate = collator_for(tokenizer)
-    singles = [collate([row]) for row in rows[:32]]
-    batches = [collate(rows[i : i + 32]) for i in range(0, len(rows), 32)]
-    table = []
-    for entry in entries:
-        model = models.load_classifier(entry.checkpoint)
-        latency = evaluate.measure_latency(model, singles, repeats=repeats)
-        throughput = evaluate.measure_latency(model, batches, repeats=repeats)
-        table.append({"model": entry.name, "latency_batch1_ms": latency["median_batch_seconds"] * 1000,
-                      "throughput_batch32_rows_per_s": throughput["rows_per_second"], "device": latency["device"],
-                      "parameters_m": models.parameter_count(model) / 1e6,
-                      "size_on_disk_mb": models.size_on_disk_mb(entry.checkpoint)})
-    frame = pd.DataFrame(table).set_index("model")
-    frame["speedup_vs_teacher_batch32"] = frame["throughput_batch32_rows_per_s"] / frame[
-        "throughput_batch32_rows_per_s"].iloc[0]
-    frame["latency_speedup_vs_teacher"] = frame["latency_batch1_ms"].iloc[0] / frame["latency_batch1_ms"]
-    frame["size_ratio_vs_teacher"] = frame["size_on_disk_mb"] / frame["size_on_disk_mb"].iloc[0]
-    return frame
+    """Latency at batch 1 and throughput at batch 32 of each checkpoint and of the chosen student's int8 copy, side
+    by side on CPU on real test texts (``helpers.benchmark.speed_table``)."""
+    from helpers import benchmark
+
+    return benchmark.speed_table(config, entries, texts, tokenizer, repeats)
 
 
 def comparison_table(entries: list[ModelRuns], labels: np.ndarray, speed: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -1,28 +1,105 @@
-"""Speed and memory of the training and inference paths, with ratios: ours vs naive, student vs teacher, KD vs baseline.
+"""Speed, memory and deployment of the report's models, as ratios: ours vs naive, student vs teacher, KD vs baseline,
+int8 vs fp32.
 
-Usage: python scripts/benchmark.py [--profile offline|smoke|full] [--quick] [--student-runs N] [--threads N]
+Usage: python scripts/benchmark.py [--profile cpu|smoke|full] [--quick] [--threads N] [--plan runs.json]
+                                   [--price USD_PER_HOUR] [--student DIR] [--teacher DIR] [--onnx]
 Writes results/benchmark/<hardware>.json (smoke: results/smoke/benchmark/) and prints its tables.
+--onnx (needs `pip install onnxruntime onnx`, which the package does not require) adds ONNX Runtime fp32/int8
+beside torch fp32/int8 of the same student, timed side by side, to the same file.
 """
 
 import argparse
+import dataclasses
+import json
 import os
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import torch
 
-from helpers import benchmark
+from helpers import benchmark, models
+from helpers.benchmark.common import build, inference_batches, interleaved_seconds, median, profile_architectures
+from helpers.benchmark.inference import forward_pass
 from helpers.config import get_config
 from helpers.notebook import quiet_libraries
+from helpers.train import collator_for
+
+
+def onnx_comparison(document: dict, config, sizes) -> dict:
+    """torch fp32 / torch int8 / ONNX Runtime fp32 / ONNX Runtime int8 of the deployment rows' student (else the
+    profile's student with random weights): batch-1 latency and batch-32 rows/s on CPU, interleaved; file sizes."""
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from helpers import pipeline
+
+    deployed = document.get("deployment") or {}
+    checkpoint = next((row["checkpoint"] for row in deployed.get("rows", []) if row["variant"] == "student fp32"), None)
+    student = models.load_classifier(checkpoint) if checkpoint else build(profile_architectures(config)[1])
+    student.eval()
+    workspace = pipeline.prepare(config)
+    collator = collator_for(workspace.tokenizer)
+    test = workspace.tokenized["test"]
+    single = inference_batches(test.select(range(sizes.latency_rows)), collator, 1)[0]
+    batched = inference_batches(test.select(range(sizes.inference_rows)), collator, sizes.inference_batch_size)[0]
+    folder = Path(tempfile.mkdtemp())
+    fp32_path, int8_path = folder / "student.onnx", folder / "student.int8.onnx"
+    example = batched[0]
+    torch.onnx.export(student, (example["input_ids"], example["attention_mask"]), str(fp32_path), dynamo=False,
+                      input_names=["input_ids", "attention_mask"], output_names=["logits"], opset_version=17,
+                      dynamic_axes={name: {0: "batch", 1: "tokens"} for name in ("input_ids", "attention_mask")})
+    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+
+    def ort_pass(path):
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return lambda batch: session.run(None, {k: v.numpy() for k, v in batch.items()})[0]
+
+    cpu = torch.device("cpu")
+    int8 = benchmark.quantize_int8(student)
+    passes = {"torch fp32": forward_pass(student, cpu), "torch int8": forward_pass(int8, cpu),
+              "onnxruntime fp32": ort_pass(fp32_path), "onnxruntime int8": ort_pass(int8_path)}
+    reference = np.asarray(passes["torch fp32"](example))
+    agreement = {name: float(np.mean(np.asarray(run(example)).argmax(-1) == reference.argmax(-1)))
+                 for name, run in passes.items()}
+    for run in passes.values():
+        for batch in single[: sizes.warmup_steps] + batched[:1]:
+            run(batch)
+    latency = interleaved_seconds(passes, single, sizes.repeats)
+    throughput = interleaved_seconds(passes, batched, sizes.repeats)
+    rows_timed = sum(len(batch["input_ids"]) for batch in batched)
+    return {
+        "kept": False, "decision": benchmark.ONNX_DECISION, "student": checkpoint or "random weights",
+        "versions": {"onnxruntime": onnxruntime.__version__}, "threads": torch.get_num_threads(),
+        "batch1_median_ms": {name: 1000 * median([s for r in runs for s in r]) for name, runs in latency.items()},
+        "batch32_rows_per_second": {name: median([rows_timed / sum(r) for r in runs])
+                                    for name, runs in throughput.items()},
+        "argmax_agreement_with_torch_fp32": agreement,
+        "size_mb": {"onnxruntime fp32": fp32_path.stat().st_size / 2**20,
+                    "onnxruntime int8": int8_path.stat().st_size / 2**20},
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=["offline", "smoke", "full"], default=None,
-                        help="default: $KD_PROFILE, else full on a GPU, else offline")
+    parser.add_argument("--profile", default=None, help="cpu, smoke or full (default: $KD_PROFILE, else full on a "
+                                                        "GPU, else cpu)")
     parser.add_argument("--quick", action="store_true", help="fewer rows and repeats (about a minute on CPU)")
-    parser.add_argument("--student-runs", type=int, default=None,
-                        help="student runs in the full report, for the GPU projection (default: 2 per seed)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: every core; fewer where other jobs share the machine)")
+    parser.add_argument("--plan", default=None, help="JSON list of planned runs ({kind, train_rows, epochs, "
+                                                     "eval_rows}) for the GPU projection")
+    parser.add_argument("--price", type=float, default=None, help="USD per GPU hour for the projection's cost")
+    parser.add_argument("--student", default=None, help="checkpoint of the int8 deployment rows (default: the chosen "
+                                                        "student of notebook 04)")
+    parser.add_argument("--teacher", default=None, help="teacher checkpoint or hub id (default: the profile's)")
+    parser.add_argument("--accuracy-rows", default=None,
+                        help="test rows the deployment variants predict on CPU: N or 'all' (default per profile)")
+    parser.add_argument("--onnx", action="store_true", help="also time ONNX Runtime (needs onnxruntime and onnx)")
     parser.add_argument("--output-dir", default=None, help="default: results/benchmark")
     args = parser.parse_args()
 
@@ -34,11 +111,28 @@ def main() -> None:
         # noisily (OpenMP threads wait for a descheduled sibling at every operator).
         print(f"warning: 1-min load average {busy:.1f} on {os.cpu_count()} cores before starting; where other jobs "
               "share the machine, --threads 1 measures faster and steadier.")
-    document = benchmark.run_benchmark(config, benchmark.sizes_for(config, quick=args.quick), args.output_dir,
-                                       student_runs=args.student_runs, threads=args.threads)
+    planned = json.loads(Path(args.plan).read_text()) if args.plan else None
+    sizes = benchmark.sizes_for(config, quick=args.quick)
+    if args.accuracy_rows is not None:
+        rows = None if args.accuracy_rows == "all" else int(args.accuracy_rows)
+        sizes = dataclasses.replace(sizes, accuracy_rows=rows)
+    document = benchmark.run_benchmark(config, sizes, args.output_dir, student_checkpoint=args.student,
+                                       teacher_checkpoint=args.teacher, planned_runs=planned,
+                                       price_per_hour=args.price, threads=args.threads)
+    if args.onnx:
+        print("ONNX Runtime beside torch (same student, same rows, interleaved)")
+        document["onnx"] = onnx_comparison(document, config, sizes)
+        document = benchmark.write(document, Path(document["path"]))
     with pd.option_context("display.float_format", "{:,.3f}".format, "display.width", 200):
         print()
         print(benchmark.summary_table(document).to_string(index=False))
+        deployed = benchmark.deployment_table(document)
+        print(f"\ndeployment: {deployed.to_string()}" if deployed is not None
+              else f"\ndeployment: {document['deployment']['skipped']}")
+        if "batch1_median_ms" in document["onnx"]:
+            onnx = document["onnx"]
+            print("\n" + pd.DataFrame({"batch 1 (ms)": onnx["batch1_median_ms"],
+                                       "batch 32 (rows/s)": onnx["batch32_rows_per_second"]}).to_string())
         print(f"\npeak memory per phase: {document['memory_method']}")
         print(benchmark.memory_table(document).to_string(index=False))
         gpu = benchmark.gpu_table(document)

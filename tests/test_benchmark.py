@@ -1,9 +1,10 @@
-"""Tests for helpers.benchmark: the whole benchmark on tiny smoke models (seconds), its JSON and its arithmetic.
+"""Tests for helpers.benchmark.run: the whole benchmark on tiny smoke models (seconds), its JSON and its arithmetic.
 
 No timing thresholds: speeds depend on the machine. The assertions are on structure, on ratios being the quotients
 of their measured parts, and on properties that hold on any machine (ours pads less than padding to max_length).
 """
 
+import dataclasses
 import json
 import math
 import statistics
@@ -12,24 +13,29 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import benchmark
-from helpers.config import get_config
+from helpers import benchmark, pipeline
+from helpers.benchmark import training
+from helpers.benchmark.memory import peak_memory_mb
 
 HEADLINE_KEYS = ("kd_step_over_baseline_step", "train_speedup_over_naive", "student_speedup_over_teacher_batch32",
                  "student_speedup_over_teacher_batch1", "kd_online_step_over_baseline_step",
-                 "teacher_logits_first_over_cached")
+                 "teacher_logits_first_over_cached", "int8_student_speedup_over_teacher_batch32")
 
 
 @pytest.fixture(scope="module")
-def config(smoke_config):
-    return smoke_config
+def trained_student(smoke_workspace):
+    run = pipeline.load_or_train_student(smoke_workspace)
+    return pipeline.student_checkpoint(smoke_workspace.config, run)
 
 
 @pytest.fixture(scope="module")
-def document(config, tmp_path_factory):
+def document(smoke_config, smoke_workspace, trained_student, tmp_path_factory):
     # The GPU section runs too, on CPU and tiny, so its code path is exercised where no GPU is.
-    return benchmark.run_benchmark(config, benchmark.sizes_for(config), tmp_path_factory.mktemp("out"),
-                                   student_runs=3, with_gpu_section=True, threads=1, log=lambda _: None)
+    planned = [benchmark.PlannedRun("cached-logits", train_rows=640, epochs=2, eval_rows=200),
+               benchmark.PlannedRun("lm", train_rows=256, epochs=3)]
+    return benchmark.run_benchmark(smoke_config, benchmark.sizes_for(smoke_config), tmp_path_factory.mktemp("out"),
+                                   student_checkpoint=trained_student, planned_runs=planned, price_per_hour=2.0,
+                                   with_gpu_section=True, threads=1, log=lambda _: None)
 
 
 def finite_positive(value) -> bool:
@@ -40,23 +46,25 @@ def test_json_is_written_with_provenance_and_headline_keys(document):
     stored = json.loads(open(document["path"]).read())
     assert document["path"].endswith(f"{benchmark.hardware_slug()}.json")
     assert stored["provenance"]["profile"] == "smoke"
-    assert {"hardware", "versions", "config"} <= set(stored["provenance"])
+    assert {"hardware", "versions", "config", "commit"} <= set(stored["provenance"])
     for key in HEADLINE_KEYS:
         assert finite_positive(stored[key]), (key, stored[key])
+    # Negative = the int8 student loses accuracy; a tiny model may gain or lose, but it is a measured number.
+    assert math.isfinite(stored["int8_accuracy_delta_points"])
     assert set(stored["targets"]) == set(benchmark.TARGETS)
+    assert stored["onnx"]["kept"] is False and "onnxruntime" in stored["onnx"]["decision"]
 
 
 def test_ratios_are_quotients_of_their_parts(document):
-    training, inference, logits = document["training"], document["inference"], document["teacher_logits"]
-    seconds = {variant: statistics.median(values) for variant, values in training["seconds"].items()}
+    training_, inference, logits = document["training"], document["inference"], document["teacher_logits"]
+    seconds = {variant: statistics.median(values) for variant, values in training_["seconds"].items()}
     assert document["kd_step_over_baseline_step"] == pytest.approx(seconds["kd_cached"] / seconds["baseline"])
     assert document["kd_online_step_over_baseline_step"] == pytest.approx(seconds["kd_online"] / seconds["baseline"])
-    ours_per_second = training["rows"] / seconds["kd_cached"]
-    naive_per_second = training["naive_rows"] / seconds["naive_kd"]
+    ours_per_second = training_["rows"] / seconds["kd_cached"]
+    naive_per_second = training_["naive_rows"] / seconds["naive_kd"]
     assert document["train_speedup_over_naive"] == pytest.approx(ours_per_second / naive_per_second)
-    assert training["samples_per_second"]["kd_cached"] == pytest.approx(ours_per_second)
-    mean_length = training["real_tokens"] / training["rows"]
-    assert training["tokens_per_second"]["naive_kd"] == pytest.approx(naive_per_second * mean_length)
+    mean_length = training_["real_tokens"] / training_["rows"]
+    assert training_["tokens_per_second"]["naive_kd"] == pytest.approx(naive_per_second * mean_length)
     per_repeat = inference["batch32"]["rows_per_second_per_repeat"]
     medians = {name: statistics.median(values) for name, values in per_repeat.items()}
     assert document["student_speedup_over_teacher_batch32"] == pytest.approx(medians["student"] / medians["teacher"])
@@ -64,6 +72,11 @@ def test_ratios_are_quotients_of_their_parts(document):
     assert document["student_speedup_over_teacher_batch1"] == pytest.approx(latency["teacher"] / latency["student"])
     assert document["teacher_logits_first_over_cached"] == pytest.approx(
         logits["first_median_seconds"] / logits["cached_median_seconds"])
+    rows = {row["variant"]: row for row in document["deployment"]["rows"]}
+    assert document["int8_student_speedup_over_teacher_batch32"] == pytest.approx(
+        rows["student int8"]["throughput_batch32_rows_per_s"] / rows["teacher fp32"]["throughput_batch32_rows_per_s"])
+    assert document["int8_accuracy_delta_points"] == pytest.approx(
+        100 * (rows["student int8"]["accuracy"] - rows["student fp32"]["accuracy"]))
 
 
 def test_targets_follow_the_values(document):
@@ -73,38 +86,52 @@ def test_targets_follow_the_values(document):
         assert target["met"] == (document[name] <= threshold if comparison == "<=" else document[name] >= threshold)
 
 
-def test_every_measurement_is_recorded(document, config):
-    training = document["training"]
-    assert set(training["seconds"]) == set(benchmark.TRAINING_VARIANTS)
-    sizes = benchmark.sizes_for(config)
-    for values in training["seconds"].values():
+def test_every_measurement_is_recorded(document, smoke_config):
+    training_ = document["training"]
+    assert set(training_["seconds"]) == set(training.TRAINING_VARIANTS)
+    sizes = benchmark.sizes_for(smoke_config)
+    for values in training_["seconds"].values():
         assert len(values) == sizes.repeats and all(finite_positive(v) for v in values)
-    for name in ("teacher", "student"):
+    for name in ("teacher", "student", "student_int8"):
         assert len(document["inference"]["batch1"]["seconds"][name]) == sizes.repeats * sizes.latency_rows
     assert set(document["peak_memory_mb"]) == (
-        {f"train_{v}" for v in benchmark.TRAINING_VARIANTS}
+        {f"train_{v}" for v in training.TRAINING_VARIANTS}
         | {f"inference_{m}_batch{b}" for m in ("teacher", "student") for b in (1, 32)}
         | {"teacher_logits_first", "teacher_logits_cached"})
     assert all(math.isfinite(mb) and mb >= 0 for mb in document["peak_memory_mb"].values())
-    # Phases that build a model hold at least its weights.
-    assert document["peak_memory_mb"]["train_naive_kd"] > 0
-    assert document["gpu"]["projection"]["student_runs"] == 3
-    assert finite_positive(document["gpu"]["share_of_matmul_peak"])
+    assert document["peak_memory_mb"]["train_naive_kd"] > 0  # a phase that builds a model holds its weights
+    gpu = document["gpu"]
+    assert finite_positive(gpu["share_of_matmul_peak"])
+    assert all(finite_positive(value) for key, value in gpu["throughput"].items() if key not in ("device", "source"))
+    assert gpu["projection"]["runs"] == 2 and gpu["projection"]["cost"] == pytest.approx(
+        2.0 * gpu["projection"]["total_hours"])
 
 
 def test_ours_computes_on_fewer_tokens_than_padding_to_max_length(document):
-    training = document["training"]
-    assert training["padded_tokens"]["naive_kd"] == training["rows"] * training["max_length"]
-    assert training["real_tokens"] <= training["padded_tokens"]["ours"] < training["padded_tokens"]["naive_kd"]
-    epoch = training["real_epoch"]
+    training_ = document["training"]
+    assert training_["padded_tokens"]["naive_kd"] == training_["rows"] * training_["max_length"]
+    assert training_["real_tokens"] <= training_["padded_tokens"]["ours"] < training_["padded_tokens"]["naive_kd"]
+    epoch = training_["real_epoch"]
     assert 0 <= epoch["padding_share"] < epoch["naive_padding_share"] < 1
     assert epoch["padded_tokens"] >= epoch["real_tokens"] > 0
 
 
-def test_summary_table_has_one_row_per_ratio(document):
-    table = benchmark.summary_table(document)
-    assert len(table) == len(HEADLINE_KEYS) + 1  # and tokens/s beside samples/s
-    assert set(table.loc[table["target"] != "", "met"]) <= {"yes", "NO"}
+def test_tables_read_the_document(document):
+    summary = benchmark.summary_table(document)
+    # + tokens/s beside samples/s, the full-size int8 ratio (CPU), the int8 accuracy change
+    assert len(summary) == len(HEADLINE_KEYS) + 3
+    assert set(summary.loc[summary["target"] != "", "met"]) <= {"yes", "NO"}
+    deployment = benchmark.deployment_table(document)
+    assert list(deployment.index) == ["teacher fp32", "student fp32", "student int8"]
+    assert benchmark.gpu_table(document)["measurement"].str.contains("projected report").any()
+
+
+def test_no_trained_student_skips_deployment_with_null_keys(smoke_config, tmp_path):
+    document = {"int8_student_speedup_over_teacher_batch32": None, "int8_accuracy_delta_points": None}
+    checks = benchmark.check_targets(document | {name: 1.0 for name in benchmark.TARGETS if name not in document})
+    assert checks["int8_accuracy_delta_points"]["met"] is None
+    empty = dataclasses.replace(smoke_config, results_dir=str(tmp_path / "results"))
+    assert benchmark.chosen_student_checkpoint(empty) is None  # no notebook 04 results there
 
 
 def test_strided_batches_spread_over_the_epoch_longest_first():
@@ -112,13 +139,13 @@ def test_strided_batches_spread_over_the_epoch_longest_first():
     batches = [[2 * b, 2 * b + 1] for b in range(10)] + [[20]]
     lengths = np.full(21, 5)
     lengths[13] = 30
-    picked = benchmark.strided_batches(batches, count=4, batch_size=2, lengths=lengths)
+    picked = training.strided_batches(batches, count=4, batch_size=2, lengths=lengths)
     # Mid-points of 4 equal strides over the 10 full batches: 1, 3, 6, 8; batch 6 moved first.
     assert picked.tolist() == [12, 13, 2, 3, 6, 7, 16, 17]
 
 
 def test_naive_collator_pads_every_row_to_max_length():
-    collator = benchmark.naive_collator(type("Tokenizer", (), {"pad_token_id": 0})(), max_length=16)
+    collator = training.naive_collator(type("Tokenizer", (), {"pad_token_id": 0})(), max_length=16)
     batch = collator([{"input_ids": [5, 6, 7], "labels": 1}, {"input_ids": [5] * 9, "labels": 2}])
     assert batch["input_ids"].shape == (2, 16)
     assert batch["attention_mask"].sum().item() == 12
@@ -129,15 +156,4 @@ def test_peak_memory_sees_an_allocation():
         tensor = torch.ones(16 * 2**20)  # 64 MB, every page touched
         return float(tensor[-1])
 
-    assert 48 < benchmark.peak_memory_mb(allocate) < 256
-
-
-def test_projection_adds_up():
-    full = get_config("full")
-    projection = benchmark.project_report_seconds(full, samples_per_second=100.0,
-                                                  inference_rows_per_second={"teacher": 1000.0, "student": 2000.0},
-                                                  student_runs=4)
-    training = (120_000 - full.validation_rows) * full.epochs / 100.0
-    evaluation = (full.validation_rows * (full.epochs + 1) + 7_600) / 2000.0
-    assert projection["per_student_run_seconds"] == pytest.approx(training + evaluation)
-    assert projection["total_seconds"] == pytest.approx(4 * (training + evaluation) + 127_600 / 1000.0)
+    assert 48 < peak_memory_mb(allocate) < 256

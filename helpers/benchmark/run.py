@@ -1,0 +1,186 @@
+"""The benchmark run: every measurement in one process on one data set, its headline ratios and targets, written to
+``results/benchmark/<hardware>.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from helpers import models, pipeline, precision, results
+from helpers.benchmark import deployment
+from helpers.benchmark.common import (
+    BenchmarkSizes,
+    available_cores,
+    default_output_dir,
+    full_size_architectures,
+    hardware_slug,
+    profile_architectures,
+    sizes_for,
+)
+from helpers.benchmark.inference import measure_inference, measure_teacher_logits
+from helpers.benchmark.memory import memory_method, peak_memory_mb
+from helpers.benchmark.projection import PlannedRun, Throughput, gpu_section, project_runtime
+from helpers.benchmark.training import measure_training, real_epoch, strided_batches
+from helpers.config import Config
+
+TARGETS = {  # name -> (comparison, threshold)
+    "train_speedup_over_naive": (">=", 2.0),
+    "kd_step_over_baseline_step": ("<=", 1.05),
+    "student_speedup_over_teacher_batch32": (">=", 1.8),
+    **deployment.TARGETS,
+}
+
+
+def ratios(training: dict, inference: dict, teacher_logits: dict, batch_size: int) -> dict[str, float]:
+    """The headline ratios, each from its measured parts (> 1 means ours / the student / the cache is faster,
+    except the step-cost ratios, where > 1 means the distillation step costs more)."""
+    seconds, per_second = training["median_seconds"], training["samples_per_second"]
+    batched = inference[f"batch{batch_size}"]["rows_per_second"]
+    latency = inference["batch1"]["median_ms"]
+    found = {
+        "train_speedup_over_naive": per_second["kd_cached"] / per_second["naive_kd"],
+        "train_tokens_speedup_over_naive": training["tokens_per_second"]["kd_cached"]
+        / training["tokens_per_second"]["naive_kd"],
+        "kd_step_over_baseline_step": seconds["kd_cached"] / seconds["baseline"],
+        "kd_online_step_over_baseline_step": seconds["kd_online"] / seconds["baseline"],
+        "student_speedup_over_teacher_batch1": latency["teacher"] / latency["student"],
+        f"student_speedup_over_teacher_batch{batch_size}": batched["student"] / batched["teacher"],
+        "teacher_logits_first_over_cached": teacher_logits["first_median_seconds"]
+        / teacher_logits["cached_median_seconds"],
+    }
+    if "student_int8" in batched:  # CPU only: dynamic int8 has no CUDA kernels
+        found[f"full_size_int8_speedup_over_teacher_batch{batch_size}"] = batched["student_int8"] / batched["teacher"]
+    return found
+
+
+def check_targets(document: dict) -> dict:
+    """Each target with its value and whether it is met (None where the value was not measured)."""
+    checks = {}
+    for name, (comparison, threshold) in TARGETS.items():
+        value = document.get(name)
+        met = None if value is None else value <= threshold if comparison == "<=" else value >= threshold
+        checks[name] = {"target": f"{comparison} {threshold}", "value": value, "met": met}
+    return checks
+
+
+def chosen_student_checkpoint(config: Config) -> str | None:
+    """The final model folder of the chosen distilled student's first seed (notebook 04), if it is on this
+    machine."""
+    if not results.has_result(config, "distillation"):
+        return None
+    document = results.load_result(config, "distillation")
+    runs = document.get("runs", {}).get(document["chosen"], [])
+    if not runs:
+        return None
+    folder = Path(pipeline.student_checkpoint(config, results.load_result(config, runs[0])))
+    return str(folder) if (folder / "config.json").exists() else None
+
+
+def _deployment(config: Config, workspace: pipeline.Workspace, sizes: BenchmarkSizes,
+                student_checkpoint: str | None, teacher_checkpoint: str | None) -> dict:
+    student_checkpoint = student_checkpoint or chosen_student_checkpoint(config)
+    if student_checkpoint is None:
+        return {"skipped": "no trained student on this machine: run notebooks 02-04 (or pass student_checkpoint)"}
+    try:
+        teacher_checkpoint = teacher_checkpoint or models.teacher_path(config)
+    except FileNotFoundError as error:
+        return {"skipped": str(error)}
+    return deployment.deployment_rows(student_checkpoint, workspace.tokenized["test"], workspace.tokenizer,
+                                      teacher_checkpoint, sizes, seed=config.seed)
+
+
+def run_benchmark(config: Config, sizes: BenchmarkSizes | None = None, output_dir: str | Path | None = None, *,
+                  student_checkpoint: str | None = None, teacher_checkpoint: str | None = None,
+                  planned_runs: list[PlannedRun | dict] | None = None, price_per_hour: float | None = None,
+                  with_gpu_section: bool | None = None, threads: int | None = None,
+                  log: Callable[[str], None] = print) -> dict:
+    """Run every measurement, write ``<output_dir>/<hardware>.json`` and return its document.
+
+    ``student_checkpoint``/``teacher_checkpoint``: the trained models of the int8 deployment rows (default: the
+    chosen student of notebook 04 and the profile's teacher; skipped where none is on this machine).
+    ``planned_runs``/``price_per_hour``: what the GPU section projects. ``threads``: torch's CPU threads (default:
+    every core this process may use).
+    """
+    sizes = sizes or sizes_for(config)
+    torch.set_num_threads(threads or available_cores())
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    workspace = pipeline.prepare(config)
+    architectures = profile_architectures(config)
+    with tempfile.TemporaryDirectory() as folder:
+        epoch, epoch_batches = real_epoch(config, workspace, folder)
+        # The training rows: batches spread over a real epoch of our sampler. The logit pass covers them first,
+        # then random other training rows up to logits_rows.
+        train_indices = strided_batches(epoch_batches, sizes.train_rows // config.batch_size, config.batch_size,
+                                        np.asarray(workspace.tokenized["student_train"]["length"][:]))
+        others = np.setdiff1d(np.arange(len(workspace.student_train)), train_indices)
+        extra = np.random.default_rng(config.seed).permutation(others)[: max(sizes.logits_rows - len(train_indices), 0)]
+        log(f"teacher logits: first pass vs cache ({len(train_indices) + len(extra)} rows)")
+        teacher_logits, logit_memory, logits, tokenized = measure_teacher_logits(
+            workspace, architectures[0], np.concatenate([train_indices, extra]), sizes.repeats, folder)
+        rows = pipeline.with_teacher_logits(tokenized.select(range(len(train_indices))), logits[: len(train_indices)])
+        log(f"training: naive vs ours, baseline vs distillation ({len(rows)} rows x {sizes.repeats} repeats)")
+        training, training_memory = measure_training(config, workspace, rows, architectures, sizes, folder)
+        training["real_epoch"] = epoch
+        log("inference: student vs teacher at batch 1 and 32")
+        inference_architectures = full_size_architectures() if sizes.full_size_inference else architectures
+        inference, inference_memory = measure_inference(workspace.tokenized["test"], workspace.tokenizer,
+                                                        inference_architectures, sizes)
+        log("deployment: teacher fp32, student fp32 and int8 on CPU (accuracy, latency, throughput, size)")
+        deployed = _deployment(config, workspace, sizes, student_checkpoint, teacher_checkpoint)
+        log("peak memory per phase")
+        phases = {**training_memory, **inference_memory, **logit_memory}
+        peak = {name: peak_memory_mb(phase) for name, phase in phases.items()}
+        gpu = None
+        if torch.cuda.is_available() if with_gpu_section is None else with_gpu_section:
+            log("GPU: full-size mixed-precision training, matmul peak, throughput for the projection")
+            gpu = gpu_section(config, workspace, epoch_batches, sizes, folder,
+                              training["median_seconds"]["kd_online"] / training["median_seconds"]["baseline"],
+                              architectures=None if sizes.full_size_inference else architectures,
+                              lm_architecture=None if sizes.full_size_inference else _tiny_lm(),
+                              matmul_size=8192 if torch.cuda.is_available() else 256)
+            if planned_runs is not None:
+                gpu["projection"] = project_runtime(planned_runs, Throughput(**gpu["throughput"]), price_per_hour)
+    document = {
+        "provenance": results.provenance(config, data_fingerprint=workspace.data_fingerprint),
+        "hardware_slug": hardware_slug(), "threads": torch.get_num_threads(), "device": precision.device().type,
+        "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
+        "seconds": time.perf_counter() - started, "sizes": dataclasses.asdict(sizes),
+        **ratios(training, inference, teacher_logits, sizes.inference_batch_size),
+        "int8_student_speedup_over_teacher_batch32": deployed.get("int8_student_speedup_over_teacher_batch32"),
+        "int8_accuracy_delta_points": deployed.get("int8_accuracy_delta_points"),
+        "peak_memory_mb": peak, "memory_method": memory_method(),
+        "training": training, "inference": inference, "teacher_logits": teacher_logits, "deployment": deployed,
+        "onnx": {"kept": False, "decision": deployment.ONNX_DECISION}, "gpu": gpu,
+    }
+    document["targets"] = check_targets(document)
+    return write(document, Path(output_dir or default_output_dir(config)) / f"{hardware_slug()}.json")
+
+
+def write(document: dict, path: Path) -> dict:
+    """Write ``document`` as JSON at ``path`` (atomically) and return it with its ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {key: value for key, value in document.items() if key != "path"}
+    results.atomic_write_text(path, json.dumps(document, indent=1, default=_json_default))
+    return {**document, "path": str(path)}
+
+
+def _tiny_lm():
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                       num_attention_heads=2, num_key_value_heads=1)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

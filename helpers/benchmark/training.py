@@ -1,0 +1,212 @@
+"""Training speed, naive vs ours: our Trainer step (length-grouped batches, dynamic padding, cached teacher logits,
+the profile's precision, fused AdamW) against a first-draft KD loop, and distillation against the baseline step."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset
+from transformers import PretrainedConfig, PreTrainedModel, PrinterCallback, TrainerCallback
+from transformers.utils import logging as hf_logging
+
+from helpers import distill, pipeline, precision
+from helpers.benchmark.common import BenchmarkSizes, build, describe, median, profile_architectures, sync
+from helpers.config import Config
+from helpers.train import BASELINE, Collator, DistillationTrainer, DistillSpec, collator_for, training_arguments
+
+KD_SPEC = DistillSpec(name="kd", hard_label_weight=0.5, kd_loss_weight=0.5, temperature=2.0)
+TRAINING_VARIANTS = ("naive_kd", "baseline", "kd_cached", "kd_online")
+
+
+class _EpochTimer(TrainerCallback):
+    """Seconds from the start to the end of the Trainer's epoch: every step, batch loading included."""
+
+    def __init__(self):
+        self.seconds: float | None = None
+        self._start = 0.0
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        sync()
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        sync()
+        self.seconds = time.perf_counter() - self._start
+
+
+class OnlineLogitsTrainer(DistillationTrainer):
+    """Our KD step with the teacher's logits computed at every step instead of read from the cache."""
+
+    def __init__(self, *args, logit_teacher: PreTrainedModel, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.logit_teacher = logit_teacher.to(self.args.device).eval()
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training:
+            with torch.no_grad(), self.accelerator.autocast():
+                teacher_logits = self.logit_teacher(input_ids=inputs["input_ids"],
+                                                    attention_mask=inputs["attention_mask"]).logits.float()
+            inputs = {**inputs, "teacher_logits": teacher_logits}
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
+def our_trainer(config: Config, student: PreTrainedModel, rows: Dataset, tokenizer, spec: DistillSpec,
+                output_dir: str | Path, *, online_teacher: PreTrainedModel | None = None,
+                max_steps: int | None = None, grouped: bool = True, seed: int = 0) -> DistillationTrainer:
+    """A DistillationTrainer with train_classifier's settings, for one epoch over ``rows`` (or ``max_steps``).
+
+    ``grouped=False``: batches of consecutive rows, for rows already laid out in batches of the real sampler.
+    """
+    hf_logging.set_verbosity_error()
+    # Only the step is measured: no per-epoch evaluation or checkpoint.
+    overrides = dict(max_steps=max_steps or -1, eval_strategy="no", save_strategy="no", disable_tqdm=True)
+    if not grouped:
+        overrides.update(train_sampling_strategy="sequential")
+    args = training_arguments(config, output_dir, seed=seed, epochs=1, **overrides)
+    kwargs = dict(model=student, args=args, train_dataset=rows, data_collator=collator_for(tokenizer), spec=spec)
+    trainer = (OnlineLogitsTrainer(**kwargs, logit_teacher=online_teacher) if online_teacher is not None
+               else DistillationTrainer(**kwargs))
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def our_epoch(trainer: DistillationTrainer) -> float:
+    """Seconds of one pass of ``trainer`` over its rows (its data loading, forward, backward, optimizer step)."""
+    timer = _EpochTimer()
+    trainer.add_callback(timer)
+    trainer.train()
+    trainer.remove_callback(timer)
+    return timer.seconds
+
+
+def real_epoch(config: Config, workspace: pipeline.Workspace, folder: str | Path) -> tuple[dict, list[list[int]]]:
+    """One real epoch of our sampler over the profile's training rows, without running a model: its batches (row
+    indices) and their padding against padding every row to max_length."""
+    rows = workspace.tokenized["student_train"]
+    trainer = our_trainer(config, build(profile_architectures(config)[1]), rows, workspace.tokenizer, BASELINE,
+                          Path(folder) / "epoch")
+    batches = [list(index) for index in trainer.get_train_dataloader().batch_sampler]  # index lists, no collation
+    lengths = np.asarray(rows["length"][:])
+    multiple = collator_for(workspace.tokenizer).pad_to_multiple_of or 1
+    padded = sum(-(-int(lengths[index].max()) // multiple) * multiple * len(index) for index in batches)
+    real = int(lengths.sum())
+    stats = {"rows": len(rows), "batches": len(batches), "real_tokens": real, "padded_tokens": padded,
+             "padding_share": 1 - real / padded, "naive_padding_share": 1 - real / (len(rows) * config.max_length)}
+    return stats, batches
+
+
+def strided_batches(batches: list[list[int]], count: int, batch_size: int, lengths: np.ndarray) -> np.ndarray:
+    """Row indices of ``count`` full batches spread evenly over an epoch (the sampler sorts each mega-batch
+    longest-first, so consecutive batches would be biased long or short), the longest batch first as the sampler
+    puts it (so a few steps reach the peak memory)."""
+    full = [index for index in batches if len(index) == batch_size]
+    count = min(count, len(full))
+    # Mid-points of equal strides: skips the epoch's first batch, which the sampler gives the longest row of all.
+    picked = [full[int(i)] for i in (np.arange(count) + 0.5) * len(full) / count]
+    longest = max(range(count), key=lambda i: lengths[picked[i]].max())
+    picked.insert(0, picked.pop(longest))
+    return np.concatenate(picked)
+
+
+def naive_collator(tokenizer, max_length: int) -> Collator:
+    """Every row padded to max_length (a Collator rounding each batch up to a multiple of max_length)."""
+    return Collator(tokenizer.pad_token_id, pad_to_multiple_of=max_length)
+
+
+def naive_epoch(config: Config, student: PreTrainedModel, teacher: PreTrainedModel, rows: Dataset, tokenizer,
+                spec: DistillSpec = KD_SPEC, max_steps: int | None = None, seed: int = 0) -> float:
+    """Seconds of a first-draft KD loop over ``rows``: random order, padded to max_length, fp32, the teacher run at
+    every step, torch's default AdamW."""
+    device = precision.device()
+    student, teacher = student.to(device).train(), teacher.to(device).eval()
+    loader = torch.utils.data.DataLoader(rows, batch_size=config.batch_size, shuffle=True,
+                                         collate_fn=naive_collator(tokenizer, config.max_length),
+                                         generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.AdamW(student.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    sync()
+    start = time.perf_counter()
+    for step, batch in enumerate(loader):
+        if max_steps is not None and step >= max_steps:
+            break
+        inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
+        with torch.no_grad():
+            teacher_logits = teacher(**inputs).logits
+        logits = student(**inputs).logits
+        loss = (spec.hard_label_weight * torch.nn.functional.cross_entropy(logits, batch["labels"].to(device))
+                + spec.kd_loss_weight * distill.soft_target_loss(logits, teacher_logits, spec.temperature))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    sync()
+    return time.perf_counter() - start
+
+
+def measure_training(config: Config, workspace: pipeline.Workspace, rows: Dataset,
+                     architectures: tuple[PretrainedConfig, PretrainedConfig], sizes: BenchmarkSizes,
+                     folder: str | Path) -> tuple[dict, dict[str, Callable[[], object]]]:
+    """Seconds per pass of the naive KD loop and of our baseline, cached-KD and online-KD steps, interleaved.
+
+    ``rows`` are laid out in batches of our real sampler (``strided_batches``): ours takes them in that order. The
+    naive loop shuffles the first ``sizes.naive_rows`` of them: padded to max_length, its cost per row is the same
+    for every row, so its samples/s (and tokens/s on these rows) compare with ours on all of them.
+
+    Returns the measurements and, per variant, a callable that builds its models and runs a few steps (for memory).
+    """
+    tokenizer = workspace.tokenizer
+    teacher_architecture, student_architecture = architectures
+    teacher = build(teacher_architecture, seed=1)
+    plain_rows = rows.remove_columns("teacher_logits")
+    naive_rows = plain_rows.select(range(min(sizes.naive_rows, len(plain_rows))))
+    student = build(student_architecture)
+
+    def make(variant: str, model: PreTrainedModel, teacher_model: PreTrainedModel | None, max_steps=None):
+        if variant == "naive_kd":
+            return lambda: naive_epoch(config, model, teacher_model, naive_rows, tokenizer, max_steps=max_steps)
+        spec = BASELINE if variant == "baseline" else KD_SPEC
+        data = rows if variant == "kd_cached" else plain_rows
+        trainer = our_trainer(config, model, data, tokenizer, spec, Path(folder) / variant, max_steps=max_steps,
+                              online_teacher=teacher_model if variant == "kd_online" else None, grouped=False)
+        return lambda: our_epoch(trainer)
+
+    def fresh(variant: str, max_steps: int):
+        # Builds its own models, so a phase's memory includes its weights and optimizer state.
+        needs_teacher = variant in ("naive_kd", "kd_online")
+        return lambda: make(variant, build(student_architecture),
+                            build(teacher_architecture) if needs_teacher else None, max_steps)()
+
+    students = {variant: copy.deepcopy(student) for variant in TRAINING_VARIANTS}
+    for variant in TRAINING_VARIANTS:  # warm-up: kernels, allocator, the fused optimizer's first step
+        make(variant, students[variant], teacher, max_steps=sizes.warmup_steps)()
+    seconds = {variant: [] for variant in TRAINING_VARIANTS}
+    for round_index in range(sizes.repeats):
+        order = TRAINING_VARIANTS if round_index % 2 == 0 else TRAINING_VARIANTS[::-1]
+        for variant in order:
+            # A fresh Trainer per round, as train_classifier builds one per run (fresh optimizer, same batches).
+            seconds[variant].append(make(variant, students[variant], teacher)())
+    counter = our_trainer(config, student, plain_rows, tokenizer, BASELINE, Path(folder) / "count", grouped=False)
+    padded = {"ours": sum(int(batch["input_ids"].numel()) for batch in counter.get_train_dataloader()),
+              "naive_kd": len(rows) * config.max_length}
+    real_tokens = int(np.sum(rows["length"]))
+    medians = {variant: median(values) for variant, values in seconds.items()}
+    rows_per_pass = {variant: len(naive_rows) if variant == "naive_kd" else len(rows) for variant in seconds}
+    per_second = {variant: rows_per_pass[variant] / medians[variant] for variant in seconds}
+    measured = {
+        "rows": len(rows), "naive_rows": len(naive_rows), "rows_per_pass": rows_per_pass,
+        "batch_size": config.batch_size, "max_length": config.max_length,
+        "precision": {"ours": precision.resolve_precision(config.precision), "naive_kd": "fp32"},
+        "optimizer": {"ours": getattr(counter.args.optim, "value", str(counter.args.optim)),
+                      "naive_kd": "torch.optim.AdamW (defaults)"},
+        "teacher": describe(teacher), "student": describe(student),
+        "real_tokens": real_tokens, "padded_tokens": padded,
+        "padding_share": {variant: 1 - real_tokens / count for variant, count in padded.items()},
+        "seconds": seconds, "median_seconds": medians, "samples_per_second": per_second,
+        # Real (non-pad) tokens of the training rows per second: samples/s × their mean length.
+        "tokens_per_second": {variant: value * real_tokens / len(rows) for variant, value in per_second.items()},
+    }
+    memory = {f"train_{variant}": fresh(variant, sizes.memory_steps) for variant in TRAINING_VARIANTS}
+    return measured, memory

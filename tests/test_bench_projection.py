@@ -1,0 +1,60 @@
+"""Tests for helpers.benchmark.projection: planned runs add up, prices come from the cited file, the warm-up runs."""
+
+import json
+
+import pytest
+from transformers import LlamaConfig
+
+from helpers import benchmark, results
+from helpers.benchmark import projection
+from helpers.benchmark.common import profile_architectures
+
+RATES = benchmark.Throughput(device="test GPU", student_train_rows_per_second=100.0, online_teacher_step_ratio=1.6,
+                             student_eval_rows_per_second=1000.0, teacher_eval_rows_per_second=500.0,
+                             lm_train_rows_per_second=20.0)
+
+
+def test_projection_sums_every_planned_run():
+    planned = [
+        benchmark.PlannedRun("teacher-logits", train_rows=10_000),
+        benchmark.PlannedRun("cached-logits", train_rows=1_000, epochs=3, eval_rows=2_000),
+        benchmark.PlannedRun("cached-logits", train_rows=1_000, epochs=1),
+        benchmark.PlannedRun("online-teacher", train_rows=1_000, epochs=2),
+        {"kind": "lm", "train_rows": 400, "epochs": 1, "eval_rows": 600},  # plain dicts are accepted too
+    ]
+    projection_ = benchmark.project_runtime(planned, RATES, price_per_hour=3.0)
+    expected = [10_000 / 500, 3_000 / 100 + 2_000 / 1000, 1_000 / 100, 2_000 * 1.6 / 100, 400 / 20 + 600 / 60]
+    assert [run["seconds"] for run in projection_["per_run"]] == pytest.approx(expected)
+    assert projection_["total_seconds"] == pytest.approx(sum(expected))
+    assert projection_["cost"] == pytest.approx(sum(expected) / 3600 * 3.0)
+    assert projection_["runs"] == 5
+    assert projection_["by_kind"]["cached-logits"] == {"runs": 2, "seconds": pytest.approx(42.0)}
+
+
+def test_projection_without_a_price_gives_time_only_and_rejects_unknown_kinds():
+    assert benchmark.project_runtime([], RATES, None)["cost"] is None
+    with pytest.raises(ValueError, match="kind 'feature'"):
+        benchmark.PlannedRun("feature", train_rows=1)
+
+
+def test_price_for_device_reads_the_cited_prices():
+    prices = results.external_facts()["gpu_hourly_usd"]
+    name, usd = benchmark.price_for_device(prices, "Tesla T4")
+    assert "T4" in name and usd == prices[name]["usd_per_hour"]
+    assert "H100" in benchmark.price_for_device(prices, "NVIDIA H100 80GB HBM3")[0]
+    assert benchmark.price_for_device(prices, "cpu") is None
+
+
+def test_load_throughput_reads_a_benchmark_file(tmp_path):
+    (tmp_path / "test-gpu.json").write_text(json.dumps({"gpu": {"throughput": vars(RATES)}}))
+    assert benchmark.load_throughput(tmp_path, slug="test-gpu") == RATES
+    assert benchmark.load_throughput(tmp_path, slug="other") is None
+
+
+def test_warmup_throughput_measures_every_rate(smoke_config):
+    tiny_lm = LlamaConfig(vocab_size=256, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                          num_attention_heads=2, num_key_value_heads=1)
+    rates = benchmark.warmup_throughput(smoke_config, seconds=0.05, tokens_per_row=16,
+                                        architectures=profile_architectures(smoke_config), lm_architecture=tiny_lm)
+    assert all(value > 0 for key, value in vars(rates).items() if key not in ("device", "source"))
+    assert projection.run_seconds(benchmark.PlannedRun("lm", train_rows=10), rates) > 0
