@@ -180,26 +180,14 @@ def speed_block(config: Config) -> str | None:
 
 
 def decoder_block(config: Config) -> str | None:
-    """The decoder-only student's accuracy before and after, and four of its ten fixed prompts."""
+    """The decoder-only student with and without the teacher over seeds, and four of its fixed prompts before → after
+    (rendered by ``helpers.lm_student.decoder_markdown``)."""
     if not results.has_result(config, "decoder_student"):
         return None
+    from helpers import lm_student
+
     document = results.load_result(config, "decoder_student")
-    before, after = document["before"], document["after"]
-    lines = [
-        "| | accuracy (%) | macro-F1 (%) |", "|---|---|---|",
-        f"| before fine-tuning | {before['accuracy'] * 100:.1f} | {before['macro_f1'] * 100:.1f} |",
-        f"| after fine-tuning | {after['accuracy'] * 100:.1f} | {after['macro_f1'] * 100:.1f} |",
-    ]
-    examples = document["examples"][:4]
-    shown = pd.DataFrame({
-        "article": [e["text"][:60] + "…" for e in examples], "gold": [e["gold"] for e in examples],
-        "before: generates → scored class": [f"`{e['before']['generation']!r}` → {e['before']['prediction']}"
-                                             for e in examples],
-        "after: generates → scored class": [f"`{e['after']['generation']!r}` → {e['after']['prediction']}"
-                                            for e in examples],
-    })
-    return ("\n".join(lines) + f"\n\n{_markdown(shown)}\n\n<sub>{document['model']} on {before['rows']:,} "
-            f"stratified test rows; {_provenance_line(document)}.</sub>")
+    return lm_student.decoder_markdown(document)
 
 
 def headline_block(config: Config) -> str | None:
