@@ -70,7 +70,7 @@ def specs() -> dict[str, DistillSpec]:
 def planned_runs(config, train_rows: int, validation_rows: int, test_rows: int) -> list[dict]:
     """Every training run and teacher pass a full report makes (notebooks 02-04 and 06), for the pre-flight estimate:
     the grid once at the selection budget, the final students over every seed, the committee's two cross-fitting
-    students, the teacher's logit passes and the LM's fine-tunings (with and without the teacher, three seeds).
+    students, the teacher's logit passes and the LM's fine-tunings (with and without the teacher, every LM seed).
     The chosen strategy is not known before the grid: it is priced as the costliest cached-logit one (augmented)."""
     selection_rows = min(train_rows, config.selection_max_train_rows or train_rows)
     selection_epochs = config.selection_epochs or config.epochs
@@ -94,7 +94,7 @@ def planned_runs(config, train_rows: int, validation_rows: int, test_rows: int) 
               + test_rows}]
     runs += [{"name": f"LM λ={weight:g} seed {seed}", "kind": "lm", "train_rows": config.lm_train_rows,
               "epochs": config.lm_epochs, "eval_rows": config.lm_eval_rows or test_rows}
-             for weight in (0.0, config.lm_kd_weight) for seed in range(3)]
+             for weight in (0.0, config.lm_kd_weight) for seed in config.lm_seeds]
     return runs
 
 

@@ -72,7 +72,7 @@ def test_the_plan_counts_every_run_and_prices_it():
     plan = experiments.planned_runs(config, 114_000, 6_000, 7_600)
     grid = 1 + len(experiments.specs())
     final = 5 * len(config.seeds)  # selection budget differs from the final one in full: no run is shared
-    assert len(plan) == grid + 2 + final + 1 + 6
+    assert len(plan) == grid + 2 + final + 1 + 2 * len(config.lm_seeds)
     assert sum(run["kind"] == "online-teacher" for run in plan) == 2
     throughput = {"device": "T4", "student_train_rows_per_second": 100.0, "online_teacher_step_ratio": 2.0,
                   "student_eval_rows_per_second": 1000.0, "teacher_eval_rows_per_second": 500.0,
