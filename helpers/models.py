@@ -184,7 +184,12 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 
 def size_on_disk_mb(folder: str | Path) -> float:
-    """Megabytes of the weight files in a saved model folder."""
+    """Megabytes of the weight files of a saved model: a folder, or a hub id (``full``'s teacher), read from its
+    snapshot in the Hugging Face cache, which ``from_pretrained`` filled (nothing is downloaded here)."""
+    if not Path(folder).is_dir():
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(str(folder), local_files_only=True)
     files = [f for f in Path(folder).iterdir() if f.suffix in (".safetensors", ".bin")]
     return sum(f.stat().st_size for f in files) / 2**20
 
