@@ -2,7 +2,7 @@
 PYTHON ?= python3
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
 
-.PHONY: setup report test readme benchmark
+.PHONY: setup report test test-localhub readme benchmark
 
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build onto CPU machines. Colab/Runpod images
 # already have a CUDA torch >= 2.6, which this keeps.
@@ -20,6 +20,10 @@ report: setup
 # Unit tests, then every notebook under nbval in the smoke profile (seconds-sized models, synthetic data).
 test: setup
 	KD_PROFILE=smoke $(PYTHON) -m pytest tests $(NOTEBOOKS) --nbval-lax -p no:cacheprovider -q
+
+# The full profile's notebooks against a local stand-in of the Hugging Face hub (tests/localhub): minutes.
+test-localhub: setup
+	$(PYTHON) -m pytest tests/test_full_profile.py -m localhub -p no:cacheprovider -q
 
 readme:
 	$(PYTHON) -m helpers.report
