@@ -21,7 +21,7 @@ report: setup
 test: setup
 	KD_PROFILE=smoke $(PYTHON) -m pytest tests $(NOTEBOOKS) --nbval-lax -p no:cacheprovider -q
 
-# The full profile's notebooks against a local stand-in of the Hugging Face hub (tests/localhub): minutes.
+# The full profile's notebooks against a local stand-in of the Hugging Face hub alone (make test runs it too).
 test-localhub: setup
 	$(PYTHON) -m pytest tests/test_full_profile.py -m localhub -p no:cacheprovider -q
 

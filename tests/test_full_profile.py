@@ -109,8 +109,9 @@ def _execute(notebook: Path, env: dict[str, str]) -> str | None:
                                      resources={"metadata": {"path": str(notebook.parent)}})
     try:
         client.execute(env=env)
-    except nbclient.exceptions.CellExecutionError as error:
-        return str(error)
+    except (nbclient.exceptions.CellExecutionError, nbclient.exceptions.CellTimeoutError,
+            nbclient.exceptions.DeadKernelError) as error:
+        return f"{type(error).__name__}: {error}"
     return None
 
 
