@@ -130,15 +130,20 @@ def _distilbert_from_bert(
                               dim=source.hidden_size, n_layers=len(layers), n_heads=source.num_attention_heads,
                               hidden_dim=source.intermediate_size, activation=source.hidden_act, **_label_kwargs())
     student = DistilBertForSequenceClassification(config)
-    src, dst = bert.bert, student.distilbert
+    copy_bert_layers(bert.bert, student.distilbert, layers)
+    return student
+
+
+def copy_bert_layers(bert, distilbert, layers: list[int]) -> None:
+    """A BertModel's embeddings and ``layers`` into a DistilBertModel, in place."""
     with torch.no_grad():
-        dst.embeddings.word_embeddings.weight.copy_(src.embeddings.word_embeddings.weight)
+        distilbert.embeddings.word_embeddings.weight.copy_(bert.embeddings.word_embeddings.weight)
         # DistilBERT has no token-type embeddings; BERT adds type 0 to every token, so fold it into positions.
-        dst.embeddings.position_embeddings.weight.copy_(
-            src.embeddings.position_embeddings.weight + src.embeddings.token_type_embeddings.weight[0])
-        dst.embeddings.LayerNorm.load_state_dict(src.embeddings.LayerNorm.state_dict())
-        for target, index in zip(dst.transformer.layer, layers, strict=True):
-            layer = src.encoder.layer[index]
+        distilbert.embeddings.position_embeddings.weight.copy_(
+            bert.embeddings.position_embeddings.weight + bert.embeddings.token_type_embeddings.weight[0])
+        distilbert.embeddings.LayerNorm.load_state_dict(bert.embeddings.LayerNorm.state_dict())
+        for target, index in zip(distilbert.transformer.layer, layers, strict=True):
+            layer = bert.encoder.layer[index]
             attention = layer.attention
             target.attention.q_lin.load_state_dict(attention.self.query.state_dict())
             target.attention.k_lin.load_state_dict(attention.self.key.state_dict())
@@ -148,7 +153,6 @@ def _distilbert_from_bert(
             target.ffn.lin1.load_state_dict(layer.intermediate.dense.state_dict())
             target.ffn.lin2.load_state_dict(layer.output.dense.state_dict())
             target.output_layer_norm.load_state_dict(layer.output.LayerNorm.state_dict())
-    return student
 
 
 def student_init_path(config: Config) -> str:

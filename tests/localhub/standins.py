@@ -347,22 +347,10 @@ def _write_student(folder: Path, tokenizer, train: pd.DataFrame, test: pd.DataFr
 
 
 def _copy_bert_layers(bert, distilbert) -> None:
-    """BERT embeddings and STUDENT_LAYERS into a DistilBERT encoder (token type 0 folded into the positions)."""
-    with torch.no_grad():
-        distilbert.embeddings.word_embeddings.weight.copy_(bert.embeddings.word_embeddings.weight)
-        distilbert.embeddings.position_embeddings.weight.copy_(
-            bert.embeddings.position_embeddings.weight + bert.embeddings.token_type_embeddings.weight[0])
-        distilbert.embeddings.LayerNorm.load_state_dict(bert.embeddings.LayerNorm.state_dict())
-        for target, index in zip(distilbert.transformer.layer, STUDENT_LAYERS, strict=True):
-            layer, attention = bert.encoder.layer[index], bert.encoder.layer[index].attention
-            target.attention.q_lin.load_state_dict(attention.self.query.state_dict())
-            target.attention.k_lin.load_state_dict(attention.self.key.state_dict())
-            target.attention.v_lin.load_state_dict(attention.self.value.state_dict())
-            target.attention.out_lin.load_state_dict(attention.output.dense.state_dict())
-            target.sa_layer_norm.load_state_dict(attention.output.LayerNorm.state_dict())
-            target.ffn.lin1.load_state_dict(layer.intermediate.dense.state_dict())
-            target.ffn.lin2.load_state_dict(layer.output.dense.state_dict())
-            target.output_layer_norm.load_state_dict(layer.output.LayerNorm.state_dict())
+    """BERT embeddings and STUDENT_LAYERS into a DistilBERT encoder, as the cpu profile builds its student."""
+    from helpers.models import copy_bert_layers
+
+    copy_bert_layers(bert, distilbert, list(STUDENT_LAYERS))
 
 
 def _write_lm(folder: Path, texts: list[str]) -> None:
