@@ -45,6 +45,7 @@ def class_balance(balance: pd.DataFrame) -> plt.Figure:
     figure, axis = plt.subplots(figsize=(7, 3.5))
     sns.barplot(frame, x="class", y="rows", hue="split", ax=axis)
     axis.set(title="Rows per class and split", xlabel="")
+    sns.move_legend(axis, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8)  # beside the bars, never over one
     return figure
 
 
@@ -53,7 +54,11 @@ def length_distributions(lengths: pd.DataFrame, max_length: int) -> plt.Figure:
     sns.histplot(lengths, x="words", hue="label", element="step", bins=40, ax=axes[0])
     axes[0].set(title="Length in words")
     sns.histplot(lengths, x="tokens", hue="label", element="step", bins=40, ax=axes[1])
-    axes[1].axvline(max_length, color="black", linestyle="--", label=f"max_length={max_length}")
+    axes[1].axvline(max_length, color="black", linestyle="--")
+    # Labelled on the line itself: the hue legend is seaborn's, and a second legend would hide it.
+    axes[1].annotate(f"max_length = {max_length}\n(longer rows are truncated)", xy=(max_length, 0.95),
+                     xycoords=("data", "axes fraction"), xytext=(4, 0), textcoords="offset points", va="top",
+                     fontsize=8)
     axes[1].set(title="Length in bert-base-uncased tokens")
     figure.tight_layout()
     return figure
@@ -67,21 +72,44 @@ def history_frames(history: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def training_curves(histories: dict[str, list[dict]], components: bool = False) -> plt.Figure:
-    """Train loss per logging step and validation accuracy per epoch, one line per run."""
-    figure, axes = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [2, 1]})
+    """Per run (one colour each), against epochs so runs of different lengths line up: the hard-label
+    cross-entropy (comparable across runs), the other objectives' terms on their own axis when ``components``
+    (one line style per term), and validation accuracy at each epoch's end, its values written on the points."""
+    panels = 3 if components else 2
+    figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.8), squeeze=False)
+    axes = axes[0]
+    styles = iter(["--", ":", "-."] * 4)
+    term_styles: dict[str, str] = {}
     for name, history in histories.items():
         train, evaluation = history_frames(history)
-        line, = axes[0].plot(train["step"], train["loss"], label=f"{name}: total")
+        hard = train["loss_hard_label"] if "loss_hard_label" in train else train["loss"]
+        line, = axes[0].plot(train["epoch"], hard, label=name)
         if components:
-            for column in [c for c in train.columns if c.startswith("loss_")]:
-                axes[0].plot(train["step"], train[column], linestyle=":", color=line.get_color(), alpha=0.8,
-                             label=f"{name}: {column.removeprefix('loss_')}")
+            for column in [c for c in train.columns if c.startswith("loss_") and c != "loss_hard_label"]:
+                term = column.removeprefix("loss_")
+                style = term_styles.setdefault(term, next(styles))
+                axes[1].plot(train["epoch"], train[column], linestyle=style, color=line.get_color(),
+                             label=f"{name}: {term}")
         if len(evaluation):
-            axes[1].plot(evaluation["epoch"], evaluation["eval_accuracy"], marker="o", label=name)
-    axes[0].set(title="Train loss per logging step", xlabel="step", ylabel="loss")
-    axes[1].set(title="Validation accuracy per epoch", xlabel="epoch", ylabel="accuracy")
+            accuracy = evaluation["eval_accuracy"] * 100
+            axes[-1].plot(evaluation["epoch"], accuracy, marker="o", color=line.get_color(), label=name)
+            for epoch, value in zip(evaluation["epoch"], accuracy, strict=True):
+                axes[-1].annotate(f"{value:.2f}", (epoch, value), textcoords="offset points", xytext=(0, 6),
+                                  ha="center", fontsize=8, color=line.get_color())
+    axes[0].set(title="Hard-label cross-entropy (train)", xlabel="epoch", ylabel="loss")
     axes[0].legend(fontsize=8)
-    axes[1].legend(fontsize=8)
+    if components:
+        axes[1].set(title="Teacher terms of the loss (train)", xlabel="epoch", ylabel="loss term")
+        if axes[1].lines:
+            axes[1].legend(fontsize=8)
+        else:
+            axes[1].text(0.5, 0.5, "no teacher term in these runs", ha="center", transform=axes[1].transAxes)
+    low, high = axes[-1].get_ylim()
+    middle = (low + high) / 2
+    # At least a 4-point window, so that a fraction of a point does not fill the panel.
+    axes[-1].set(ylim=(min(low, middle - 2), max(high, middle + 2)),
+                 title="Validation accuracy at each epoch's end", xlabel="epoch", ylabel="accuracy (%)")
+    axes[-1].legend(fontsize=8)
     figure.tight_layout()
     return figure
 
@@ -93,37 +121,57 @@ def per_class_f1(comparison: pd.DataFrame) -> plt.Figure:
         id_vars="model", var_name="class", value_name="F1")
     figure, axis = plt.subplots(figsize=(8, 3.5))
     sns.barplot(frame, x="class", y="F1", hue="model", ax=axis)
-    low = frame["F1"].min()
-    axis.set(title="Per-class F1 on the test split", xlabel="", ylim=(max(0.0, low - 0.05), 1.0))
-    axis.legend(fontsize=8, loc="lower right")
+    low = round(max(0.0, frame["F1"].min() - 0.05), 2)
+    axis.set(title="Per-class F1 on the test split (mean over seeds)", xlabel="", ylim=(low, 1.0),
+             ylabel=f"F1 (axis starts at {low:.2f})" if low > 0 else "F1")
+    if low > 0:  # a broken-axis mark at the foot of the y axis
+        axis.plot([-0.012, 0.012], [0.01, 0.03], transform=axis.transAxes, color="black", clip_on=False, lw=1)
+        axis.plot([-0.012, 0.012], [0.03, 0.05], transform=axis.transAxes, color="black", clip_on=False, lw=1)
+    sns.move_legend(axis, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return figure
 
 
-def efficiency(comparison: pd.DataFrame) -> plt.Figure:
-    """Accuracy against latency at batch 1 and against parameters: the accuracy/efficiency trade-off."""
+def efficiency(comparison: pd.DataFrame, deployment: list[dict] | None = None) -> plt.Figure:
+    """Accuracy against latency at batch 1 and against size: the accuracy/efficiency trade-off. The point is the
+    mean over seeds; the segment is the first seed's 95% bootstrap interval over test rows. ``deployment`` adds
+    the int8 student (one seed, no interval) from the deployment measurement."""
     figure, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for axis, column, label in ((axes[0], "latency_batch1_ms", "latency at batch 1 (ms)"),
-                                (axes[1], "parameters_m", "parameters (millions)")):
+                                (axes[1], "size_on_disk_mb", "size on disk (MB)")):
         for model, row in comparison.iterrows():
-            # The interval is the first seed's bootstrap interval; the point is the mean over seeds, which may lie
-            # outside it, so the interval is drawn as its own segment rather than as error bars around the point.
-            point, = axis.plot(row[column], row["accuracy_mean"] * 100, "o", label=model)
+            if column not in row or pd.isna(row[column]):
+                continue
+            point, = axis.plot(row[column], row["accuracy_mean"] * 100, "o", label=f"{model} (mean over seeds)")
             axis.vlines(row[column], row["accuracy_ci_low"] * 100, row["accuracy_ci_high"] * 100,
                         color=point.get_color(), alpha=0.6)
+        for row in deployment or []:
+            if row["variant"].endswith("int8"):
+                axis.plot(row[column], row["accuracy"] * 100, "D", color="black",
+                          label=f"{row['variant']} (first seed)")
         axis.set(xlabel=label, ylabel="test accuracy (%)")
-    axes[0].set_title("Accuracy vs latency")
+    hardware = {row["hardware"] for row in deployment or []}
+    where = f" — {', '.join(sorted(hardware))}" if hardware else ""
+    axes[0].set_title(f"Accuracy vs latency{where}")
     axes[1].set_title("Accuracy vs size")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=8, title="segment: first seed's 95% bootstrap\ninterval over test rows",
+                   title_fontsize=7)
     figure.tight_layout()
     return figure
 
 
 def reliability_diagram(tables: dict[str, pd.DataFrame]) -> plt.Figure:
-    """Accuracy against confidence per bin; the diagonal is perfect calibration."""
-    figure, axis = plt.subplots(figsize=(4.8, 4.4))
+    """Accuracy against confidence per bin (the diagonal is perfect calibration), and below it the rows per bin,
+    so that a point resting on a handful of rows is seen as such."""
+    figure, (axis, counts) = plt.subplots(2, 1, figsize=(5.2, 6.2), sharex=True,
+                                          gridspec_kw={"height_ratios": [3, 1.2]})
     axis.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
-    for name, table in tables.items():
-        axis.plot(table["confidence"], table["accuracy"], marker="o", label=name)
-    axis.set(title="Reliability diagram (test)", xlabel="confidence", ylabel="accuracy", xlim=(0.2, 1), ylim=(0.2, 1))
+    width = 1 / 15 / (len(tables) + 1)
+    for offset, (name, table) in enumerate(tables.items()):
+        point, = axis.plot(table["confidence"], table["accuracy"], marker="o", label=name)
+        counts.bar(table["bin_low"] + (offset + 0.5) * width, table["count"], width=width, color=point.get_color(),
+                   align="edge")
+    axis.set(title="Reliability diagram (test, first seed)", ylabel="accuracy", xlim=(0.2, 1), ylim=(0.2, 1))
     axis.legend(fontsize=8)
+    counts.set(xlabel="confidence", ylabel="rows per bin", yscale="log")
+    figure.tight_layout()
     return figure

@@ -5,16 +5,28 @@ from helpers import plots
 
 def test_efficiency_plot_accepts_a_mean_outside_the_first_seeds_interval():
     # The point is the mean over seeds, the interval the first seed's: the mean can fall outside it (seen in smoke).
-    frame = pd.DataFrame({"latency_batch1_ms": [15.0, 9.0], "parameters_m": [22.7, 17.4],
+    frame = pd.DataFrame({"latency_batch1_ms": [15.0, 9.0], "size_on_disk_mb": [90.0, 60.0],
                           "accuracy_mean": [0.90, 0.95], "accuracy_ci_low": [0.89, 0.80],
                           "accuracy_ci_high": [0.91, 0.90]}, index=["teacher", "student"])
-    figure = plots.efficiency(frame)
-    assert [t.get_text() for t in figure.axes[1].get_legend().get_texts()] == ["teacher", "student"]
+    int8 = {"variant": "student int8", "latency_batch1_ms": 5.0, "size_on_disk_mb": 25.0, "accuracy": 0.94,
+            "hardware": "CPU (1 threads)"}
+    figure = plots.efficiency(frame, [int8])
+    legend = figure.axes[1].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["teacher (mean over seeds)", "student (mean over seeds)",
+                                                         "student int8 (first seed)"]
+    assert "bootstrap" in legend.get_title().get_text()  # the reader is told which interval is drawn
+    assert "CPU (1 threads)" in figure.axes[0].get_title()
 
 
 def test_training_curves_plot_components_and_validation():
-    history = [{"loss": 1.0, "loss_hard_label": 0.8, "step": 1, "epoch": 0.5},
-               {"loss": 0.5, "loss_hard_label": 0.4, "step": 2, "epoch": 1.0},
+    history = [{"loss": 1.0, "loss_hard_label": 0.8, "loss_kd": 0.2, "step": 1, "epoch": 0.5},
+               {"loss": 0.5, "loss_hard_label": 0.4, "loss_kd": 0.1, "step": 2, "epoch": 1.0},
                {"eval_accuracy": 0.7, "epoch": 1.0}]
-    figure = plots.training_curves({"run": history}, components=True)
-    assert len(figure.axes[0].lines) == 2 and len(figure.axes[1].lines) == 1
+    baseline = [{"loss": 1.1, "step": 1, "epoch": 1.0}, {"eval_accuracy": 0.6, "epoch": 1.0}]
+    figure = plots.training_curves({"run": history, "baseline": baseline}, components=True)
+    hard, terms, validation = figure.axes
+    # The hard-label terms share an axis (the baseline's total is its hard-label loss); the teacher's term has its
+    # own; each run keeps one colour across the panels.
+    assert [list(line.get_ydata()) for line in hard.lines] == [[0.8, 0.4], [1.1]]
+    assert len(terms.lines) == 1 and terms.lines[0].get_color() == hard.lines[0].get_color()
+    assert [list(line.get_ydata()) for line in validation.lines] == [[70.0], [60.0]]
