@@ -196,6 +196,7 @@ ENV_OVERRIDES = {
     "KD_SELECTION_EPOCHS": ("selection_epochs", _rows),
     "KD_LM_TRAIN_ROWS": ("lm_train_rows", int),
     "KD_LM_EVAL_ROWS": ("lm_eval_rows", _rows),
+    "KD_LM_SEEDS": ("lm_seeds", _seeds),
     "KD_DATA_DIR": ("data_dir", str),
     "KD_CACHE_DIR": ("cache_dir", str),
     "KD_RESULTS_DIR": ("results_dir", str),
@@ -225,12 +226,14 @@ def validate(config: Config) -> Config:
     for field in ("validation_rows", "lm_train_rows"):
         if getattr(config, field) < classes:
             fail(field, f"it must be at least {classes} (one row per class)")
-    if not config.seeds:
-        fail("seeds", "give at least one seed, e.g. KD_SEEDS=0,1,2")
-    if any(not 0 <= seed < 2**32 for seed in config.seeds):
-        fail("seeds", "each seed must be in [0, 2**32)")
-    if len(set(config.seeds)) != len(config.seeds):
-        fail("seeds", "seeds must not repeat")
+    for field in ("seeds", "lm_seeds"):
+        seeds = getattr(config, field)
+        if not seeds:
+            fail(field, f"give at least one seed, e.g. {_VARIABLE[field]}=0,1,2")
+        if any(not 0 <= seed < 2**32 for seed in seeds):
+            fail(field, "each seed must be in [0, 2**32)")
+        if len(set(seeds)) != len(seeds):
+            fail(field, "seeds must not repeat")
     if config.data_source == "local" and not (config.data_dir or "").strip():
         fail("data_dir", "name a folder holding train.parquet and test.parquet (or .csv / .jsonl)")
     if config.transfer_rows < 0:

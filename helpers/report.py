@@ -9,73 +9,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from helpers import evaluate, experiments, results
+from helpers import results
 from helpers.config import PROJECT_ROOT, Config, get_config
-
-README = PROJECT_ROOT / "README.md"
-
-
-REPORT_PROFILES = ("full", "cpu")  # in order of preference: the brief's models first
-REQUIRED = ("teacher", "baseline", "distillation")  # the results without which there is no report
-
-
-def complete(config: Config, strict: bool = False) -> bool:
-    """Whether ``config``'s profile has a whole report of the current schema (a partial run never counts).
-    ``strict``: results that do not belong together raise MixedResultsError instead of counting as incomplete."""
-    try:
-        documents = report_documents(config)
-    except (FileNotFoundError, KeyError):
-        return False
-    except results.MixedResultsError:
-        if strict:
-            raise
-        return False
-    return all(name in documents for name in REQUIRED)
-
-
-def report_profile(requested: str | None = None) -> str:
-    """The profile whose results the README shows: the one asked for, else the first of full and cpu whose results
-    are complete and consistent, else cpu (whose blocks then say that results are pending)."""
-    if requested:
-        return requested
-    return next((name for name in REPORT_PROFILES if complete(get_config(name))), "cpu")
-
-
-def report_documents(config: Config) -> dict[str, dict]:
-    """Every results document the README reads, by name, after checking that they belong together (one profile,
-    schema, commit and data fingerprint); raises MixedResultsError naming the odd file out."""
-    documents = {}
-    for name in ("teacher", "baseline", "distillation", "analysis"):
-        if results.has_result(config, name):
-            documents[name] = results.load_result(config, name)
-    recorded = documents.get("distillation", {}).get("runs", {})
-    if "baseline" in documents:
-        recorded = {**recorded, "baseline": documents["baseline"]["runs"]}
-    for runs in recorded.values():
-        for run in runs:
-            documents[run] = results.load_result(config, run)
-    if any(d["provenance"].get("schema") != results.SCHEMA_VERSION for d in documents.values()):
-        raise results.MixedResultsError(f"{config.results_dir} holds results of another schema version: regenerate "
-                                        "them with make report.")
-    results.check_consistent(documents)
-    return documents
-
-
-def student_runs(config: Config, name: str) -> list[dict]:
-    """The final runs (one per seed) of student ``name`` as notebook 04 recorded them."""
-    documents = report_documents(config)
-    names = documents["baseline"]["runs"] if name == "baseline" else documents["distillation"]["runs"][name]
-    return [documents[run] for run in names]
-
-
-def _mean_std(values: list[float], scale: float = 100.0) -> str:
-    mean, std = evaluate.mean_std(list(np.asarray(values) * scale))
-    return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {std:.2f}"
+from helpers.report_data import (  # noqa: F401  (re-exported: the tests and the notebooks read them from here)
+    README,
+    REPORT_PROFILES,
+    complete,
+    mean_std,
+    points,
+    provenance_line,
+    report_documents,
+    report_profile,
+    student_runs,
+)
+from helpers.report_prose import compute_seconds, figures_block, headline_block, interview_block, summary_block
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -85,19 +35,12 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def _provenance_line(document: dict) -> str:
-    p = document["provenance"]
-    hardware = p["hardware"]["gpu"] or f"CPU ({p['hardware']['cpu_count']} cores)"
-    return (f"profile `{p['profile']}`, {hardware}, torch {p['versions']['torch']}, "
-            f"transformers {p['versions']['transformers']}, {p['date'][:10]}")
-
-
 def headline_table(config: Config) -> pd.DataFrame:
     """Teacher and students on the test split: accuracy and macro-F1 (mean ± std over seeds), parameters."""
     teacher = results.load_result(config, "teacher")
     rows = [{"model": f"teacher: {config.teacher_name}", "seeds": "—",
-             "test accuracy (%)": _mean_std([teacher["test"]["accuracy"]]),
-             "macro-F1 (%)": _mean_std([teacher["test"]["macro_f1"]]),
+             "test accuracy (%)": mean_std([teacher["test"]["accuracy"]]),
+             "macro-F1 (%)": mean_std([teacher["test"]["macro_f1"]]),
              "parameters (M)": f"{teacher['parameters'] / 1e6:.1f}"}]
     students = [("baseline student: cross-entropy only", "baseline")]
     if results.has_result(config, "distillation"):
@@ -108,8 +51,8 @@ def headline_table(config: Config) -> pd.DataFrame:
         if not runs:
             continue
         rows.append({"model": label, "seeds": len(runs),
-                     "test accuracy (%)": _mean_std([r["test"]["accuracy"] for r in runs]),
-                     "macro-F1 (%)": _mean_std([r["test"]["macro_f1"] for r in runs]),
+                     "test accuracy (%)": mean_std([r["test"]["accuracy"] for r in runs]),
+                     "macro-F1 (%)": mean_std([r["test"]["macro_f1"] for r in runs]),
                      "parameters (M)": f"{runs[0]['parameters'] / 1e6:.1f}"})
     return pd.DataFrame(rows)
 
@@ -120,12 +63,7 @@ def results_block(config: Config) -> str | None:
     teacher = results.load_result(config, "teacher")
     return (f"{_markdown(headline_table(config))}\n\n"
             f"<sub>Test split: {teacher['test']['rows']:,} rows. Generated from `results/{config.profile}/` "
-            f"({_provenance_line(teacher)}) by `python -m helpers.report`.</sub>")
-
-
-def _points(interval: dict) -> str:
-    return (f"{interval['difference'] * 100:+.2f} points (95% interval {interval['ci_low'] * 100:+.2f} to "
-            f"{interval['ci_high'] * 100:+.2f}, bootstrap p = {interval['p_value']:.3g})")
+            f"({provenance_line(teacher)}) by `python -m helpers.report`.</sub>")
 
 
 def distillation_block(config: Config) -> str | None:
@@ -151,7 +89,7 @@ def distillation_block(config: Config) -> str | None:
     })
     return (f"{_markdown(shown)}\n\n{_markdown(final)}\n\n<sub>Grid: one run each (seed {config.seed}) on validation, "
             f"paired with the baseline of the same seed. Final: {len(document['seeds'])} seeds each; the interval is a "
-            f"two-level bootstrap (seeds, then test rows). {_provenance_line(document)}.</sub>")
+            f"two-level bootstrap (seeds, then test rows). {provenance_line(document)}.</sub>")
 
 
 def speed_block(config: Config) -> str | None:
@@ -176,7 +114,7 @@ def speed_block(config: Config) -> str | None:
     })
     return (f"{_markdown(shown)}\n\n<sub>Accuracy interval: bootstrap over test rows (first seed); ECE/NLL: mean over "
             f"seeds; speed measured on {document['speed_device'].upper()} one model after another on real test "
-            f"texts. {_provenance_line(document)}.</sub>")
+            f"texts. {provenance_line(document)}.</sub>")
 
 
 def decoder_block(config: Config) -> str | None:
@@ -190,50 +128,15 @@ def decoder_block(config: Config) -> str | None:
     return lm_student.decoder_markdown(document)
 
 
-def headline_block(config: Config) -> str | None:
-    """Generated sentences: the regime (teacher weaker or stronger, measured), and what the chosen strategy, the best
-    control and the teacher's own share came to, each in the words its interval supports."""
-    if not complete(config):
-        return None
-    teacher = results.load_result(config, "teacher")["test"]["accuracy"]
-    baseline = np.mean([r["test"]["accuracy"] for r in student_runs(config, "baseline")])
-    document = results.load_result(config, "distillation")
-    comparisons = document["comparisons"]
-    chosen, control = comparisons["chosen"], comparisons["best_control"]
-    versus_baseline = comparisons["versus_baseline"][chosen]["across_seeds"]
-    share = comparisons["chosen_vs_best_control"]["across_seeds"]
-    relation = "weaker" if teacher < baseline else "stronger"
-    words = {"better": "better than", "worse": "worse than",
-             "no detectable difference": "not detectably different from"}
-    return (f"In the `{config.profile}` profile the teacher ({teacher * 100:.2f}% on test) is {relation} than the "
-            f"plain fine-tuned student ({baseline * 100:.2f}%, mean of {len(document['seeds'])} seeds). The strategy "
-            f"chosen on validation, `{chosen}`, is {words[experiments.verdict(versus_baseline)]} the baseline "
-            f"({_points(versus_baseline)}), and {words[experiments.verdict(share)]} the best control that uses no "
-            f"BERT teacher, `{control}` ({_points(share)}): that difference is the teacher's own share.")
-
-
 def compute_block(config: Config) -> str | None:
     """Minutes of training and teacher passes per notebook, summed from the results files."""
     if not results.has_result(config, "teacher"):
         return None
-    teacher = results.load_result(config, "teacher")
-    teacher_seconds = sum(p.get("first_pass_seconds", p.get("seconds", 0.0)) for p in teacher["logit_passes"])
-    if results.has_result(config, "teacher_training"):
-        teacher_seconds += results.load_result(config, "teacher_training")["train_seconds"]
-    students = [results.load_result(path) for path in sorted((Path(config.results_dir) / "students").glob("*.json"))]
-    rows = [("02 · teacher (fine-tuning here, logit passes)", teacher_seconds, 1),
-            ("03 · baseline students", sum(r["train_seconds"] for r in students if r["spec"]["name"] == "baseline"),
-             sum(r["spec"]["name"] == "baseline" for r in students)),
-            ("04 · distilled students", sum(r["train_seconds"] for r in students if r["spec"]["name"] != "baseline"),
-             sum(r["spec"]["name"] != "baseline" for r in students))]
-    if results.has_result(config, "decoder_student"):
-        decoder = results.load_result(config, "decoder_student")
-        rows.append(("06 · decoder student (training + scoring)", decoder["wall_seconds"]["total"], 1))
     lines = ["| notebook | runs | minutes |", "|---|---|---|"]
-    lines += [f"| {name} | {runs} | {seconds / 60:.1f} |" for name, seconds, runs in rows]
-    return ("\n".join(lines) + f"\n\n<sub>{_provenance_line(teacher)}; wall time on a machine whose 2 cores were "
-            "at times shared with other jobs, so treat these as upper bounds; the benchmark measures speed side by "
-            "side.</sub>")
+    lines += [f"| {name} | {runs} | {seconds / 60:.1f} |" for name, seconds, runs in compute_seconds(config)]
+    teacher = results.load_result(config, "teacher")
+    return ("\n".join(lines) + f"\n\n<sub>Wall time of each run as its results file recorded it "
+            f"({provenance_line(teacher)}); model loading and evaluation outside training are not counted.</sub>")
 
 
 def benchmark_block(config: Config) -> str | None:
@@ -251,16 +154,22 @@ def benchmark_block(config: Config) -> str | None:
             table[column] = table[column].map(lambda v: f"{v:,.3g}" if isinstance(v, int | float) else v)
         load = document.get("load_average_1min", {})
         before, after = load.get("before", float("nan")), load.get("after", float("nan"))
-        parts.append(f"`{path.name}` ({_provenance_line(document)}; {document.get('threads', '?')} threads, "
+        parts.append(f"`{path.name}` ({provenance_line(document)}; {document.get('threads', '?')} threads, "
                      f"1-min load average {before:.1f} → {after:.1f})\n\n{_markdown(table)}")
     return "\n\n".join(parts)
 
 
 BLOCKS: dict[str, Callable[[Config], str | None]] = {
-    "headline": headline_block, "results": results_block, "distillation": distillation_block,
+    "summary": summary_block, "headline": headline_block, "results": results_block,
+    "distillation": distillation_block, "interview": interview_block, "figures": figures_block,
     "speed": speed_block, "decoder": decoder_block, "compute": compute_block,
     "benchmark": benchmark_block,
 }
+
+
+def foreign_figure_links(text: str, profile: str) -> list[str]:
+    """Figure links in ``text`` that point into another profile's figures folder than ``profile``'s."""
+    return [link for link, folder in re.findall(r"(figures/([\w-]+)/[\w.-]+\.png)", text) if folder != profile]
 
 
 def render(text: str, config: Config) -> str:

@@ -6,9 +6,11 @@ the tests trained instead of training them again.
 """
 
 import pytest
+import torch
 
 from helpers import pipeline
 from helpers.config import get_config
+from helpers.data import load_synthetic_dataset
 from helpers.notebook import quiet_libraries
 
 quiet_libraries()
@@ -24,3 +26,18 @@ def smoke_workspace(smoke_config):
     workspace = pipeline.prepare(smoke_config)
     pipeline.load_or_train_teacher(workspace)
     return workspace
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Models this small gain nothing from intra-op threads, and on a busy machine their spin-waits cost up to 5x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    """256 train and 80 test rows of the synthetic, learnable AG News stand-in."""
+    return load_synthetic_dataset(train_rows=256, test_rows=80, seed=0)

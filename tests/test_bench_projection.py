@@ -58,3 +58,17 @@ def test_warmup_throughput_measures_every_rate(smoke_config):
                                         architectures=profile_architectures(smoke_config), lm_architecture=tiny_lm)
     assert all(value > 0 for key, value in vars(rates).items() if key not in ("device", "source"))
     assert projection.run_seconds(benchmark.PlannedRun("lm", train_rows=10), rates) > 0
+
+
+def test_flops_estimate_follows_the_brief_models_sizes_and_the_assumed_share():
+    low = projection.flops_throughput("T4", 65, 0.1, tokens_per_row=50, lm_tokens_per_row=160)
+    high = projection.flops_throughput("T4", 65, 0.3, tokens_per_row=50, lm_tokens_per_row=160)
+    assert high.student_train_rows_per_second == pytest.approx(3 * low.student_train_rows_per_second)
+    # A forward pass is a third of a training step; bert-base has about twice distilbert's non-embedding weights.
+    assert low.student_eval_rows_per_second == pytest.approx(3 * low.student_train_rows_per_second)
+    assert 1.9 < low.student_eval_rows_per_second / low.teacher_eval_rows_per_second < 2.1
+    assert 1.6 < low.online_teacher_step_ratio < 1.7
+    assert "estimate" in low.source and "not measured" in low.source
+    # distilbert-base: 6 layers × (4 + 8) × 768² weights, plus biases and layer norms.
+    student = projection.non_embedding_parameters(projection.full_size_architectures()[1])
+    assert 6 * 12 * 768**2 < student < 6 * 12 * 768**2 * 1.02

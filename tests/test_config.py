@@ -40,10 +40,11 @@ def test_environment_overrides(monkeypatch):
     monkeypatch.setenv("KD_MAX_TRAIN_ROWS", "all")
     monkeypatch.setenv("KD_BATCH_SIZE", "8")
     monkeypatch.setenv("KD_VALIDATION_ROWS", "40")
+    monkeypatch.setenv("KD_LM_SEEDS", "7")
     config = get_config()
     assert (config.profile, config.epochs, config.seeds, config.max_train_rows, config.batch_size) == (
         "smoke", 5, (3, 4), None, 8)
-    assert config.seed == 3 and config.validation_rows == 40 and config.data_seed == 0
+    assert config.seed == 3 and config.validation_rows == 40 and config.data_seed == 0 and config.lm_seeds == (7,)
 
 
 @pytest.mark.parametrize("variable, value, message", [
@@ -51,6 +52,7 @@ def test_environment_overrides(monkeypatch):
     ("KD_BATCH_SIZE", "0", "KD_BATCH_SIZE"), ("KD_MAX_TRAIN_ROWS", "-5", "KD_MAX_TRAIN_ROWS"),
     ("KD_MAX_TRAIN_ROWS", "3", "one row per class"), ("KD_SEEDS", "-1", r"\[0, 2\*\*32\)"),
     ("KD_SEEDS", "1,1", "repeat"), ("KD_SEEDS", ",", "at least one seed"), ("KD_DATA_DIR", "", "KD_DATA_DIR"),
+    ("KD_LM_SEEDS", "2,2", "KD_LM_SEEDS.*repeat"),
 ])
 def test_bad_knobs_fail_at_the_door_naming_the_variable(monkeypatch, variable, value, message):
     monkeypatch.setenv(variable, value)

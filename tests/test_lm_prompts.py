@@ -10,23 +10,11 @@ import pytest
 import torch
 
 from helpers import lm_models, lm_prompts
-from helpers.data import load_synthetic_dataset
 
 IGNORE = lm_prompts.IGNORE_INDEX
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small gain nothing from intra-op threads, and on a busy machine their spin-waits cost up to 5x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def synthetic():
-    return load_synthetic_dataset(train_rows=256, test_rows=80, seed=0)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run on one thread
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ def interval(difference):
 
 def fake_report(tmp_path, chosen: str, gain: float):
     """A complete, consistent set of results documents with made-up numbers, written like the notebooks do."""
-    config = get_config("smoke", results_dir=str(tmp_path / "results"))
+    config = get_config("smoke", results_dir=str(tmp_path / "results"), figures_dir=str(tmp_path / "figures"))
     names = {}
     for name in ("baseline", chosen, "label-smoothing-0.1"):
         names[name] = []
@@ -29,16 +29,22 @@ def fake_report(tmp_path, chosen: str, gain: float):
                                               "parameters": 1e6, "train_seconds": 1.0, "spec": {"name": name}},
                                 seed=seed, data_fingerprint="data")
             names[name].append(run)
-    results.save_result(config, "teacher", {"test": {"accuracy": 0.79, "macro_f1": 0.79, "rows": 200},
-                                            "parameters": 2e6, "logit_passes": []}, data_fingerprint="data")
+    results.save_result(config, "teacher", {
+        "test": {"accuracy": 0.79, "macro_f1": 0.79, "rows": 200}, "parameters": 2e6,
+        "logit_passes": [{"split": "student_train", "rows": 640, "first_pass_seconds": 2.0}],
+        "seen_vs_unseen": [{"rows": "student_train", "seen_in_training": True, "count": 640, "accuracy": 0.95},
+                           {"rows": "test", "seen_in_training": False, "count": 200, "accuracy": 0.79}]},
+        data_fingerprint="data")
     results.save_result(config, "baseline", {"runs": names["baseline"]}, data_fingerprint="data")
     comparisons = {"chosen": chosen, "best_control": "label-smoothing-0.1",
                    "versus_baseline": {chosen: {"across_seeds": interval(gain)},
                                        "label-smoothing-0.1": {"across_seeds": interval(0.0)}},
                    "chosen_vs_best_control": {"across_seeds": interval(gain)}}
+    grid = [{"student": name, "bert_teacher": name == chosen, "validation_accuracy": 0.8, "verdict": "reference"}
+            for name in names]
     results.save_result(config, "distillation", {
-        "chosen": chosen, "seeds": [0, 1], "runs": names, "comparisons": comparisons, "grid": [], "headline": []},
-        data_fingerprint="data")
+        "chosen": chosen, "seeds": [0, 1], "runs": names, "comparisons": comparisons, "grid": grid, "headline": [],
+        "choice": {"chosen": chosen, "label_smoothing": "label-smoothing-0.1"}}, data_fingerprint="data")
     return config
 
 
@@ -51,6 +57,38 @@ def test_the_headline_follows_the_chosen_student_and_its_interval(tmp_path, chos
     assert f"`{chosen}`" in headline and words in headline and "weaker" in headline
     assert "no labels" not in headline  # the old fixed sentence about unlabelled text is gone
     assert experiments.verdict(interval(gain)) in ("better", "no detectable difference")
+
+
+@pytest.mark.parametrize("chosen, gain, words", [("augmented", 0.02, "is better than plain fine-tuning"),
+                                                 ("committee", 0.0, "is not detectably different from plain")])
+def test_the_summary_and_the_answers_follow_the_chosen_student(tmp_path, chosen, gain, words):
+    config = fake_report(tmp_path, chosen, gain)
+    summary, answers = report.summary_block(config), report.interview_block(config)
+    assert summary.count("\n\n") <= 2 and f"`{chosen}`" in summary and words in summary
+    assert "not the brief's models" in summary  # smoke is a stand-in: the caveat says so
+    assert ("teacher added something" in summary) == (gain > 0) and ("not detectable here" in summary) == (gain == 0)
+    assert "estimate" in summary and "T4" in summary  # no GPU benchmark file: the cost is an estimate, said so
+    for question in ("Training strategy", "Implementation details", "Model tuning", "Results interpretation",
+                     "Pipeline and code quality", "Conceptual alternatives"):
+        assert f"**{question}.**" in answers
+    assert "partly repeat labels it memorised" in answers  # 95% on seen rows against 79% on test
+
+
+def test_figure_links_name_the_report_profile_only(tmp_path):
+    config = fake_report(tmp_path, "augmented", 0.02)
+    assert report.figures_block(config) is None  # no figure saved yet: no links
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    (folder / "per_class_f1.png").write_bytes(b"png")
+    assert f"{folder.as_posix()}/per_class_f1.png" in report.figures_block(config)
+    mixed = "![a](figures/cpu/per_class_f1.png) ![b](figures/full/efficiency.png)"
+    assert report.foreign_figure_links(mixed, "cpu") == ["figures/full/efficiency.png"]
+    assert report.foreign_figure_links(mixed.replace("full", "cpu"), "cpu") == []
+
+
+def test_the_readme_shows_one_profiles_figures():
+    profile = report.report_profile()
+    assert report.foreign_figure_links(report.README.read_text(), profile) == []
 
 
 def test_results_of_another_commit_are_refused_naming_the_file(tmp_path):

@@ -16,8 +16,10 @@ from helpers.benchmark.common import BenchmarkSizes, hardware_slug, sizes_for
 from helpers.benchmark.deployment import ONNX_DECISION, deployment_rows, paired_difference_points, size_on_disk_mb
 from helpers.benchmark.inference import quantize_int8, speed_of
 from helpers.benchmark.projection import (
+    ASSUMED_SHARE_OF_PEAK,
     PlannedRun,
     Throughput,
+    flops_throughput,
     load_throughput,
     price_for_device,
     project_runtime,
@@ -27,9 +29,9 @@ from helpers.benchmark.run import TARGETS, check_targets, chosen_student_checkpo
 from helpers.benchmark.tables import deployment_table, gpu_table, memory_table, speed_table, summary_table
 
 __all__ = [
-    "BenchmarkSizes", "ONNX_DECISION", "PlannedRun", "TARGETS", "Throughput", "check_targets",
-    "chosen_student_checkpoint", "deployment_rows", "deployment_table", "gpu_table", "hardware_slug",
-    "load_throughput", "memory_table", "paired_difference_points", "price_for_device", "project_runtime",
-    "quantize_int8", "run_benchmark", "size_on_disk_mb", "sizes_for", "speed_of", "speed_table", "summary_table",
-    "warmup_throughput", "write",
+    "ASSUMED_SHARE_OF_PEAK", "BenchmarkSizes", "ONNX_DECISION", "PlannedRun", "TARGETS", "Throughput",
+    "check_targets", "chosen_student_checkpoint", "deployment_rows", "deployment_table", "flops_throughput",
+    "gpu_table", "hardware_slug", "load_throughput", "memory_table", "paired_difference_points", "price_for_device",
+    "project_runtime", "quantize_int8", "run_benchmark", "size_on_disk_mb", "sizes_for", "speed_of", "speed_table",
+    "summary_table", "warmup_throughput", "write",
 ]

@@ -128,6 +128,39 @@ def load_throughput(folder: str | Path | None = None, slug: str | None = None) -
     return Throughput(**gpu["throughput"]) if "throughput" in gpu else None
 
 
+# Assumed share of a GPU's quoted dense peak that fine-tuning these small models reaches (short rows, batch 32,
+# dynamic padding): an assumption, not a measurement, stated wherever an estimate built on it is shown. A benchmark
+# run on the GPU replaces it with the measured share (gpu_section's ``share_of_matmul_peak``).
+ASSUMED_SHARE_OF_PEAK = (0.1, 0.3)
+
+
+def non_embedding_parameters(architecture: PretrainedConfig, causal: bool = False) -> int:
+    """Parameters outside the embeddings of ``architecture``, counted on the meta device (no memory, no download)."""
+    with torch.device("meta"):
+        model = (AutoModelForCausalLM.from_config(architecture) if causal
+                 else build(architecture))
+    return sum(p.numel() for name, p in model.named_parameters()
+               if "embed" not in name and "lm_head" not in name)
+
+
+def flops_throughput(device: str, peak_tflops: float, share_of_peak: float, tokens_per_row: float,
+                     lm_tokens_per_row: float) -> Throughput:
+    """An *estimated* ``Throughput`` for a GPU that was never measured: the brief's models' FLOPs per row (training
+    ≈ 6 × non-embedding parameters per token, a forward pass 2 ×) over ``share_of_peak`` of its quoted peak. Rows
+    carry ``tokens_per_row`` tokens (the data's measured mean: dynamic padding), the LM's ``lm_tokens_per_row``."""
+    teacher_architecture, student_architecture = full_size_architectures()
+    teacher, student = (non_embedding_parameters(a) for a in (teacher_architecture, student_architecture))
+    lm = non_embedding_parameters(smollm2_architecture(), causal=True)
+    rate = peak_tflops * 1e12 * share_of_peak
+    return Throughput(device=device, student_train_rows_per_second=rate / (6 * student * tokens_per_row),
+                      online_teacher_step_ratio=(6 * student + 2 * teacher) / (6 * student),
+                      student_eval_rows_per_second=rate / (2 * student * tokens_per_row),
+                      teacher_eval_rows_per_second=rate / (2 * teacher * tokens_per_row),
+                      lm_train_rows_per_second=rate / (6 * lm * lm_tokens_per_row),
+                      source=f"estimate: FLOPs per row over {share_of_peak:.0%} of the quoted {peak_tflops:g} TFLOP/s "
+                             "peak (not measured)")
+
+
 # ------------------------------------------------------------------------------------------------- measuring
 def smollm2_architecture() -> LlamaConfig:
     """HuggingFaceTB/SmolLM2-135M's architecture (full's decoder student), for timing with random weights."""

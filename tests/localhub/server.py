@@ -104,7 +104,27 @@ class Request:
     kind: str  # api-info, tree, paths-info, commits, refs, discussions, resolve, redirect, other
 
 
-class LocalHub:
+class _Served:
+    """A socket server on 127.0.0.1 in a daemon thread, shut down on leaving the ``with`` block."""
+
+    _server: socketserver.BaseServer | None = None
+
+    def _serve(self, server: socketserver.ThreadingMixIn, name: str) -> None:
+        server.daemon_threads = True
+        self._server = server
+        threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
+
+    def __exit__(self, *exc) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+
+class LocalHub(_Served):
     """The hub stand-in: ``with LocalHub(repos, aliases) as hub:`` serves on ``hub.endpoint`` until exit.
 
     ``aliases`` maps a legacy id to its current one ("bert-base-uncased" -> "google-bert/bert-base-uncased"): every
@@ -115,7 +135,6 @@ class LocalHub:
         self.repos = {(repo.repo_type, repo.repo_id): repo for repo in repos}
         self.aliases = dict(aliases or {})
         self.requests: list[Request] = []
-        self._server: ThreadingHTTPServer | None = None
 
     # ------------------------------------------------------------------------------------------- lifecycle
     def __enter__(self) -> LocalHub:
@@ -125,19 +144,12 @@ class LocalHub:
             pass
 
         Handler.hub = hub
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="localhub", daemon=True).start()
+        self._serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler), "localhub")
         return self
-
-    def __exit__(self, *exc) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.url
 
     # ------------------------------------------------------------------------------------------------ queries
     def requested_repos(self, kinds: tuple[str, ...] = ("resolve",), ok_only: bool = True) -> set[str]:
@@ -315,12 +327,11 @@ def _form_or_json(body: bytes, content_type: str) -> dict[str, list]:
 
 
 # ------------------------------------------------------------------------------------------ blocking proxy
-class BlockingProxy:
+class BlockingProxy(_Served):
     """An HTTP(S) proxy on 127.0.0.1 that refuses everything (403) and records the host of each attempt."""
 
     def __init__(self):
         self.attempts: list[str] = []
-        self._server: socketserver.ThreadingTCPServer | None = None
 
     def __enter__(self) -> BlockingProxy:
         attempts = self.attempts
@@ -334,16 +345,5 @@ class BlockingProxy:
                     attempts.append(f"{line[0]} {host}")
                 self.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Refuse)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="blocking-proxy", daemon=True).start()
+        self._serve(socketserver.ThreadingTCPServer(("127.0.0.1", 0), Refuse), "blocking-proxy")
         return self
-
-    def __exit__(self, *exc) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"

@@ -1,0 +1,91 @@
+"""The results documents the README reads: which profile's, whether they are complete and belong together, and the
+few number formats every block shares."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from helpers import evaluate, results
+from helpers.config import PROJECT_ROOT, Config, get_config
+
+README = PROJECT_ROOT / "README.md"
+REPORT_PROFILES = ("full", "cpu")  # in order of preference: the brief's models first
+REQUIRED = ("teacher", "baseline", "distillation")  # the results without which there is no report
+
+
+def complete(config: Config, strict: bool = False) -> bool:
+    """Whether ``config``'s profile has a whole report of the current schema (a partial run never counts).
+    ``strict``: results that do not belong together raise MixedResultsError instead of counting as incomplete."""
+    try:
+        documents = report_documents(config)
+    except (FileNotFoundError, KeyError):
+        return False
+    except results.MixedResultsError:
+        if strict:
+            raise
+        return False
+    return all(name in documents for name in REQUIRED)
+
+
+def report_profile(requested: str | None = None) -> str:
+    """The profile whose results the README shows: the one asked for, else the first of full and cpu whose results
+    are complete and consistent, else cpu (whose blocks then say that results are pending)."""
+    if requested:
+        return requested
+    return next((name for name in REPORT_PROFILES if complete(get_config(name))), "cpu")
+
+
+def report_documents(config: Config) -> dict[str, dict]:
+    """Every results document the README reads, by name, after checking that they belong together (one profile,
+    schema, commit and data fingerprint); raises MixedResultsError naming the odd file out."""
+    documents = {}
+    for name in ("data", "teacher", "baseline", "distillation", "analysis"):
+        if results.has_result(config, name):
+            documents[name] = results.load_result(config, name)
+    recorded = documents.get("distillation", {}).get("runs", {})
+    if "baseline" in documents:
+        recorded = {**recorded, "baseline": documents["baseline"]["runs"]}
+    for runs in recorded.values():
+        for run in runs:
+            documents[run] = results.load_result(config, run)
+    if any(d["provenance"].get("schema") != results.SCHEMA_VERSION for d in documents.values()):
+        raise results.MixedResultsError(f"{config.results_dir} holds results of another schema version: regenerate "
+                                        "them with make report.")
+    results.check_consistent(documents)
+    if documents and results.has_result(config, "decoder_student"):
+        # The decoder student reads its own rows (its provenance has no data fingerprint): same pass, same code.
+        decoder = {"decoder_student": results.load_result(config, "decoder_student")}
+        results.check_consistent({**dict([next(iter(documents.items()))]), **decoder}, ("profile", "schema", "commit"))
+        documents.update(decoder)
+    return documents
+
+
+def student_runs(config: Config, name: str) -> list[dict]:
+    """The final runs (one per seed) of student ``name`` as notebook 04 recorded them."""
+    documents = report_documents(config)
+    names = documents["baseline"]["runs"] if name == "baseline" else documents["distillation"]["runs"][name]
+    return [documents[run] for run in names]
+
+
+def mean_std(values: list[float], scale: float = 100.0) -> str:
+    mean, std = evaluate.mean_std(list(np.asarray(values) * scale))
+    return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {std:.2f}"
+
+
+def points(interval: dict) -> str:
+    """A difference with its interval and p-value, in points."""
+    return (f"{interval['difference'] * 100:+.2f} points (95% interval {interval['ci_low'] * 100:+.2f} to "
+            f"{interval['ci_high'] * 100:+.2f}, bootstrap p = {interval['p_value']:.3g})")
+
+
+def hardware(document: dict) -> str:
+    """The hardware a document was produced on, in words."""
+    machine = document["provenance"]["hardware"]
+    return machine["gpu"] or f"CPU ({machine['cpu_count']} cores)"
+
+
+def provenance_line(document: dict) -> str:
+    p = document["provenance"]
+    commit = p.get("commit", "unrecorded")[:7]
+    return (f"profile `{p['profile']}`, {hardware(document)}, torch {p['versions']['torch']}, "
+            f"transformers {p['versions']['transformers']}, commit `{commit}`, {p['date'][:10]}")
