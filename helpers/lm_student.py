@@ -26,6 +26,7 @@ from helpers.lm_models import hardware_label, load_lm
 from helpers.lm_prompts import ANSWER_CUE, ARTICLE_CUE, INSTRUCTION, VERBALIZERS, build_prompt
 from helpers.lm_training import finetune_lm
 from helpers.plots import plt
+from helpers.report_data import markdown_table
 
 RUN_VERSION = 1  # bump when fine-tuning or scoring changes: it is part of each run's cache key
 
@@ -253,13 +254,6 @@ def save(config: Config, document: dict) -> Path:
     return results.save_result(config, "decoder_student", document)
 
 
-def _markdown_table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    return "\n".join([header, rule, *("| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(
-        index=False))])
-
-
 def decoder_markdown(document: dict, examples: int = 4) -> str:
     """The README's before/after section from a ``decoder_student`` results document: accuracy with and without the
     teacher (intervals over seeds and rows), the conclusion, and the first ``examples`` fixed prompts."""
@@ -278,7 +272,7 @@ def decoder_markdown(document: dict, examples: int = 4) -> str:
     provenance = document["provenance"]
     hardware = provenance["hardware"]["gpu"] or f"CPU ({provenance['hardware']['cpu_count']} cores)"
     stand_in = " (a stand-in pretrained here, not SmolLM2)" if document.get("stand_in") else ""
-    return (f"{_markdown_table(table)}\n\n{document['conclusion']}\n\n{_markdown_table(shown)}\n\n"
+    return (f"{markdown_table(table)}\n\n{document['conclusion']}\n\n{markdown_table(shown)}\n\n"
             f"<sub>{document['model']}{stand_in}; after: {document['after']['arm']}, seed {document['after']['seed']}; "
             f"⏹ the model ended its answer, … the token limit cut it. Intervals: 95%, resampling seeds then test rows "
             f"({summary['resamples']:,} replicates). Profile `{provenance['profile']}`, {hardware}, "

@@ -18,6 +18,7 @@ from helpers.report_data import (  # noqa: F401  (re-exported: the tests and the
     README,
     REPORT_PROFILES,
     complete,
+    markdown_table,
     mean_std,
     points,
     provenance_line,
@@ -26,13 +27,6 @@ from helpers.report_data import (  # noqa: F401  (re-exported: the tests and the
     student_runs,
 )
 from helpers.report_prose import compute_seconds, figures_block, headline_block, interview_block, summary_block
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *rows])
 
 
 def headline_table(config: Config) -> pd.DataFrame:
@@ -61,7 +55,7 @@ def results_block(config: Config) -> str | None:
     if not results.has_result(config, "teacher"):
         return None
     teacher = results.load_result(config, "teacher")
-    return (f"{_markdown(headline_table(config))}\n\n"
+    return (f"{markdown_table(headline_table(config))}\n\n"
             f"<sub>Test split: {teacher['test']['rows']:,} rows. Generated from `results/{config.profile}/` "
             f"({provenance_line(teacher)}) by `python -m helpers.report`.</sub>")
 
@@ -87,8 +81,9 @@ def distillation_block(config: Config) -> str | None:
                                         for r in headline.itertuples()],
         "p": headline["p_value"].map("{:.3g}".format), "verdict": headline["verdict"],
     })
-    return (f"{_markdown(shown)}\n\n{_markdown(final)}\n\n<sub>Grid: one run each (seed {config.seed}) on validation, "
-            f"paired with the baseline of the same seed. Final: {len(document['seeds'])} seeds each; the interval is a "
+    return (f"{markdown_table(shown)}\n\n{markdown_table(final)}\n\n<sub>Grid: one run each (seed {config.seed}) on "
+            f"validation, paired with the baseline of the same seed. Final: {len(document['seeds'])} seeds each; the "
+            "interval is a "
             f"two-level bootstrap (seeds, then test rows). {provenance_line(document)}.</sub>")
 
 
@@ -112,8 +107,9 @@ def speed_block(config: Config) -> str | None:
         "rows/s b=32": table["throughput_batch32_rows_per_s"].map("{:.0f}".format),
         "speed-up b=32": table["speedup_vs_teacher_batch32"].map("{:.2f}×".format),
     })
-    return (f"{_markdown(shown)}\n\n<sub>Accuracy interval: bootstrap over test rows (first seed); ECE/NLL: mean over "
-            f"seeds; speed measured on {document['speed_device'].upper()} one model after another on real test "
+    return (f"{markdown_table(shown)}\n\n<sub>Accuracy interval: bootstrap over test rows (first seed); ECE/NLL: "
+            f"mean over seeds; speed measured on {document['speed_device'].upper()} one model after another on real "
+            "test "
             f"texts. {provenance_line(document)}.</sub>")
 
 
@@ -125,7 +121,7 @@ def decoder_block(config: Config) -> str | None:
     from helpers import lm_student
 
     document = results.load_result(config, "decoder_student")
-    return lm_student.decoder_markdown(document)
+    return lm_student.decodermarkdown_table(document)
 
 
 def compute_block(config: Config) -> str | None:
@@ -155,7 +151,7 @@ def benchmark_block(config: Config) -> str | None:
         load = document.get("load_average_1min", {})
         before, after = load.get("before", float("nan")), load.get("after", float("nan"))
         parts.append(f"`{path.name}` ({provenance_line(document)}; {document.get('threads', '?')} threads, "
-                     f"1-min load average {before:.1f} → {after:.1f})\n\n{_markdown(table)}")
+                     f"1-min load average {before:.1f} → {after:.1f})\n\n{markdown_table(table)}")
     return "\n\n".join(parts)
 
 

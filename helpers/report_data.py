@@ -4,6 +4,7 @@ few number formats every block shares."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from helpers import evaluate, results
 from helpers.config import PROJECT_ROOT, Config, get_config
@@ -89,3 +90,11 @@ def provenance_line(document: dict) -> str:
     commit = p.get("commit", "unrecorded")[:7]
     return (f"profile `{p['profile']}`, {hardware(document)}, torch {p['versions']['torch']}, "
             f"transformers {p['versions']['transformers']}, commit `{commit}`, {p['date'][:10]}")
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame`` as a GitHub Markdown table (its index left out)."""
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])

@@ -18,7 +18,9 @@ FIGURES = {
     "class_balance": "Rows per class and split (notebook 01).",
     "length_distributions": "Article lengths in words and tokens, with the truncation length (notebook 01).",
     "teacher_training": "The stand-in teacher's own fine-tuning (notebook 02; `full` downloads its teacher).",
+    "teacher_confusion_matrix": "The teacher's confusion matrix on test (notebook 02).",
     "baseline_training": "The baseline student's training curves (notebook 03).",
+    "baseline_confusion_matrix": "The baseline student's confusion matrix on test, first seed (notebook 03).",
     "distillation_training": "Baseline vs the chosen strategy: hard-label loss, teacher terms, validation "
                              "(notebook 04).",
     "confusion_matrices": "Confusion matrices of teacher, chosen student and baseline, first seed (notebook 05).",
@@ -26,7 +28,7 @@ FIGURES = {
     "efficiency": "Accuracy against latency and size, with the int8 student (notebook 05).",
     "reliability": "Calibration: accuracy against confidence, with rows per bin (notebook 05).",
     "train_loss_baseline_vs_distilled": "Train loss, baseline vs chosen student (notebook 05).",
-    "decoder_train_loss": "The decoder student's train loss, with and without the teacher (notebook 06).",
+    "decoder_student_loss": "The decoder student's train loss, with and without the teacher (notebook 06).",
 }
 
 

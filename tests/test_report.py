@@ -105,3 +105,14 @@ def test_an_incomplete_profile_renders_pending_blocks(tmp_path):
     config = get_config("full", results_dir=str(tmp_path / "full"))
     rendered = report.render("<!-- generated:results -->\nold\n<!-- /generated:results -->", config)
     assert "No complete `full` results" in rendered and "old" not in rendered
+
+
+def test_every_figure_a_notebook_saves_has_a_caption():
+    import re
+
+    from helpers.config import PROJECT_ROOT
+    from helpers.report_prose import FIGURES
+
+    saved = {name for path in (PROJECT_ROOT / "notebooks").glob("*.ipynb")
+             for name in re.findall(r'save\([^\n]*?config, \\"(\w+)\\"\)', path.read_text())}
+    assert saved and saved <= set(FIGURES), sorted(saved - set(FIGURES))
