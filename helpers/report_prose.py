@@ -100,7 +100,10 @@ def compute_seconds(config: Config) -> list[tuple[str, float, int]]:
     seconds = sum(p.get("first_pass_seconds", p.get("seconds", 0.0)) for p in teacher["logit_passes"])
     if results.has_result(config, "teacher_training"):
         seconds += results.load_result(config, "teacher_training")["train_seconds"]
-    students = [results.load_result(path) for path in sorted((Path(config.results_dir) / "students").glob("*.json"))]
+    # Every student this pass trained (grid, cross-fitting and final runs), not older runs left in the folder.
+    students = [document for path in sorted((Path(config.results_dir) / "students").glob("*.json"))
+                if (document := results.load_result(path))["provenance"].get("commit")
+                == teacher["provenance"].get("commit")]
     rows = [("02 · teacher (fine-tuning here, logit passes)", seconds, 1),
             ("03 · baseline students", sum(r["train_seconds"] for r in students if r["spec"]["name"] == "baseline"),
              sum(r["spec"]["name"] == "baseline" for r in students)),
@@ -124,7 +127,9 @@ def full_cost(config: Config) -> dict[str, dict]:
     runs = experiments.planned_runs(full, facts["ag_news"]["train_rows"] - validation, validation,
                                     facts["ag_news"]["test_rows"])
     documents = report_documents(config)
-    tokens = documents["data"]["tokens"]["mean"] if "data" in documents else 53.0
+    if "data" not in documents:
+        return {}  # no measured tokens per row (notebook 01): no estimate
+    tokens = documents["data"]["tokens"]["mean"]
     costs = {}
     for name, price in facts["gpu_hourly_usd"].items():
         if name.startswith("_"):
@@ -172,6 +177,9 @@ def cost_sentence(config: Config) -> str:
         span = _duration(low) if cost["measured"] else f"{_duration(low)}–{_duration(high)}"
         usd = f"${usd_low:.2f}" if cost["measured"] else f"${usd_low:.2f}–{usd_high:.2f}"
         parts.append(f"{span} on a {name} ({usd})")
+    if not costs:
+        return (f"This page took {_duration(hours)} of training on {hardware(document)}. No `full` estimate: "
+                "notebook 01's token statistics are missing.")
     how = ("projected from the GPU benchmark's measured throughput" if all(c["measured"] for c in costs.values())
            else "**estimated**, not measured: FLOPs per row at "
                 f"{min(_shares()):.0%}–{max(_shares()):.0%} of each GPU's quoted peak")

@@ -36,6 +36,8 @@ def fake_report(tmp_path, chosen: str, gain: float):
                            {"rows": "test", "seen_in_training": False, "count": 200, "accuracy": 0.79}]},
         data_fingerprint="data")
     results.save_result(config, "baseline", {"runs": names["baseline"]}, data_fingerprint="data")
+    results.save_result(config, "data", {"tokens": {"mean": 50.0}, "split_sizes": {"train": 600, "validation": 64}},
+                        data_fingerprint="data")
     comparisons = {"chosen": chosen, "best_control": "label-smoothing-0.1",
                    "versus_baseline": {chosen: {"across_seeds": interval(gain)},
                                        "label-smoothing-0.1": {"across_seeds": interval(0.0)}},
