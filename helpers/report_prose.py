@@ -62,7 +62,7 @@ def headline_block(config: Config) -> str | None:
 def _share_meaning(share: dict) -> str:
     return {"better": "the teacher added something that label smoothing, self-distillation and extra steps did not",
             "worse": "a control without the BERT teacher did better than anything the teacher offered",
-            "no detectable difference": "what the teacher itself adds is not detectable here: the controls without a "
+            "no detectable difference": "what the teacher itself adds is not detectable here; the controls without a "
                                         "BERT teacher do as well"}[experiments.verdict(share)]
 
 
@@ -265,7 +265,7 @@ def interview_block(config: Config) -> str | None:
             f"(`{worst['student']}`) to {best['validation_accuracy'] * 100:.2f}% (`{best['student']}`); "
             + (f"{len(detectable)} beat the baseline detectably on validation ({_names(detectable)})"
                if detectable else "none beat the baseline detectably on validation")
-            + f". Label smoothing's ε was chosen on validation (`{smoothing}`).",
+            + f". Label smoothing's ε was chosen on validation (`{smoothing}`); {selection_stability(documents)}.",
         "Results interpretation":
             f"{_memorisation(seen, unseen)}. On unseen rows the teacher is {r['relation']} than the student. "
             f"`{r['chosen']}` vs baseline: {points(r['versus_baseline'])}; vs `{r['control']}`: "
@@ -289,6 +289,26 @@ def _memorisation(seen: float, unseen: float) -> str:
     return (f"The teacher scores {seen * 100:.2f}% on rows it trained on and {unseen * 100:.2f}% on test "
             f"({gap:+.2f} points): its soft targets on the students' rows are not memorised, unlike those of "
             f"`full`'s teacher, quoted as trained for {epochs} epochs on them")
+
+
+def selection_stability(documents: dict) -> str:
+    """Whether the grid's ranking (selection budget) holds at the final budget, on the specs run both ways (seed 0
+    of the final comparison); when the grid already ran at the final budget there is nothing to check."""
+    distillation = documents["distillation"]
+    first = {name: documents[runs[0]] for name, runs in distillation["runs"].items()}
+    if all(run.get("budget") == "selection" for run in first.values()):
+        return "the grid ran at the final budget, so its choice needs no check at a larger one"
+    grid = {row["student"]: row["validation_accuracy"] for row in distillation["grid"]}
+    both = [name for name in first if name in grid]
+    by_grid = sorted(both, key=lambda name: -grid[name])
+    by_final = sorted(both, key=lambda name: -first[name]["validation"]["accuracy"])
+    pairs = [(a, b) for i, a in enumerate(both) for b in both[i + 1:]]
+    agree = sum((grid[a] - grid[b]) * (first[a]["validation"]["accuracy"] - first[b]["validation"]["accuracy"]) > 0
+                for a, b in pairs)
+    verdict = ("the same top" if by_grid[0] == by_final[0]
+               else f"a different top (`{by_grid[0]}` at the selection budget, `{by_final[0]}` at the final one)")
+    return (f"of the {len(both)} students run at both budgets, the selection budget's validation ranking gives "
+            f"{verdict}, and {agree} of {len(pairs)} pairs keep their order at the final budget")
 
 
 def _names(names: list[str]) -> str:

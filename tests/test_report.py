@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers import experiments, report, results
+from helpers import experiments, report, report_prose, results
 from helpers.config import get_config
 
 
@@ -26,6 +26,7 @@ def fake_report(tmp_path, chosen: str, gain: float):
             run = f"students/{name}-seed{seed}-abcdef12"
             accuracy = 0.80 + (gain if name == chosen else 0.0)
             results.save_result(config, run, {"test": {"accuracy": accuracy, "macro_f1": accuracy},
+                                              "validation": {"accuracy": accuracy}, "budget": "selection",
                                               "parameters": 1e6, "train_seconds": 1.0, "spec": {"name": name}},
                                 seed=seed, data_fingerprint="data")
             names[name].append(run)
@@ -74,6 +75,20 @@ def test_the_summary_and_the_answers_follow_the_chosen_student(tmp_path, chosen,
                      "Pipeline and code quality", "Conceptual alternatives"):
         assert f"**{question}.**" in answers
     assert "partly repeat labels it memorised" in answers  # 95% on seen rows against 79% on test
+
+
+def test_selection_stability_compares_the_two_budgets_where_they_differ(tmp_path):
+    config = fake_report(tmp_path, "augmented", 0.02)
+    documents = report.report_documents(config)
+    assert "needs no check" in report_prose.selection_stability(documents)
+    final = {"baseline": 0.85, "augmented": 0.84, "label-smoothing-0.1": 0.83}  # the grid had augmented on top
+    for name, runs in documents["distillation"]["runs"].items():
+        documents[runs[0]].update(budget="final", validation={"accuracy": final[name]})
+    for row, accuracy in zip(documents["distillation"]["grid"], (0.80, 0.82, 0.79), strict=True):
+        row["validation_accuracy"] = accuracy  # baseline, augmented, label smoothing
+    sentence = report_prose.selection_stability(documents)
+    assert "different top (`augmented` at the selection budget, `baseline` at the final one)" in sentence
+    assert "2 of 3 pairs keep their order" in sentence
 
 
 def test_figure_links_name_the_report_profile_only(tmp_path):
