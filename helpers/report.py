@@ -121,7 +121,7 @@ def decoder_block(config: Config) -> str | None:
     from helpers import lm_student
 
     document = results.load_result(config, "decoder_student")
-    return lm_student.decodermarkdown_table(document)
+    return lm_student.decoder_markdown(document)
 
 
 def compute_block(config: Config) -> str | None:

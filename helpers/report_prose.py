@@ -54,9 +54,9 @@ def headline_block(config: Config) -> str | None:
     return (f"In the `{config.profile}` profile the teacher ({r['teacher'] * 100:.2f}% on test) is {r['relation']} "
             f"than the plain fine-tuned student ({r['baseline'] * 100:.2f}%, mean of {r['seeds']} seeds). The strategy "
             f"chosen on validation, `{r['chosen']}`, is {WORDS[experiments.verdict(r['versus_baseline'])]} the "
-            f"baseline ({points(r['versus_baseline'])}), and {WORDS[experiments.verdict(r['share'])]} the best control "
-            f"that uses no BERT teacher, `{r['control']}` ({points(r['share'])}): that difference is the teacher's "
-            "own share.")
+            f"baseline: {points(r['versus_baseline'])}. It is {WORDS[experiments.verdict(r['share'])]} the best "
+            f"control that uses no BERT teacher, `{r['control']}`: {points(r['share'])}. That difference is the "
+            "teacher's own share.")
 
 
 def _share_meaning(share: dict) -> str:
@@ -74,8 +74,8 @@ def models_caveat(config: Config) -> str:
     if config.profile == "full":
         return (f"These are the brief's models (`{settings['teacher_name']}` → `{settings['student_name']}`) on AG "
                 "News' full train split.")
-    return (f"Stand-ins, **not the brief's models**: a {settings['teacher_name']} teacher and a "
-            f"{settings['student_name']} student, trained on {student_rows:,} rows of {_train_split(documents)} and "
+    return (f"Stand-ins, **not the brief's models**: teacher {settings['teacher_name']}, student "
+            f"{settings['student_name']}, trained on {student_rows:,} rows of {_train_split(documents)} and "
             f"tested on {documents['teacher']['test']['rows']:,} test rows. The brief's BERT → DistilBERT pair "
             "(`full`, same code) has not been run for this page.")
 
@@ -212,14 +212,20 @@ def summary_block(config: Config) -> str | None:
     return "\n".join([answer, "", f"**Caveat.** {models_caveat(config)}", "", f"**Cost.** {cost_sentence(config)}"])
 
 
+SHOWN = ("distillation_training", "efficiency", "reliability", "per_class_f1")  # inline; the others are linked
+
+
 def figures_block(config: Config) -> str | None:
-    """The profile's figures, linked from its own folder, in reading order."""
+    """The profile's key figures inline and the rest as links, all from the profile's own folder."""
     folder = Path(config.figures_dir)
     present = [name for name in FIGURES if (folder / f"{name}.png").exists()]
     if not complete(config) or not present:
         return None
-    relative = folder.resolve().relative_to(PROJECT_ROOT) if folder.resolve().is_relative_to(PROJECT_ROOT) else folder
-    return "\n\n".join(f"**{FIGURES[name]}**\n\n![{name}]({relative.as_posix()}/{name}.png)" for name in present)
+    resolved = folder.resolve()
+    relative = (resolved.relative_to(PROJECT_ROOT) if resolved.is_relative_to(PROJECT_ROOT) else folder).as_posix()
+    shown = [f"**{FIGURES[name]}**\n\n![{name}]({relative}/{name}.png)" for name in SHOWN if name in present]
+    linked = [f"[{name.replace('_', ' ')}]({relative}/{name}.png)" for name in present if name not in SHOWN]
+    return "\n\n".join(shown + ([f"More: {' · '.join(linked)}."] if linked else []))
 
 
 def _seen_unseen(teacher: dict) -> tuple[float, float]:
@@ -295,9 +301,12 @@ def selection_stability(documents: dict) -> str:
     """Whether the grid's ranking (selection budget) holds at the final budget, on the specs run both ways (seed 0
     of the final comparison); when the grid already ran at the final budget there is nothing to check."""
     distillation = documents["distillation"]
-    first = {name: documents[runs[0]] for name, runs in distillation["runs"].items()}
-    if all(run.get("budget") == "selection" for run in first.values()):
+    settings = distillation["provenance"]["config"]
+    rows, epochs = settings["selection_max_train_rows"], settings["selection_epochs"]
+    if ((rows is None or (settings["max_train_rows"] is not None and rows >= settings["max_train_rows"]))
+            and epochs in (None, settings["epochs"])):
         return "the grid ran at the final budget, so its choice needs no check at a larger one"
+    first = {name: documents[runs[0]] for name, runs in distillation["runs"].items()}
     grid = {row["student"]: row["validation_accuracy"] for row in distillation["grid"]}
     both = [name for name in first if name in grid]
     by_grid = sorted(both, key=lambda name: -grid[name])
