@@ -85,11 +85,12 @@ def planned_runs(config, train_rows: int, validation_rows: int, test_rows: int) 
     grid = {"baseline": BASELINE, **specs()}
     runs = [run(f"grid {name}", spec, selection_rows, selection_epochs) for name, spec in grid.items()]
     runs += [run(f"cross-fit {fold}", BASELINE, selection_rows // 2, config.epochs) for fold in "ab"]
-    final_names = ["baseline", "augmented", "label-smoothing-0.1", "self-distillation", "matched-compute"]
+    final = final_specs({"chosen": "augmented", "label_smoothing": f"label-smoothing-{LABEL_SMOOTHING[0]:g}"})
     for seed_index, _ in enumerate(config.seeds):
         if seed_index == 0 and same_budget:
             continue  # the grid's runs are the first seed's
-        runs += [run(f"final {name} seed {seed_index}", grid[name], train_rows, config.epochs) for name in final_names]
+        runs += [run(f"final {name} seed {seed_index}", spec, train_rows, config.epochs)
+                 for name, spec in final.items()]
     runs += [{"name": "teacher logits", "kind": "teacher-logits", "train_rows": 2 * train_rows + validation_rows
               + test_rows}]
     runs += [{"name": f"LM λ={weight:g} seed {seed}", "kind": "lm", "train_rows": config.lm_train_rows,

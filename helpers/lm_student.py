@@ -26,7 +26,7 @@ from helpers.lm_models import hardware_label, load_lm
 from helpers.lm_prompts import ANSWER_CUE, ARTICLE_CUE, INSTRUCTION, VERBALIZERS, build_prompt
 from helpers.lm_training import finetune_lm
 from helpers.plots import plt
-from helpers.report_data import markdown_table
+from helpers.report_data import hardware, markdown_table
 
 RUN_VERSION = 1  # bump when fine-tuning or scoring changes: it is part of each run's cache key
 
@@ -270,10 +270,9 @@ def decoder_markdown(document: dict, examples: int = 4) -> str:
                                       f"{e['after']['prediction']}" for e in document["examples"][:examples]],
     })
     provenance = document["provenance"]
-    hardware = provenance["hardware"]["gpu"] or f"CPU ({provenance['hardware']['cpu_count']} cores)"
     stand_in = " (a stand-in pretrained here, not SmolLM2)" if document.get("stand_in") else ""
     return (f"{markdown_table(table)}\n\n{document['conclusion']}\n\n{markdown_table(shown)}\n\n"
             f"<sub>{document['model']}{stand_in}; after: {document['after']['arm']}, seed {document['after']['seed']}; "
             f"⏹ the model ended its answer, … the token limit cut it. Intervals: 95%, resampling seeds then test rows "
-            f"({summary['resamples']:,} replicates). Profile `{provenance['profile']}`, {hardware}, "
+            f"({summary['resamples']:,} replicates). Profile `{provenance['profile']}`, {hardware(document)}, "
             f"{provenance['date'][:10]}.</sub>")

@@ -108,7 +108,7 @@ def speed_block(config: Config) -> str | None:
         "speed-up b=32": table["speedup_vs_teacher_batch32"].map("{:.2f}×".format),
     })
     return (f"{markdown_table(shown)}\n\n<sub>Accuracy interval: bootstrap over test rows (first seed); ECE/NLL: "
-            f"mean over seeds; speed measured on {document['speed_device'].upper()} one model after another on real "
+            f"mean over seeds; speed measured on {document['speed_device']} one model after another on real "
             "test "
             f"texts. {provenance_line(document)}.</sub>")
 

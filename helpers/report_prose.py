@@ -93,11 +93,16 @@ def _train_split(documents: dict) -> str:
     return f"a partial AG News train split ({pooled:,} of its {whole:,} rows, {pooled / whole:.0%})"
 
 
+def _teacher_pass_seconds(teacher: dict) -> float:
+    """Seconds of the teacher's logit passes when first computed (a pass served from cache records its first one)."""
+    return sum(p.get("first_pass_seconds", p.get("seconds", 0.0)) for p in teacher["logit_passes"])
+
+
 def compute_seconds(config: Config) -> list[tuple[str, float, int]]:
     """(notebook, seconds, runs) of training and teacher passes, summed from the results files."""
     documents = report_documents(config)
     teacher = documents["teacher"]
-    seconds = sum(p.get("first_pass_seconds", p.get("seconds", 0.0)) for p in teacher["logit_passes"])
+    seconds = _teacher_pass_seconds(teacher)
     if results.has_result(config, "teacher_training"):
         seconds += results.load_result(config, "teacher_training")["train_seconds"]
     # Every student this pass trained (grid, cross-fitting and final runs), not older runs left in the folder.
@@ -168,6 +173,8 @@ def _duration(hours: float) -> str:
 
 def cost_sentence(config: Config) -> str:
     """This report's measured compute, and the `full` report's GPU time and cost (measured or estimated, said so)."""
+    from helpers import benchmark
+
     hours = sum(seconds for _, seconds, _ in compute_seconds(config)) / 3600
     document = report_documents(config)["teacher"]
     costs = full_cost(config)
@@ -182,15 +189,10 @@ def cost_sentence(config: Config) -> str:
                 "notebook 01's token statistics are missing.")
     how = ("projected from the GPU benchmark's measured throughput" if all(c["measured"] for c in costs.values())
            else "**estimated**, not measured: FLOPs per row at "
-                f"{min(_shares()):.0%}–{max(_shares()):.0%} of each GPU's quoted peak")
+                f"{min(benchmark.ASSUMED_SHARE_OF_PEAK):.0%}–{max(benchmark.ASSUMED_SHARE_OF_PEAK):.0%} of each GPU's "
+                "quoted peak")
     return (f"This page took {_duration(hours)} of training on {hardware(document)}. A `full` run: "
             f"{', '.join(parts)}; {how}, at the hourly prices quoted in `results/external.json`.")
-
-
-def _shares() -> tuple[float, float]:
-    from helpers import benchmark
-
-    return benchmark.ASSUMED_SHARE_OF_PEAK
 
 
 def _span(interval: dict) -> str:
@@ -251,7 +253,7 @@ def interview_block(config: Config) -> str | None:
     detectable = [row["student"] for row in strategies if row["verdict"] == "better"]
     seen, unseen = _seen_unseen(documents["teacher"])
     passes = documents["teacher"]["logit_passes"]
-    first_pass = sum(p.get("first_pass_seconds", 0.0) for p in passes)
+    first_pass = _teacher_pass_seconds(documents["teacher"])
     data = documents.get("data", {})
     smoothing = documents["distillation"]["choice"]["label_smoothing"]
     answers = {

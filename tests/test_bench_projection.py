@@ -70,5 +70,5 @@ def test_flops_estimate_follows_the_brief_models_sizes_and_the_assumed_share():
     assert 1.6 < low.online_teacher_step_ratio < 1.7
     assert "estimate" in low.source and "not measured" in low.source
     # distilbert-base: 6 layers × (4 + 8) × 768² weights, plus biases and layer norms.
-    student = projection.non_embedding_parameters(projection.full_size_architectures()[1])
+    student = projection.non_embedding_parameters(projection.meta_model(projection.full_size_architectures()[1]))
     assert 6 * 12 * 768**2 < student < 6 * 12 * 768**2 * 1.02

@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers import experiments, report, report_prose, results
+from helpers import report, report_prose, results
 from helpers.config import get_config
 
 
@@ -59,7 +59,6 @@ def test_the_headline_follows_the_chosen_student_and_its_interval(tmp_path, chos
     headline = report.headline_block(config)
     assert f"`{chosen}`" in headline and words in headline and "weaker" in headline
     assert "no labels" not in headline  # the old fixed sentence about unlabelled text is gone
-    assert experiments.verdict(interval(gain)) in ("better", "no detectable difference")
 
 
 @pytest.mark.parametrize("chosen, gain, words", [("augmented", 0.02, "is better than plain fine-tuning"),

@@ -18,7 +18,7 @@ import torch
 from torch.utils.benchmark import Timer
 from transformers import AutoModelForCausalLM, LlamaConfig, PretrainedConfig, PreTrainedModel
 
-from helpers import evaluate, models, pipeline, precision
+from helpers import evaluate, pipeline, precision
 from helpers.benchmark.common import (
     BenchmarkSizes,
     build,
@@ -134,13 +134,15 @@ def load_throughput(folder: str | Path | None = None, slug: str | None = None) -
 ASSUMED_SHARE_OF_PEAK = (0.1, 0.3)
 
 
-def non_embedding_parameters(architecture: PretrainedConfig, causal: bool = False) -> int:
-    """Parameters outside the embeddings of ``architecture``, counted on the meta device (no memory, no download)."""
+def non_embedding_parameters(model: torch.nn.Module) -> int:
+    """Parameters outside the token/position embeddings and a (tied) LM head: what a token's FLOPs scale with."""
+    return sum(p.numel() for name, p in model.named_parameters() if "embed" not in name and "lm_head" not in name)
+
+
+def meta_model(architecture: PretrainedConfig, causal: bool = False) -> torch.nn.Module:
+    """``architecture`` built on the meta device: its parameter shapes, no memory, nothing downloaded."""
     with torch.device("meta"):
-        model = (AutoModelForCausalLM.from_config(architecture) if causal
-                 else build(architecture))
-    return sum(p.numel() for name, p in model.named_parameters()
-               if "embed" not in name and "lm_head" not in name)
+        return AutoModelForCausalLM.from_config(architecture) if causal else build(architecture)
 
 
 def flops_throughput(device: str, peak_tflops: float, share_of_peak: float, tokens_per_row: float,
@@ -149,8 +151,8 @@ def flops_throughput(device: str, peak_tflops: float, share_of_peak: float, toke
     ≈ 6 × non-embedding parameters per token, a forward pass 2 ×) over ``share_of_peak`` of its quoted peak. Rows
     carry ``tokens_per_row`` tokens (the data's measured mean: dynamic padding), the LM's ``lm_tokens_per_row``."""
     teacher_architecture, student_architecture = full_size_architectures()
-    teacher, student = (non_embedding_parameters(a) for a in (teacher_architecture, student_architecture))
-    lm = non_embedding_parameters(smollm2_architecture(), causal=True)
+    teacher, student = (non_embedding_parameters(meta_model(a)) for a in (teacher_architecture, student_architecture))
+    lm = non_embedding_parameters(meta_model(smollm2_architecture(), causal=True))
     rate = peak_tflops * 1e12 * share_of_peak
     return Throughput(device=device, student_train_rows_per_second=rate / (6 * student * tokens_per_row),
                       online_teacher_step_ratio=(6 * student + 2 * teacher) / (6 * student),
@@ -253,8 +255,7 @@ def matmul_peak_tflops(size: int = 8192, dtype: torch.dtype = torch.bfloat16, se
 
 def training_flops_per_token(model: PreTrainedModel) -> float:
     """≈ 6 × non-embedding parameters (forward 2, backward 4); attention scores add ~1-2% at AG News lengths."""
-    embeddings = sum(p.numel() for name, p in model.named_parameters() if "embeddings" in name)
-    return 6.0 * (models.parameter_count(model) - embeddings)
+    return 6.0 * non_embedding_parameters(model)
 
 
 def gpu_section(config: Config, workspace: pipeline.Workspace, epoch_batches: list[list[int]],
