@@ -14,7 +14,7 @@ setup:
 # (default: full on a GPU, else cpu), then regenerates the README's numbers.
 report: setup
 	$(PYTHON) scripts/preflight.py
-	$(PYTHON) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=-1 $(NOTEBOOKS)
+	KD_QUIET=1 $(PYTHON) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=-1 $(NOTEBOOKS)
 	$(PYTHON) -m helpers.report
 
 # Unit tests, then every notebook under nbval in the smoke profile (seconds-sized models, synthetic data).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -96,7 +95,3 @@ def error_examples(entries: list[ModelRuns], texts: list[str], labels: np.ndarra
 def reliability(entries: list[ModelRuns]) -> dict[str, pd.DataFrame]:
     """Each model's reliability-diagram data (first seed), as stored with its test metrics."""
     return {entry.name: pd.DataFrame(entry.runs[0]["test"]["reliability"]) for entry in entries}
-
-
-def figure_paths(config: Config) -> dict[str, Path]:
-    return {path.stem: path for path in sorted(Path(config.figures_dir).glob("*.png"))}

@@ -118,7 +118,7 @@ def load_hub_dataset(name: str) -> DatasetDict:
         raw = load_dataset(name)
     except Exception as error:  # noqa: BLE001 - any failure here means the same thing to the user
         raise RuntimeError(f"Could not load {name!r} from the Hugging Face hub ({type(error).__name__}: {error}). "
-                           "Without network use KD_PROFILE=offline with KD_DATA_DIR=/path/to/ag_news.") from error
+                           "Without network use KD_PROFILE=cpu with KD_DATA_DIR=/path/to/ag_news.") from error
     return DatasetDict({split: Dataset.from_pandas(validate_frame(raw[split].to_pandas(), f"{name}[{split}]"),
                                                    features=FEATURES, preserve_index=False)
                         for split in ("train", "test")})
@@ -209,6 +209,20 @@ def teacher_train_split(splits: DatasetDict, config: Config) -> Dataset:
     return concatenate_datasets([student_train_split(splits, config), splits["validation"]])
 
 
+def calibration_split(splits: DatasetDict, config: Config) -> Dataset:
+    """``calibration_rows`` train rows (stratified) that neither the teacher nor any student trains on: where the
+    regime is calibrated (the teacher's recipe against the baseline on unseen rows) without reading test."""
+    train = splits["train"]
+    if not config.calibration_rows:
+        return train.select([])
+    used = set(student_train_split(splits, config)["text"])
+    unused = train.select([i for i, text in enumerate(train["text"]) if text not in used])
+    if len(unused) < config.calibration_rows:
+        raise ValueError(f"calibration_rows={config.calibration_rows} but only {len(unused)} train rows are left "
+                         "after the students' rows and validation: lower it, or max_train_rows.")
+    return stratified_subset(unused, config.calibration_rows, config.data_seed + 1)
+
+
 def transfer_split(splits: DatasetDict, config: Config) -> Dataset:
     """Up to ``transfer_rows`` train rows that neither the students nor a locally fine-tuned teacher trained on.
 
@@ -217,7 +231,7 @@ def transfer_split(splits: DatasetDict, config: Config) -> Dataset:
     train = splits["train"]
     if not config.transfer_rows:
         return train.select([])
-    used = set(student_train_split(splits, config)["text"])
+    used = set(student_train_split(splits, config)["text"]) | set(calibration_split(splits, config)["text"])
     remaining = [i for i, text in enumerate(train["text"]) if text not in used]
     rng = np.random.default_rng(config.data_seed)
     picked = rng.choice(remaining, size=min(config.transfer_rows, len(remaining)), replace=False)

@@ -1,6 +1,7 @@
-"""Pure distillation losses: logits, labels, hidden states, attentions and sample relations.
+"""The distillation loss: which terms a student trains with (``DistillSpec``), the pure loss terms (logits, labels,
+hidden states, attentions, sample relations), and ``distillation_loss``, which weighs them into one training loss.
 
-Every loss takes student and teacher tensors and returns a scalar tensor. The teacher is frozen, so each
+Every term takes student and teacher tensors and returns a scalar tensor. The teacher is frozen, so each
 loss detaches its teacher inputs itself: gradients reach the student (and any projection) only, even when a
 caller forgets `torch.no_grad()` around the teacher's forward pass or passes tensors that still carry a graph.
 
@@ -14,12 +15,95 @@ T temperature, z_s / z_t student / teacher logits, p = softmax(z / T).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 TEACHER_LABEL_MODES = ("all", "agree")
+
+# Where a spec's soft targets come from. Only "teacher" and "committee" involve the BERT teacher: the other two are
+# the no-teacher twins that keep everything else (rows, steps, the loss) and swap the teacher for students.
+SOFT_TARGET_SOURCES = {
+    "teacher": "the frozen BERT teacher",
+    "peer": "a baseline student of another seed, trained on the same rows (no BERT)",
+    "committee": "the teacher's probabilities averaged with cross-fitted baseline students'",
+    "crossfit": "cross-fitted baseline students alone: each row scored by a student that never trained on it (no BERT)",
+}
+
+
+@dataclass(frozen=True)
+class DistillSpec:
+    """Which terms a student trains with, and their weights. All zero but ``hard_label_weight``: the baseline.
+
+    loss = hard_label_weight · CE_ε(y, z_s) + kd_loss_weight · T² KL(p_t^T ‖ p_s^T)
+           + teacher_label_weight · CE(argmax z_t, z_s) + feature_weight · L_hidden
+           + attention_weight · L_attention + relation_weight · L_relation
+
+    CE_ε is cross-entropy with label smoothing ε (``label_smoothing``); z_t comes from ``soft_targets`` (see
+    ``SOFT_TARGET_SOURCES``). ``distillation_loss`` computes exactly this sum.
+    """
+
+    name: str = "baseline"
+    hard_label_weight: float = 1.0
+    label_smoothing: float = 0.0
+    kd_loss_weight: float = 0.0
+    temperature: float = 2.0
+    soft_targets: str = "teacher"
+    confidence_weighted: bool = False  # weight each row's KD term by the teacher's probability of the gold label
+    teacher_label_weight: float = 0.0
+    teacher_label_mode: str = "all"  # "all" or "agree" (only rows where the teacher is right)
+    feature_weight: float = 0.0
+    attention_weight: float = 0.0
+    relation_weight: float = 0.0
+    # Also distil on rows without labels (soft targets only): the unlabelled transfer split ("transfer"), or perturbed
+    # copies of the labelled rows that the teacher labels softly ("augmented": needs no new text, so full runs it).
+    unlabelled: str = ""
+    epochs_scale: float = 1.0  # <1 keeps the steps of a spec with more rows equal to the baseline's; >1 adds steps
+
+    @property
+    def uses_cached_logits(self) -> bool:
+        return self.kd_loss_weight > 0 or self.teacher_label_weight > 0
+
+    @property
+    def uses_online_teacher(self) -> bool:
+        """Feature and similarity terms need the teacher's internals, so the teacher runs at every step."""
+        return self.feature_weight > 0 or self.attention_weight > 0 or self.relation_weight > 0
+
+    @property
+    def uses_bert_teacher(self) -> bool:
+        """Whether the frozen BERT teacher informs this student at all (controls and twins say no)."""
+        uses_targets = self.uses_online_teacher or self.uses_cached_logits
+        return uses_targets and self.soft_targets in ("teacher", "committee")
+
+    def weights(self) -> dict[str, float]:
+        """Each term's weight, by the names ``distillation_loss`` gives its components."""
+        return {"hard_label": self.hard_label_weight, "soft_target": self.kd_loss_weight,
+                "teacher_label": self.teacher_label_weight, "feature": self.feature_weight,
+                "attention": self.attention_weight, "relation": self.relation_weight}
+
+    def settings(self) -> dict:
+        return asdict(self)
+
+    def __post_init__(self):
+        if self.unlabelled not in ("", "transfer", "augmented"):
+            raise ValueError(f"{self.name}: unlabelled must be '', 'transfer' or 'augmented', not {self.unlabelled!r}.")
+        if self.soft_targets not in SOFT_TARGET_SOURCES:
+            raise ValueError(f"{self.name}: soft_targets must be one of {', '.join(SOFT_TARGET_SOURCES)}.")
+        if self.unlabelled and (self.kd_loss_weight <= 0 or self.confidence_weighted):
+            raise ValueError(f"{self.name}: unlabelled rows can only be learned from plain soft targets "
+                             "(kd_loss_weight > 0, confidence_weighted=False): they have no gold label.")
+        if self.uses_online_teacher and self.soft_targets in ("committee", "crossfit"):
+            raise ValueError(f"{self.name}: feature/attention/relation terms need one model's internals: "
+                             "soft_targets must be 'teacher' or 'peer'.")
+        if not 0 <= self.label_smoothing < 1 or self.epochs_scale <= 0:
+            raise ValueError(f"{self.name}: label_smoothing must be in [0, 1) and epochs_scale > 0.")
+
+
+BASELINE = DistillSpec()
+
+
 
 # Attention probabilities can be exactly 0 (padded keys, saturated softmax); log(0) would make the KL nan.
 ATTENTION_EPS = 1e-12
@@ -393,3 +477,66 @@ def combine_losses(components: Mapping[str, Tensor], weights: Mapping[str, float
                 f"loss component {name!r} must be a scalar tensor, got shape {tuple(component.shape)}"
             )
     return sum(weights[name] * components[name] for name in components)
+
+
+def distillation_loss(
+    spec: DistillSpec,
+    student_outputs,
+    labels: Tensor,
+    attention_mask: Tensor,
+    teacher_logits: Tensor | None = None,
+    teacher_outputs=None,
+    layer_mapping: Sequence[tuple[int, int]] | None = None,
+    projections: Sequence[nn.Module] | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The training loss of one batch: ``spec``'s weighted sum of its terms (the formula in ``DistillSpec``).
+
+    student_outputs: the student's forward output (``.logits`` (B, C); ``.hidden_states`` / ``.attentions`` when
+    an online term is on). labels (B,), -100 on unlabelled rows (no cross-entropy there, soft targets only).
+    attention_mask (B, L). teacher_logits (B, C): cached soft targets, for the response and teacher-label terms.
+    teacher_outputs: the online teacher's forward output on its own inputs, which may be a shorter window (B, L_t ≤ L)
+    of the same tokens: the student's states and attentions are compared on that window.
+    Returns (loss, components), each component a scalar before weighting.
+    """
+    logits = student_outputs.logits.float()  # fp32 whatever the autocast: the terms underflow in half precision
+    labelled = (labels != -100).sum().clamp(min=1)  # mean over labelled rows; a batch with none gives zero
+    components = {"hard_label": F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum",
+                                                label_smoothing=spec.label_smoothing) / labelled}
+    if spec.uses_cached_logits and teacher_logits is None:
+        raise ValueError(f"{spec.name}: the training rows carry no cached teacher_logits column.")
+    if spec.kd_loss_weight > 0:
+        if spec.confidence_weighted:
+            weights = confidence_weights(teacher_logits, labels)
+            components["soft_target"] = weighted_soft_target_loss(logits, teacher_logits, spec.temperature, weights)
+        else:
+            components["soft_target"] = soft_target_loss(logits, teacher_logits, spec.temperature)
+    if spec.teacher_label_weight > 0:
+        components["teacher_label"] = teacher_label_loss(logits, teacher_logits, labels, mode=spec.teacher_label_mode)
+    if spec.uses_online_teacher:
+        if teacher_outputs is None:
+            raise ValueError(f"{spec.name}: feature/attention/relation terms need the teacher's outputs.")
+        window = (teacher_outputs.hidden_states or teacher_outputs.attentions)[0].shape[-2]  # L_t
+        mask = attention_mask[:, :window]
+        if spec.feature_weight > 0:
+            student_states = [state[:, :window] for state in student_outputs.hidden_states]
+            components["feature"] = feature_loss(student_states, teacher_outputs.hidden_states, mask, layer_mapping,
+                                                 projections)
+        if spec.attention_weight > 0:
+            # The student attends over all L tokens; restricted to the teacher's window, renormalised over it.
+            student_attentions = [window_attention(attention, window) for attention in student_outputs.attentions]
+            components["attention"] = attention_loss(student_attentions, teacher_outputs.attentions, mask,
+                                                     layer_mapping)
+        if spec.relation_weight > 0:
+            components["relation"] = relation_loss(mean_pool(student_outputs.hidden_states[-1], attention_mask),
+                                                   mean_pool(teacher_outputs.hidden_states[-1], mask))
+    weights = spec.weights()
+    return combine_losses(components, {name: weights[name] for name in components}), components
+
+
+def window_attention(attention: Tensor, window: int) -> Tensor:
+    """Attention probabilities (B, H, L, L) restricted to the first ``window`` queries and keys, each row renormalised
+    to sum to 1 over the window -> (B, H, W, W). The identity when W = L."""
+    if attention.shape[-1] == window:
+        return attention
+    inside = attention[:, :, :window, :window].float()
+    return inside / inside.sum(dim=-1, keepdim=True).clamp_min(ATTENTION_EPS)

@@ -1,14 +1,13 @@
-"""Predictions, metrics, significance tests, calibration, label-order checks and latency."""
+"""Predictions, metrics, calibration and label-order checks, and the project's one statistics room: the paired t
+interval over seeds, the TOST equivalence test, paired bootstraps with p-values under the null, the verdict rule."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pandas as pd
 import torch
 from datasets import Dataset
-from scipy.stats import binomtest
+from scipy import stats
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -55,6 +54,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+def confidence(logits: np.ndarray) -> dict[str, np.ndarray]:
+    """Per row, the top class probability and the entropy of the distribution (nats). (N, C) -> two (N,) arrays.
+    A memorised row has top probability near 1 and entropy near 0."""
+    probabilities = softmax(logits)
+    entropy = -(probabilities * np.log(np.clip(probabilities, 1e-12, None))).sum(axis=-1)
+    return {"top_probability": probabilities.max(axis=-1), "entropy": entropy}
+
+
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     """ECE: the bin-weighted gap between confidence and accuracy, over equal-width confidence bins."""
     table = reliability_table(probabilities, labels, bins)
@@ -82,7 +89,7 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict:
                                                                      zero_division=0)
     return {
         "accuracy": float(accuracy_score(labels, predictions)),
-        "macro_f1": float(f1_score(labels, predictions, average="macro")),
+        "macro_f1": macro_f1(labels, predictions),
         "per_class": {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                       for name, p, r, f, s in zip(LABELS, precision, recall, f1, support, strict=True)},
         "confusion_matrix": confusion_matrix(labels, predictions, labels=range(len(LABELS))).tolist(),
@@ -114,77 +121,175 @@ def mcnemar_test(labels: np.ndarray, predictions_a: np.ndarray, predictions_b: n
     """Exact McNemar test on paired predictions: do A and B err on the same rows more than chance allows?"""
     correct_a, correct_b = predictions_a == labels, predictions_b == labels
     only_a, only_b = int((correct_a & ~correct_b).sum()), int((~correct_a & correct_b).sum())
-    p_value = 1.0 if only_a + only_b == 0 else binomtest(only_a, only_a + only_b, 0.5).pvalue
+    p_value = 1.0 if only_a + only_b == 0 else stats.binomtest(only_a, only_a + only_b, 0.5).pvalue
     return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": float(p_value)}
+
+
+METRICS = ("accuracy", "macro_f1")
+
+
+def macro_f1(labels: np.ndarray, predictions: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+    """The project's one macro-F1: sklearn's, over the classes present in labels or predictions (N,).
+
+    ``sample_weight`` (N,) counts each row that many times, so a bootstrap replicate needs no copy of the rows.
+    zero_division=0 scores a never-predicted class 0, as sklearn's default does, without its warning per replicate.
+    """
+    return float(f1_score(labels, predictions, average="macro", sample_weight=sample_weight, zero_division=0))
+
+
+def _t_summary(differences: np.ndarray) -> tuple[np.ndarray, int, float, float]:
+    """The differences as a float array (S,), S, their mean and their standard error (nan for S < 2)."""
+    values = np.asarray(differences, dtype=float)
+    if values.ndim != 1:
+        raise ValueError(f"Expected per-seed differences of shape (S,), got {values.shape}.")
+    seeds = len(values)
+    mean = float(values.mean()) if seeds else float("nan")
+    error = float(values.std(ddof=1) / np.sqrt(seeds)) if seeds > 1 else float("nan")
+    return values, seeds, mean, error
+
+
+def paired_t_interval(differences: np.ndarray, confidence: float = 0.95) -> dict:
+    """The primary, seed-level interval: mean of per-seed paired differences (S,) with a t interval and a two-sided
+    one-sample t-test of mean 0 (e.g. accuracy of A minus accuracy of B per training seed, both on all test rows).
+
+    With S < 2 there is no spread to estimate: the interval and p are nan.
+    """
+    values, seeds, mean, error = _t_summary(differences)
+    result = {"difference": mean, "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"),
+              "seeds": seeds, "std": float(values.std(ddof=1)) if seeds > 1 else float("nan"),
+              "method": "paired t over seeds"}
+    if seeds < 2:
+        return result
+    half_width = float(stats.t.ppf(0.5 + confidence / 2, seeds - 1)) * error
+    if np.ptp(values) == 0:  # equal differences: t is 0/0 or ±inf, which scipy answers with nan and a warning
+        p_value = 1.0 if mean == 0 else 0.0
+    else:
+        p_value = float(stats.ttest_1samp(values, 0.0).pvalue)
+    return result | {"ci_low": mean - half_width, "ci_high": mean + half_width, "p_value": p_value}
+
+
+def equivalence_test(differences: np.ndarray, margin: float) -> dict:
+    """Two one-sided t-tests (TOST) that the mean of per-seed differences (S,) lies within ±``margin`` (same units).
+
+    p is the larger one-sided p (H0: mean <= −margin; H0: mean >= +margin); equivalent when p < 0.05, i.e. when the
+    90% t interval lies inside (−margin, +margin). nan and not equivalent for S < 2.
+    """
+    if margin <= 0:
+        raise ValueError(f"The equivalence margin must be > 0, got {margin}.")
+    values, seeds, mean, error = _t_summary(differences)
+    result = {"margin": float(margin), "difference": mean, "seeds": seeds, "p_value": float("nan"),
+              "equivalent": False, "ci90_low": float("nan"), "ci90_high": float("nan")}
+    if seeds < 2:
+        return result
+    half_width = float(stats.t.ppf(0.95, seeds - 1)) * error
+    if np.ptp(values) == 0:  # no spread: each one-sided t is ±inf (see paired_t_interval)
+        p_value = 0.0 if abs(mean) < margin else 1.0
+    else:
+        p_value = max(float(stats.ttest_1samp(values, -margin, alternative="greater").pvalue),
+                      float(stats.ttest_1samp(values, margin, alternative="less").pvalue))
+    return result | {"p_value": p_value, "equivalent": bool(p_value < 0.05), "ci90_low": mean - half_width,
+                     "ci90_high": mean + half_width}
+
+
+def _per_seed_scores(labels: np.ndarray, predictions: np.ndarray, metric: str, weights: np.ndarray) -> np.ndarray:
+    """``metric`` of each seed's predictions (S, N) on rows counted ``weights`` (N,) times -> (S,)."""
+    if metric == "accuracy":
+        return (predictions == labels) @ weights / weights.sum()
+    if metric == "macro_f1":
+        return np.array([macro_f1(labels, row, weights) for row in predictions])
+    raise ValueError(f"Unknown metric {metric!r}: expected one of {METRICS}.")
+
+
+def _two_level_draws(labels: np.ndarray, arms: list[np.ndarray], metric: str, resamples: int,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-seed scores (K, S) of K arms of (S, N) predictions, and their means over bootstrap replicates (K, B).
+
+    Each replicate draws S seeds, then N rows, with replacement; every arm gets the same draws, since a seed fixes
+    both runs' data order and the arms are compared on the same rows. ``scipy.stats.bootstrap`` resamples one level.
+    """
+    rng = np.random.default_rng(seed)
+    seeds, rows = arms[0].shape
+    points = np.stack([_per_seed_scores(labels, arm, metric, np.ones(rows)) for arm in arms])
+    draws = np.empty((len(arms), resamples))
+    for replicate in range(resamples):
+        picked, counts = np.unique(rng.integers(0, seeds, size=seeds), return_counts=True)
+        # Row multiplicities rather than an index: no (S, N) copy per replicate, and sklearn takes them as weights.
+        weights = np.bincount(rng.integers(0, rows, size=rows), minlength=rows).astype(float)
+        for k, arm in enumerate(arms):  # each picked seed scored once, counted as often as it was drawn
+            draws[k, replicate] = _per_seed_scores(labels, arm[picked], metric, weights) @ counts / seeds
+    return points, draws
+
+
+def _null_p_value(draws: np.ndarray, estimate: float) -> float:
+    """Two-sided bootstrap p of no difference: draws shifted by −estimate follow the null with the data's spread, so
+    p is the share of them at least as far from 0 as the estimate; the +1s count the observed sample, so p > 0."""
+    return float((np.sum(np.abs(draws - estimate) >= abs(estimate)) + 1) / (len(draws) + 1))
+
+
+def two_level_bootstrap(labels: np.ndarray, predictions_a: np.ndarray, predictions_b: np.ndarray,
+                        resamples: int = 2000, seed: int = 0, *, metric: str = "accuracy") -> dict:
+    """Mean metric(A) − metric(B) over paired seeds, with a 95% two-level bootstrap interval (seeds, then rows) whose
+    spread carries both the training-seed and the test-row variance, and its p-value under the null.
+
+    Shapes: labels (N,); predictions_a, predictions_b (S, N), row s of each from the same seed; S = 1 is a paired
+    bootstrap over rows alone. ``arms`` holds A's and B's own mean, 95% interval and per-seed scores.
+    """
+    labels, a, b = np.asarray(labels), np.asarray(predictions_a), np.asarray(predictions_b)
+    if a.ndim != 2 or a.shape != b.shape or a.shape[1] != len(labels):
+        raise ValueError(f"Predictions of shapes {a.shape} and {b.shape} for {len(labels)} labels: both need "
+                         "(seeds, rows) on the same rows.")
+    points, draws = _two_level_draws(labels, [a, b], metric, resamples, seed)
+    difference = float(points[0].mean() - points[1].mean())
+    low, high = np.percentile(draws[0] - draws[1], [2.5, 97.5])
+    arms = {}
+    for side, scores, arm_draws in zip("ab", points, draws, strict=True):
+        arm_low, arm_high = np.percentile(arm_draws, [2.5, 97.5])
+        arms[side] = {"mean": float(scores.mean()), "ci_low": float(arm_low), "ci_high": float(arm_high),
+                      "per_seed": scores.tolist()}
+    return {"difference": difference, "ci_low": float(low), "ci_high": float(high),
+            "p_value": _null_p_value(draws[0] - draws[1], difference), "seeds": int(a.shape[0]),
+            "rows": int(a.shape[1]), "metric": metric, "arms": arms}
 
 
 def bootstrap_accuracy_difference(labels: np.ndarray, predictions_a: np.ndarray, predictions_b: np.ndarray,
                                   resamples: int = 2000, seed: int = 0) -> dict:
-    """Accuracy(A) − accuracy(B) with a paired 95% bootstrap interval over test rows."""
-    rng = np.random.default_rng(seed)
-    difference = (predictions_a == labels).astype(float) - (predictions_b == labels).astype(float)
-    # In chunks: resamples × rows indices at once would take hundreds of MB for pooled seeds.
-    means = np.concatenate([difference[rng.integers(0, len(labels), size=(min(200, resamples - done), len(labels)))]
-                            .mean(axis=1) for done in range(0, resamples, 200)])
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"difference": float(difference.mean()), "ci_low": float(low), "ci_high": float(high)}
+    """Accuracy(A) − accuracy(B) of one pair of runs (N,) each, with a paired 95% bootstrap interval over test rows.
 
-
-def two_level_bootstrap(labels: np.ndarray, predictions_a: np.ndarray, predictions_b: np.ndarray,
-                        resamples: int = 2000, seed: int = 0) -> dict:
-    """Mean accuracy(A) − accuracy(B) over paired seeds, with a 95% interval from a two-level bootstrap: resample the
-    seed pairs, then the test rows (the same rows for A and B). Its spread carries both the training-seed and the
-    test-row variance; p is the two-sided bootstrap p-value of no difference.
-
-    Shapes: labels (N,); predictions_a, predictions_b (S, N), row s of each from the same seed.
+    Its null p is ``bootstrap_p_value``, not ``p_value``: per-seed rows merge this dict with McNemar's, whose
+    ``p_value`` it would overwrite.
     """
-    rng = np.random.default_rng(seed)
-    correct = (predictions_a == labels).astype(np.float32) - (predictions_b == labels).astype(np.float32)  # (S, N)
-    seeds, rows = correct.shape
-    means = np.empty(resamples)
-    for i in range(resamples):
-        picked = correct[rng.integers(0, seeds, size=seeds)]  # (S, N)
-        means[i] = picked[:, rng.integers(0, rows, size=rows)].mean()
-    low, high = np.percentile(means, [2.5, 97.5])
-    p_value = min(1.0, 2 * min((means <= 0).mean(), (means >= 0).mean()))
-    return {"difference": float(correct.mean()), "ci_low": float(low), "ci_high": float(high),
-            "p_value": float(p_value), "seeds": int(seeds), "rows": int(rows)}
+    result = two_level_bootstrap(labels, np.asarray(predictions_a)[None], np.asarray(predictions_b)[None],
+                                 resamples=resamples, seed=seed)
+    return {"difference": result["difference"], "ci_low": result["ci_low"], "ci_high": result["ci_high"],
+            "bootstrap_p_value": result["p_value"]}
 
 
 def bootstrap_interval(labels: np.ndarray, predictions: np.ndarray, metric: str = "accuracy",
                        resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% bootstrap interval of accuracy or macro-F1 over test rows."""
-    rng = np.random.default_rng(seed)
-    scores = []
-    for _ in range(resamples):
-        draw = rng.integers(0, len(labels), size=len(labels))
-        if metric == "accuracy":
-            scores.append(float((predictions[draw] == labels[draw]).mean()))
-        else:
-            scores.append(float(f1_score(labels[draw], predictions[draw], average="macro")))
-    low, high = np.percentile(scores, [2.5, 97.5])
+    """95% bootstrap interval of accuracy or macro-F1 of one run's predictions (N,) over test rows."""
+    _, draws = _two_level_draws(np.asarray(labels), [np.asarray(predictions)[None]], metric, resamples, seed)
+    low, high = np.percentile(draws[0], [2.5, 97.5])
     return float(low), float(high)
 
 
-@torch.inference_mode()
-def measure_latency(model, batches: list[dict], warmup: int = 2, repeats: int = 5) -> dict:
-    """Median seconds per batch and rows per second of ``model`` on pre-collated ``batches``."""
-    device = precision.device()
-    model = model.to(device).eval()
-    batches = [{k: v.to(device) for k, v in b.items() if k in ("input_ids", "attention_mask")} for b in batches]
-    for batch in batches[:warmup]:
-        model(**batch)
-    timings = []
-    for _ in range(repeats):
-        for batch in batches:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model(**batch)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            timings.append((time.perf_counter() - start, batch["input_ids"].shape[0]))
-    seconds = np.array([t for t, _ in timings])
-    rows = np.array([n for _, n in timings])
-    return {"median_batch_seconds": float(np.median(seconds)), "rows_per_second": float(rows.sum() / seconds.sum()),
-            "device": device.type}
+def verdict(interval: dict, reference: str = "") -> str:
+    """The one verdict rule on an interval of A − B (``ci_low``, ``ci_high``): better or worse only when the whole
+    interval lies on one side of 0. An interval covering 0 (or nan) shows no detectable difference, never
+    equivalence: that needs ``equivalence_test``. ``reference``: B's name, appended ("better than B")."""
+    if interval["ci_low"] > 0:
+        word, link = "better", "than"
+    elif interval["ci_high"] < 0:
+        word, link = "worse", "than"
+    else:
+        word, link = "no detectable difference", "from"
+    return f"{word} {link} {reference}" if reference else word
+
+
+def screening_verdict(interval: dict) -> str:
+    """The verdict rule's wording for a single-seed screening interval: one seed screens candidates, it decides
+    nothing (its interval carries no training-seed variance)."""
+    if interval["ci_low"] > 0:
+        return "screen: higher"
+    if interval["ci_high"] < 0:
+        return "screen: lower"
+    return "screen: no detectable change"

@@ -132,63 +132,30 @@ def before_after_table(examples: pd.DataFrame, before: pd.DataFrame, after: pd.D
 
 
 # ----------------------------------------------------------------------------------------------------- intervals
-def _per_seed_metrics(labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
-    """Accuracy and macro-F1 of each seed's predictions (S, N) with row multiplicities ``weights`` (N,) -> (S,) each.
-
-    One weighted confusion matrix per seed: F1_k = 2 TP_k / (row_k + column_k), 0 where class k is neither gold nor
-    predicted (sklearn's zero_division=0).
-    """
-    classes = len(LABELS)
-    seeds = len(predictions)
-    cells = (np.arange(seeds)[:, None] * classes * classes + labels[None, :] * classes + predictions).ravel()
-    confusion = np.bincount(cells, weights=np.tile(weights, seeds), minlength=seeds * classes * classes)
-    confusion = confusion.reshape(seeds, classes, classes)  # (S, gold, predicted)
-    true_positive = np.diagonal(confusion, axis1=1, axis2=2)
-    denominator = confusion.sum(2) + confusion.sum(1)
-    f1 = np.divide(2 * true_positive, denominator, out=np.zeros_like(true_positive), where=denominator > 0)
-    return {"accuracy": true_positive.sum(1) / weights.sum(), "macro_f1": f1.mean(1)}
-
-
 def seed_and_row_bootstrap(labels: np.ndarray, predictions: dict[str, np.ndarray], resamples: int = 2000,
                            seed: int = 0) -> dict:
-    """Mean accuracy and macro-F1 over seeds of each arm, and arm A − arm B, with 95% two-level bootstrap intervals.
+    """Mean accuracy and macro-F1 over seeds of two arms and arm A − arm B, with 95% two-level bootstrap intervals.
 
-    predictions: arm name -> (S, N) predicted classes, S seeds (the same seeds in every arm) on the same N rows; the
-    first arm is A, the second B. Each replicate draws S seeds with replacement (one draw for both arms: a seed
-    fixes the row order of both runs) and then N rows with replacement (one draw for both arms: the comparison is
-    paired on rows), so the interval carries the variance between training runs and between test rows.
-    ``scipy.stats.bootstrap`` resamples one level only, hence this loop.
+    predictions: arm name -> (S, N) predicted classes, S seeds (the same seeds in both arms) on the same N rows; the
+    first arm is A, the second B. The intervals and the difference's null p are ``evaluate.two_level_bootstrap``'s:
+    each replicate draws seeds, then rows, the same draws for both arms (and, with one ``seed``, for both metrics).
     """
     labels = np.asarray(labels)
     names = list(predictions)
-    stacked = {name: np.asarray(predictions[name]) for name in names}
-    seeds, rows = stacked[names[0]].shape
-    if any(p.shape != (seeds, rows) for p in stacked.values()) or rows != len(labels):
-        raise ValueError(f"Predictions of shapes {[p.shape for p in stacked.values()]} for {len(labels)} labels: "
+    stacked = [np.asarray(predictions[name]) for name in names]
+    if len(names) != 2:
+        raise ValueError(f"Two arms to compare, got {names}.")
+    if stacked[0].ndim != 2 or any(p.shape != stacked[0].shape for p in stacked) or stacked[0].shape[1] != len(labels):
+        raise ValueError(f"Predictions of shapes {[p.shape for p in stacked]} for {len(labels)} labels: "
                          "every arm needs (seeds, rows) on the same rows.")
-    rng = np.random.default_rng(seed)
-    ones = np.ones(rows)
-    point = {name: _per_seed_metrics(labels, p, ones) for name, p in stacked.items()}
-    draws = {name: {metric: np.empty(resamples) for metric in ("accuracy", "macro_f1")} for name in names}
-    for replicate in range(resamples):
-        seed_draw = rng.integers(0, seeds, size=seeds)
-        weights = np.bincount(rng.integers(0, rows, size=rows), minlength=rows).astype(float)
-        for name, p in stacked.items():
-            for metric, values in _per_seed_metrics(labels, p[seed_draw], weights).items():
-                draws[name][metric][replicate] = values.mean()
-
-    def interval(estimate: float, samples: np.ndarray) -> dict:
-        low, high = np.percentile(samples, [2.5, 97.5])
-        return {"mean": float(estimate), "ci_low": float(low), "ci_high": float(high)}
-
-    summary = {"arms": {name: {metric: interval(point[name][metric].mean(), draws[name][metric])
-                               for metric in ("accuracy", "macro_f1")}
-                        | {"per_seed": {metric: point[name][metric].tolist() for metric in ("accuracy", "macro_f1")}}
-                        for name in names},
-               "seeds": seeds, "rows": rows, "resamples": resamples}
-    if len(names) == 2:
-        a, b = names
-        summary["difference"] = {"of": [a, b]} | {
-            metric: interval(point[a][metric].mean() - point[b][metric].mean(),
-                             draws[a][metric] - draws[b][metric]) for metric in ("accuracy", "macro_f1")}
-    return summary
+    seeds, rows = stacked[0].shape
+    results = {metric: evaluate.two_level_bootstrap(labels, *stacked, metric=metric, resamples=resamples, seed=seed)
+               for metric in evaluate.METRICS}
+    arms = {name: {metric: {key: results[metric]["arms"][side][key] for key in ("mean", "ci_low", "ci_high")}
+                   for metric in evaluate.METRICS}
+            | {"per_seed": {metric: results[metric]["arms"][side]["per_seed"] for metric in evaluate.METRICS}}
+            for side, name in zip("ab", names, strict=True)}
+    difference = {metric: {"mean": result["difference"], "ci_low": result["ci_low"], "ci_high": result["ci_high"],
+                           "p_value": result["p_value"]} for metric, result in results.items()}
+    return {"arms": arms, "seeds": seeds, "rows": rows, "resamples": resamples,
+            "difference": {"of": names} | difference}

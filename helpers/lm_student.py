@@ -157,16 +157,15 @@ def teacher_effect_table(summary: dict) -> pd.DataFrame:
 
 
 def conclusion(summary: dict, test_rows: int) -> str:
-    """The notebook's and the README's conclusion, written from the numbers: a difference whose interval covers 0 is
-    called no detectable difference. ``test_rows``: the size of the whole test split, to say when fewer were scored."""
+    """The notebook's and the README's conclusion, written from the numbers with ``evaluate.verdict``'s rule: a
+    difference whose interval covers 0 is called no detectable difference. ``test_rows``: the size of the whole test
+    split, to say when fewer were scored."""
     (name_a, arm_a), (name_b, arm_b) = summary["arms"].items()
     accuracy = summary["difference"]["accuracy"]
-    if accuracy["ci_low"] <= 0 <= accuracy["ci_high"]:
-        verdict = "no detectable difference: the interval of the difference covers 0"
-    elif accuracy["mean"] > 0:
-        verdict = "the teacher helps: the whole interval lies above 0"
-    else:
-        verdict = "the teacher hurts: the whole interval lies below 0"
+    verdict = {"better": "the teacher helps: the whole interval lies above 0",
+               "worse": "the teacher hurts: the whole interval lies below 0",
+               "no detectable difference": "no detectable difference: the interval of the difference covers 0",
+               }[evaluate.verdict(accuracy)]
     text = (f"Over {summary['seeds']} seeds and {summary['rows']:,} test rows, the LM student {name_a} reaches "
             f"{arm_a['accuracy']['mean'] * 100:.1f}% accuracy and {name_b} {arm_b['accuracy']['mean'] * 100:.1f}%: "
             f"{accuracy['mean'] * 100:+.1f} points (95% interval over seeds and rows {accuracy['ci_low'] * 100:+.1f} "

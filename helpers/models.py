@@ -57,7 +57,7 @@ def load_tokenizer(config: Config):
 
 # ---------------------------------------------------------------------------------------------- teacher
 def base_teacher_path(config: Config) -> str:
-    """Where a locally fine-tuned teacher starts from: MiniLM (offline) or a tiny random BERT (smoke)."""
+    """Where a locally fine-tuned teacher starts from: MiniLM (cpu) or a tiny random BERT (smoke)."""
     if config.profile == "cpu":
         return minilm_path()
     folder = Path(config.cache_dir) / "teacher-init"
@@ -75,17 +75,17 @@ def base_teacher_path(config: Config) -> str:
 def fine_tuned_teacher_path(config: Config) -> Path:
     """The keyed folder of a teacher fine-tuned here: another data source, row cap or training setting names
     another folder, so a teacher is never reused for data it was not trained on."""
-    from helpers import data, precision
+    from helpers import data, precision, results
 
     key = cache.key_of(config.profile, data.source_fingerprint(config), config.data_seed, config.validation_rows,
-                       config.max_train_rows, config.teacher_epochs, config.teacher_learning_rate, config.batch_size,
-                       config.max_length, config.weight_decay, config.warmup_ratio,
-                       precision.resolve_precision(config.precision))
+                       config.max_train_rows, config.teacher_epochs, config.teacher_batch_size,
+                       config.teacher_learning_rate, config.teacher_warmup_ratio, config.teacher_length,
+                       config.weight_decay, precision.resolve_precision(config.precision), results.code_hash())
     return Path(config.cache_dir) / f"teacher-{key}"
 
 
 def teacher_path(config: Config) -> str:
-    """Hub id (full) or the folder of the locally fine-tuned teacher (offline, smoke)."""
+    """Hub id (full) or the folder of the locally fine-tuned teacher (cpu, smoke)."""
     if config.teacher_source == "hub":
         return config.teacher_name
     folder = fine_tuned_teacher_path(config)
@@ -102,7 +102,7 @@ def load_classifier(path: str, attn_implementation: str | None = None, **kwargs)
             path, attn_implementation=attn_implementation, **kwargs)
     except OSError as error:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or not Path(path).exists()
-        hint = (" The hub is unreachable from here: use KD_PROFILE=offline or smoke, or copy the model folder "
+        hint = (" The hub is unreachable from here: use KD_PROFILE=cpu or smoke, or copy the model folder "
                 "locally and point the config at it.") if offline else ""
         raise OSError(f"Could not load the model {path!r}: {error}.{hint}") from error
 
@@ -156,7 +156,7 @@ def copy_bert_layers(bert, distilbert, layers: list[int]) -> None:
 
 
 def student_init_path(config: Config) -> str:
-    """Hub id (full) or a folder holding the untrained student, written once (offline, smoke)."""
+    """Hub id (full) or a folder holding the untrained student, written once (cpu, smoke)."""
     if config.student_source == "hub":
         return config.student_name
     folder = Path(config.cache_dir) / "student-init"

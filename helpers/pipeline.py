@@ -19,7 +19,8 @@ from datasets import Dataset, DatasetDict, Value, concatenate_datasets, load_fro
 
 from helpers import cache, data, evaluate, models, precision, results
 from helpers.config import LABELS, Config
-from helpers.train import BASELINE, DistillSpec, collator_for, train_classifier
+from helpers.distill import BASELINE, DistillSpec
+from helpers.train import collator_for, train_classifier
 
 TRAINING_ROWS = {"final": "student_train", "selection": "selection_train"}  # other budgets name their split
 
@@ -81,7 +82,8 @@ def prepare(config: Config) -> Workspace:
     splits = data.load_splits(config)
     named = {"student_train": data.student_train_split(splits, config),
              "selection_train": data.selection_train_split(splits, config),
-             "transfer": data.transfer_split(splits, config)}
+             "transfer": data.transfer_split(splits, config),
+             "calibration": data.calibration_split(splits, config)}
     tokenizer = models.load_tokenizer(config)
     everything = {**named, **{name: splits[name] for name in ("validation", "test")}}
     fingerprints = {name: data.fingerprint(dataset) for name, dataset in everything.items()}
@@ -91,18 +93,29 @@ def prepare(config: Config) -> Workspace:
     return workspace
 
 
-def tokenized(workspace: Workspace, split: str) -> Dataset:
-    """A tokenized split, tokenizing (and caching) lazily the ones few runs need."""
-    if split not in workspace.tokenized:
-        workspace.tokenized[split] = _load_or_tokenize(workspace.config, workspace.raw(split), workspace.tokenizer,
-                                                       split, workspace.fingerprints[split])
-    return workspace.tokenized[split]
+def tokenized(workspace: Workspace, split: str, max_length: int | None = None) -> Dataset:
+    """A tokenized split (at the students' max_length, or another one: the teacher's), tokenized and cached lazily."""
+    config = workspace.config
+    max_length = max_length or config.max_length
+    name = split if max_length == config.max_length else f"{split}-{max_length}"
+    if name not in workspace.tokenized:
+        workspace.tokenized[name] = _load_or_tokenize(dataclasses.replace(config, max_length=max_length),
+                                                      workspace.raw(split), workspace.tokenizer, split,
+                                                      workspace.fingerprints[split])
+    return workspace.tokenized[name]
+
+
+def teacher_tokenized(workspace: Workspace, split: str, config: Config | None = None) -> Dataset:
+    """A split as the teacher reads it: cut at ``teacher_max_length``."""
+    return tokenized(workspace, split, (config or workspace.config).teacher_length)
 
 
 # -------------------------------------------------------------------------------------------------- teacher
-def load_or_train_teacher(workspace: Workspace, quiet: bool | None = None) -> str:
-    """The teacher's path: the hub id (full), or a MiniLM/tiny BERT fine-tuned here once, keyed and cached."""
-    config = workspace.config
+def load_or_train_teacher(workspace: Workspace, config: Config | None = None, quiet: bool | None = None) -> str:
+    """The teacher's path: the hub id (full), or the stand-in fine-tuned here once with the card's recipe (the
+    ``teacher_*`` settings of ``config``, default the workspace's) on the students' rows and the validation rows,
+    keyed and cached."""
+    config = config or workspace.config
     if config.teacher_source == "hub":
         return config.teacher_name
     folder = models.fine_tuned_teacher_path(config)
@@ -111,20 +124,35 @@ def load_or_train_teacher(workspace: Workspace, quiet: bool | None = None) -> st
     if folder.exists():
         cache.discard(folder, "incomplete teacher folder (interrupted while saving)")
     rows = data.teacher_train_split(workspace.splits, config)
-    train_rows = _load_or_tokenize(config, rows, workspace.tokenizer, "teacher_train", data.fingerprint(rows))
+    _add_split(workspace, "teacher_train", rows)
+    # Its curve is measured on rows it never sees (calibration); validation is among its training rows.
+    unseen = teacher_tokenized(workspace, "calibration", config) if len(workspace.raw("calibration")) else None
     base = models.load_classifier(models.base_teacher_path(config), num_labels=len(LABELS))
-    outcome = train_classifier(config, base, train_rows, workspace.tokenized["validation"], workspace.tokenizer,
-                               folder.with_name(folder.name + "-run"), seed=config.data_seed,
-                               epochs=config.teacher_epochs, learning_rate=config.teacher_learning_rate, quiet=quiet)
+    outcome = train_classifier(config, base, teacher_tokenized(workspace, "teacher_train", config), unseen,
+                               workspace.tokenizer, folder.with_name(folder.name + "-run"), seed=config.data_seed,
+                               epochs=config.teacher_epochs, quiet=quiet, **teacher_arguments(config))
     with cache.atomic_folder(folder) as temporary:
         outcome.model.save_pretrained(temporary)
         workspace.tokenizer.save_pretrained(temporary)
-    results.save_result(config, "teacher_training", {
+    results.save_result(config, f"teachers/teacher-{folder.name.removeprefix('teacher-')[:8]}", {
         "train_rows": len(rows), "rows": "the students' training rows and the validation rows",
-        "epochs": config.teacher_epochs, "learning_rate": config.teacher_learning_rate,
+        "recipe": teacher_recipe(config), "curve_rows": "calibration" if unseen is not None else None,
         "train_seconds": outcome.train_seconds, "history": outcome.history},
         data_fingerprint=workspace.data_fingerprint)
     return str(folder)
+
+
+def teacher_recipe(config: Config) -> dict:
+    """The teacher's fine-tuning recipe, as its settings name it."""
+    return {"epochs": config.teacher_epochs, "batch_size": config.teacher_batch_size,
+            "learning_rate": config.teacher_learning_rate, "warmup_ratio": config.teacher_warmup_ratio,
+            "max_length": config.teacher_length}
+
+
+def teacher_arguments(config: Config) -> dict:
+    """The TrainingArguments that differ for the teacher (its card's recipe) from the students'."""
+    return {"per_device_train_batch_size": config.teacher_batch_size, "learning_rate": config.teacher_learning_rate,
+            "warmup_steps": config.teacher_warmup_ratio, "logging_steps": max(config.logging_steps, 50)}
 
 
 def teacher_identity(config: Config) -> str:
@@ -132,16 +160,17 @@ def teacher_identity(config: Config) -> str:
     return config.teacher_name if config.teacher_source == "hub" else models.fine_tuned_teacher_path(config).name
 
 
-def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=None) -> tuple[np.ndarray, dict]:
+def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=None, config: Config | None = None
+                                   ) -> tuple[np.ndarray, dict]:
     """The teacher's logits (N, 4) on a split, computed once (batched, no gradients), checked and cached.
 
     Before anything is cached, a labelled split's logits must show the data's label order (the teacher's config
     names its classes only LABEL_0..3): the check runs here so that no path can skip it.
     """
-    config = workspace.config
-    dataset = tokenized(workspace, split)
+    config = config or workspace.config
+    dataset = teacher_tokenized(workspace, split, config)
     key = cache.key_of(teacher_identity(config), workspace.fingerprints[split], workspace.tokenizer.name_or_path,
-                       config.max_length)
+                       config.teacher_length)
     path = Path(config.cache_dir) / "teacher_logits" / f"{split}-{key}.npy"
     start = time.perf_counter()
     cached = cache.load_array(path)
@@ -153,7 +182,7 @@ def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=Non
     logits = evaluate.predict_logits(teacher, dataset, collator_for(workspace.tokenizer), config.eval_batch_size,
                                      config.precision)
     seconds = time.perf_counter() - start
-    if split != "transfer" and not split.startswith("augmented"):  # rows whose labels training never sees
+    if split != "transfer" and not split.startswith("augmented"):  # rows with their real labels
         evaluate.check_label_order(np.asarray(workspace.raw(split)["label"]), logits.argmax(-1), config.teacher_name)
     cache.save_array(path, logits, seconds=seconds, rows=len(logits))
     return logits, {"cached": False, "seconds": seconds, "first_pass_seconds": seconds, "path": str(path)}
@@ -177,38 +206,55 @@ def unlabelled_split(workspace: Workspace, spec: DistillSpec, budget: str) -> st
     return name
 
 
-def with_unlabelled_rows(workspace: Workspace, train_rows: Dataset, split: str) -> Dataset:
-    """The labelled rows plus ``split`` (transfer or augmented) with its labels hidden (-100) and teacher logits."""
+def with_unlabelled_rows(workspace: Workspace, train_rows: Dataset, spec: DistillSpec, seed: int,
+                         budget: str) -> Dataset:
+    """The labelled rows plus the spec's unlabelled split (transfer or augmented) with its labels hidden (-100) and
+    the soft targets of the spec's source (the teacher, or the peer student for a no-teacher twin)."""
+    split = unlabelled_split(workspace, spec, budget)
     if len(workspace.raw(split)) == 0:
         raise ValueError(f"The {workspace.config.profile} profile has no {split} rows: drop unlabelled={split!r} "
                          "from the spec, or supply them (transfer_rows > 0).")
-    logits, _ = load_or_compute_teacher_logits(workspace, split)
+    logits = soft_targets(workspace, spec, seed, budget, split=split)
     extra = with_teacher_logits(tokenized(workspace, split), logits).cast_column("labels", Value("int64"))
     extra = extra.map(lambda batch: {"labels": [-100] * len(batch["labels"])}, batched=True)
     return concatenate_datasets([train_rows.cast_column("labels", Value("int64")), extra])
 
 
 # ------------------------------------------------------------------------------------------ soft-target sources
-def soft_targets(workspace: Workspace, spec: DistillSpec, seed: int, budget: str) -> np.ndarray:
-    """Logits (N, 4) that a spec's soft-target and teacher-label terms read on its training rows.
-
-    teacher   the frozen teacher's cached logits.
-    self      a baseline student of the same seed, trained on the same rows (born-again networks; no BERT).
-    committee log of the mean of the teacher's probabilities and cross-fitted baseline students' probabilities:
-              students trained on one half of the rows predict the other half, so no student scores a row it
-              memorised (its predictions there would be nearly one-hot).
-    """
-    rows = TRAINING_ROWS.get(budget, budget)
+def soft_targets(workspace: Workspace, spec: DistillSpec, seed: int, budget: str, split: str | None = None
+                 ) -> np.ndarray:
+    """Logits (N, 4) that a spec's soft-target and teacher-label terms read on ``split`` (default: its training rows),
+    from the source ``spec.soft_targets`` names (``distill.SOFT_TARGET_SOURCES``)."""
+    split = split or TRAINING_ROWS.get(budget, budget)
     if spec.soft_targets == "teacher":
-        return load_or_compute_teacher_logits(workspace, rows)[0]
-    if spec.soft_targets == "self":
-        return _student_logits(workspace, load_or_train_student(workspace, BASELINE, seed, budget), rows)
-    teacher = evaluate.softmax(load_or_compute_teacher_logits(workspace, rows)[0])
-    return np.log((teacher + evaluate.softmax(cross_fitted_logits(workspace, budget))) / 2)
+        return load_or_compute_teacher_logits(workspace, split)[0]
+    if spec.soft_targets == "peer":
+        return student_logits(workspace, peer_student(workspace, seed, budget), split)
+    if split != TRAINING_ROWS.get(budget, budget):
+        raise ValueError(f"{spec.name}: cross-fitted soft targets exist for the training rows only, not {split!r}.")
+    crossfit = cross_fitted_logits(workspace, budget)
+    if spec.soft_targets == "crossfit":
+        return crossfit
+    teacher = evaluate.softmax(load_or_compute_teacher_logits(workspace, split)[0])
+    return np.log((teacher + evaluate.softmax(crossfit)) / 2)
+
+
+def peer_seed(config: Config, seed: int) -> int:
+    """The seed of a student's peer: the next final seed (cyclically), so no student learns from its own copy."""
+    seeds = list(config.seeds)
+    if seed not in seeds or len(seeds) < 2:
+        raise ValueError(f"Soft targets from a peer need seed {seed} among at least two final seeds {seeds}.")
+    return seeds[(seeds.index(seed) + 1) % len(seeds)]
+
+
+def peer_student(workspace: Workspace, seed: int, budget: str) -> dict:
+    """The baseline student of the peer seed, trained on the same rows: the no-teacher stand-in for the teacher."""
+    return load_or_train_student(workspace, BASELINE, peer_seed(workspace.config, seed), budget)
 
 
 def cross_fitted_logits(workspace: Workspace, budget: str) -> np.ndarray:
-    """Baseline students' logits on the training rows, each row scored by a student that never trained on it."""
+    """Baseline students' logits on the training rows, each row scored by a student that never trained on it
+    (a student scoring rows it memorised would give nearly one-hot targets)."""
     config = workspace.config
     rows = workspace.raw(TRAINING_ROWS.get(budget, budget))
     half = np.zeros(len(rows), dtype=bool)
@@ -216,15 +262,14 @@ def cross_fitted_logits(workspace: Workspace, budget: str) -> np.ndarray:
                                 config.data_seed)["row"]] = True
     logits = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
     for fold, train_mask in (("a", half), ("b", ~half)):
-        fold_rows = np.flatnonzero(train_mask).tolist()
         fold_budget = f"{budget}-fold-{fold}"  # a budget named after its split: trains like the final students
-        _add_split(workspace, fold_budget, rows.select(fold_rows))
+        _add_split(workspace, fold_budget, rows.select(np.flatnonzero(train_mask).tolist()))
         run = load_or_train_student(workspace, dataclasses.replace(BASELINE, name=f"crossfit-{fold}"),
                                     config.data_seed, fold_budget)
         scored = np.flatnonzero(~train_mask)
         held_out = f"{budget}-held-out-{fold}"
         _add_split(workspace, held_out, rows.select(scored.tolist()))
-        logits[scored] = _student_logits(workspace, run, held_out)
+        logits[scored] = student_logits(workspace, run, held_out)
     return logits
 
 
@@ -233,13 +278,13 @@ def _add_split(workspace: Workspace, name: str, rows: Dataset) -> None:
     workspace.fingerprints[name] = data.fingerprint(rows)
 
 
-def _student_logits(workspace: Workspace, run: dict, split: str) -> np.ndarray:
+def student_logits(workspace: Workspace, run: dict, split: str) -> np.ndarray:
     """A trained student's logits on a split, cached by its run key and the split's content."""
     config = workspace.config
     key = cache.key_of(run["key"], workspace.fingerprints[split])
     path = Path(config.cache_dir) / "student_logits" / f"{split}-{key}.npy"
     cached = cache.load_array(path)
-    if cached is not None:
+    if cached is not None and len(cached[0]) == len(workspace.raw(split)):
         return cached[0]
     model = models.load_classifier(student_checkpoint(config, run))
     logits = evaluate.predict_logits(model, tokenized(workspace, split), collator_for(workspace.tokenizer),
@@ -261,9 +306,7 @@ def student_checkpoint(config: Config, run: dict) -> str:
 
 def training_settings(config: Config, spec: DistillSpec, budget: str) -> dict:
     """The settings that change what a student learns (besides its rows, teacher and spec)."""
-    epochs = config.epochs if budget == "final" or config.selection_epochs is None else config.selection_epochs
-    if budget not in ("final", "selection"):  # a cross-fitting fold trains like the final students
-        epochs = config.epochs
+    epochs = config.selection_epochs if budget == "selection" and config.selection_epochs else config.epochs
     return {"epochs": epochs * spec.epochs_scale, "batch_size": config.batch_size,
             "learning_rate": config.learning_rate, "weight_decay": config.weight_decay,
             "warmup_ratio": config.warmup_ratio, "max_length": config.max_length,
@@ -272,14 +315,18 @@ def training_settings(config: Config, spec: DistillSpec, budget: str) -> dict:
 
 
 def student_key(workspace: Workspace, spec: DistillSpec, seed: int, budget: str) -> str:
-    """Everything that produced a student: spec, settings, seed, the content of its rows, the teacher."""
+    """Everything that produced a student: spec, settings, seed, the content of its rows, the source of its soft
+    targets, and the code that trained it (``results.code_hash``: comments and docstrings do not count)."""
+    config = workspace.config
     rows = TRAINING_ROWS.get(budget, budget)
     extra = unlabelled_split(workspace, spec, budget)
     unlabelled = workspace.fingerprints[extra] if extra else None
-    teacher = teacher_identity(workspace.config) if spec.uses_bert_teacher else None
-    return cache.key_of(spec.settings(), training_settings(workspace.config, spec, budget), seed,
-                        workspace.fingerprints[rows], unlabelled, workspace.fingerprints["validation"],
-                        workspace.fingerprints["test"], teacher)
+    teacher = teacher_identity(config) if spec.uses_bert_teacher else None
+    peer = peer_seed(config, seed) if spec.soft_targets == "peer" and (
+        spec.uses_cached_logits or spec.uses_online_teacher) else None
+    return cache.key_of(spec.settings(), training_settings(config, spec, budget), seed, workspace.fingerprints[rows],
+                        unlabelled, workspace.fingerprints["validation"], workspace.fingerprints["test"], teacher, peer,
+                        results.code_hash())
 
 
 def student_result_name(spec: DistillSpec, seed: int, key: str) -> str:
@@ -287,60 +334,97 @@ def student_result_name(spec: DistillSpec, seed: int, key: str) -> str:
 
 
 def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, seed: int | None = None,
-                          budget: str = "final", quiet: bool | None = None) -> dict:
-    """Train (or load) one student; returns its results document.
-
-    ``budget`` "final" trains on the students' rows for ``epochs``; "selection" on the selection subset for
-    ``selection_epochs`` (the grid's cheaper budget). A stored result is reused only when its key (spec, settings,
-    seed, the rows' content, the teacher) matches and its final model is complete.
-    """
+                          budget: str = "final", curve: bool = False, quiet: bool | None = None) -> dict:
+    """``train_student``, cached: a stored result is reused only when its key (``student_key``) matches and its
+    final model is complete. Returns the student's results document."""
     config = workspace.config
     seed = config.seed if seed is None else seed
     key = student_key(workspace, spec, seed, budget)
     name = student_result_name(spec, seed, key)
-    run_name = f"{spec.name}-seed{seed}-{key}"
-    run_dir = Path(config.cache_dir) / "runs" / run_name
+    run_dir = Path(config.cache_dir) / "runs" / f"{spec.name}-seed{seed}-{key}"
     if results.has_result(config, name) and cache.complete_model_folder(run_dir / "final"):
         stored = results.load_result(config, name)
         if stored.get("key") == key:
             return stored
-    train_rows = tokenized(workspace, TRAINING_ROWS.get(budget, budget))
+    payload = train_student(workspace, spec, seed, budget, run_dir, curve=curve, quiet=quiet)
+    results.save_result(config, name, {"key": key, "run": run_dir.name, **payload}, seed=seed,
+                        data_fingerprint=workspace.data_fingerprint)
+    return results.load_result(config, name)
+
+
+def train_student(workspace: Workspace, spec: DistillSpec, seed: int, budget: str, run_dir: Path,
+                  curve: bool = False, quiet: bool | None = None) -> dict:
+    """Train one student with ``spec``'s loss on the budget's rows and score it: validation always (choices read it),
+    test only at the final budget (the grid never reads test), and the baseline on the calibration rows where the
+    profile has them.
+    ``curve`` scores validation after every epoch too, for the plots. Returns its results (no key)."""
+    config = workspace.config
+    rows = TRAINING_ROWS.get(budget, budget)
+    train_rows = tokenized(workspace, rows)
     if spec.uses_cached_logits:
         train_rows = with_teacher_logits(train_rows, soft_targets(workspace, spec, seed, budget))
     if spec.unlabelled:
-        train_rows = with_unlabelled_rows(workspace, train_rows, unlabelled_split(workspace, spec, budget))
+        train_rows = with_unlabelled_rows(workspace, train_rows, spec, seed, budget)
     attention = "eager" if spec.attention_weight > 0 else None  # sdpa returns no attention weights
-    teacher = models.load_teacher(config, attn_implementation=attention) if spec.uses_online_teacher else None
+    teacher, window = None, None
+    if spec.uses_online_teacher and spec.soft_targets == "peer":
+        teacher = models.load_classifier(student_checkpoint(config, peer_student(workspace, seed, budget)),
+                                         attn_implementation=attention)
+    elif spec.uses_online_teacher:
+        teacher, window = models.load_teacher(config, attn_implementation=attention), config.teacher_length
     student = models.load_student(config, seed, attn_implementation=attention)
     if teacher is not None:
         models.check_vocabularies(workspace.tokenizer, teacher, student)
     settings = training_settings(config, spec, budget)
-    outcome = train_classifier(config, student, train_rows, workspace.tokenized["validation"], workspace.tokenizer,
-                               run_dir, seed=seed, spec=spec, teacher=teacher, epochs=settings["epochs"], quiet=quiet)
-    collator = collator_for(workspace.tokenizer)
-    test_logits = evaluate.predict_logits(outcome.model, workspace.tokenized["test"], collator,
-                                          config.eval_batch_size, config.precision)
-    validation_logits = evaluate.predict_logits(outcome.model, workspace.tokenized["validation"], collator,
-                                                config.eval_batch_size, config.precision)
-    validation_labels = np.asarray(workspace.splits["validation"]["label"])
-    validation = evaluate.classification_metrics(validation_labels, validation_logits)
-    payload = {
-        "key": key, "run": run_name, "spec": spec.settings(), "seed": seed, "budget": budget,
-        "training": settings, "train_rows": len(train_rows), "bert_teacher": spec.uses_bert_teacher,
+    outcome = train_classifier(config, student, train_rows, workspace.tokenized["validation"] if curve else None,
+                               workspace.tokenizer, run_dir, seed=seed, spec=spec, teacher=teacher,
+                               teacher_max_length=window, epochs=settings["epochs"], quiet=quiet)
+    scores = {"validation": score(workspace, outcome.model, "validation")}
+    if budget == "final":
+        scores["test"] = score(workspace, outcome.model, "test")
+        if len(workspace.raw("calibration")) and spec == BASELINE:  # the regime's reference on unseen rows
+            scores["calibration"] = score(workspace, outcome.model, "calibration")
+    return {
+        "spec": spec.settings(), "seed": seed, "budget": budget, "training": settings, "train_rows": len(train_rows),
+        "bert_teacher": spec.uses_bert_teacher,
         "unlabelled_rows": int(sum(label == -100 for label in train_rows["labels"])),
         "optimizer_steps": outcome.history[-1].get("step") if outcome.history else None,
         "train_seconds": outcome.train_seconds, "resumed": outcome.resumed,
         "parameters": models.parameter_count(outcome.model), "history": outcome.history,
-        "validation": {"accuracy": validation["accuracy"], "macro_f1": validation["macro_f1"]},
-        "validation_predictions": validation_logits.argmax(-1),
-        "test": evaluate.classification_metrics(workspace.test_labels, test_logits),
-        "test_predictions": test_logits.argmax(-1), "test_confidence": evaluate.softmax(test_logits).max(-1).round(4),
+        **{name: metrics for name, (metrics, _) in scores.items()},
+        **{f"{name}_predictions": predictions for name, (_, predictions) in scores.items()},
     }
-    results.save_result(config, name, payload, seed=seed, data_fingerprint=workspace.data_fingerprint)
-    return results.load_result(config, name)
+
+
+def score(workspace: Workspace, model, split: str) -> tuple[dict, np.ndarray]:
+    """A model's metrics on a labelled split, and its predicted classes there."""
+    config = workspace.config
+    logits = evaluate.predict_logits(model, tokenized(workspace, split), collator_for(workspace.tokenizer),
+                                     config.eval_batch_size, config.precision)
+    return evaluate.classification_metrics(np.asarray(workspace.raw(split)["label"]), logits), logits.argmax(-1)
 
 
 # ---------------------------------------------------------------------------------------------- examples
+def example_batch(workspace: Workspace, rows: int = 8) -> dict[str, torch.Tensor]:
+    """A real training batch: the first ``rows`` of the students' rows, collated with the teacher's cached logits."""
+    dataset = with_teacher_logits(tokenized(workspace, "student_train"),
+                                  load_or_compute_teacher_logits(workspace, "student_train")[0]).select(range(rows))
+    return collator_for(workspace.tokenizer)([dataset[i] for i in range(rows)])
+
+
+def example_batch_table(batch: dict[str, torch.Tensor], student_logits: torch.Tensor, temperature: float
+                        ) -> pd.DataFrame:
+    """Per row of a batch: the gold label, and the teacher's and the student's probability of it at ``temperature``
+    (what the soft-target term pulls the student towards), with the teacher's top class."""
+    teacher = torch.softmax(batch["teacher_logits"] / temperature, dim=-1)
+    student = torch.softmax(student_logits.detach().float() / temperature, dim=-1)
+    gold = batch["labels"]
+    return pd.DataFrame({
+        "gold": [LABELS[i] for i in gold], "teacher's class": [LABELS[i] for i in teacher.argmax(-1)],
+        f"teacher p(gold), T={temperature:g}": teacher[range(len(gold)), gold].numpy().round(3),
+        f"student p(gold), T={temperature:g}": student[range(len(gold)), gold].numpy().round(3)})
+
+
 def example_rows(dataset: Dataset, per_class: int = 2) -> pd.DataFrame:
     """The first ``per_class`` rows of each class: a fixed set of headlines to show before/after training."""
     frame = dataset.to_pandas()

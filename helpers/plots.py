@@ -71,10 +71,11 @@ def history_frames(history: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return train, evaluation
 
 
-def training_curves(histories: dict[str, list[dict]], components: bool = False) -> plt.Figure:
-    """Per run (one colour each), against epochs so runs of different lengths line up: the hard-label
-    cross-entropy (comparable across runs), the other objectives' terms on their own axis when ``components``
-    (one line style per term), and validation accuracy at each epoch's end, its values written on the points."""
+def training_curves(histories: dict[str, list[dict]], components: bool = False, x: str = "epoch") -> plt.Figure:
+    """Per run (one colour each), against epochs (runs of different lengths line up) or optimizer steps (``x="step"``:
+    a run with twice the steps is twice as long): the hard-label cross-entropy (comparable across runs), the other
+    objectives' terms on their own axis when ``components`` (one line style per term), and validation accuracy where
+    it was measured, its values written on the points."""
     panels = 3 if components else 2
     figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.8), squeeze=False)
     axes = axes[0]
@@ -83,23 +84,23 @@ def training_curves(histories: dict[str, list[dict]], components: bool = False) 
     for name, history in histories.items():
         train, evaluation = history_frames(history)
         hard = train["loss_hard_label"] if "loss_hard_label" in train else train["loss"]
-        line, = axes[0].plot(train["epoch"], hard, label=name)
+        line, = axes[0].plot(train[x], hard, label=name)
         if components:
             for column in [c for c in train.columns if c.startswith("loss_") and c != "loss_hard_label"]:
                 term = column.removeprefix("loss_")
                 style = term_styles.setdefault(term, next(styles))
-                axes[1].plot(train["epoch"], train[column], linestyle=style, color=line.get_color(),
+                axes[1].plot(train[x], train[column], linestyle=style, color=line.get_color(),
                              label=f"{name}: {term}")
         if len(evaluation):
             accuracy = evaluation["eval_accuracy"] * 100
-            axes[-1].plot(evaluation["epoch"], accuracy, marker="o", color=line.get_color(), label=name)
-            for epoch, value in zip(evaluation["epoch"], accuracy, strict=True):
+            axes[-1].plot(evaluation[x], accuracy, marker="o", color=line.get_color(), label=name)
+            for epoch, value in zip(evaluation[x], accuracy, strict=True):
                 axes[-1].annotate(f"{value:.2f}", (epoch, value), textcoords="offset points", xytext=(0, 6),
                                   ha="center", fontsize=8, color=line.get_color())
-    axes[0].set(title="Hard-label cross-entropy (train)", xlabel="epoch", ylabel="loss")
+    axes[0].set(title="Hard-label cross-entropy (train)", xlabel=x, ylabel="loss")
     axes[0].legend(fontsize=8)
     if components:
-        axes[1].set(title="Teacher terms of the loss (train)", xlabel="epoch", ylabel="loss term")
+        axes[1].set(title="Teacher terms of the loss (train)", xlabel=x, ylabel="loss term")
         if axes[1].lines:
             axes[1].legend(fontsize=8)
         else:
@@ -108,9 +109,23 @@ def training_curves(histories: dict[str, list[dict]], components: bool = False) 
     middle = (low + high) / 2
     # At least a 4-point window, so that a fraction of a point does not fill the panel.
     axes[-1].set(ylim=(min(low, middle - 2), max(high, middle + 2)),
-                 title="Validation accuracy at each epoch's end", xlabel="epoch", ylabel="accuracy (%)")
+                 title="Validation accuracy at each epoch's end", xlabel=x, ylabel="accuracy (%)")
     axes[-1].legend(fontsize=8)
     figure.tight_layout()
+    return figure
+
+
+def confidence_histogram(top_probabilities: dict[str, np.ndarray]) -> plt.Figure:
+    """The teacher's top probability per row, one histogram per set of rows (rows it trained on vs rows it never
+    saw): memorised rows pile up at 1.0, so its soft targets there are nearly one-hot."""
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    bins = np.linspace(0.25, 1.0, 31)
+    for name, values in top_probabilities.items():
+        axis.hist(values, bins=bins, histtype="step", linewidth=1.8, density=True,
+                  label=f"{name} (mean {np.mean(values):.3f})")
+    axis.set(title="The teacher's top probability per row", xlabel="top probability", ylabel="density (log)",
+             yscale="log")
+    axis.legend(fontsize=8, loc="upper left")
     return figure
 
 

@@ -2,7 +2,7 @@
 
 The README holds blocks between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``; ``python -m
 helpers.report`` rewrites each from the results of the report's profile (``full`` where its results exist, else
-``offline``), and a test fails when the README and the results disagree.
+``cpu``), and a test fails when the README and the results disagree.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def report_profile(requested: str | None = None) -> str:
 
 def report_documents(config: Config) -> dict[str, dict]:
     """Every results document the README reads, by name, after checking that they belong together (one profile,
-    schema, commit and data fingerprint); raises MixedResultsError naming the odd file out."""
+    schema, code hash and data fingerprint; commits may differ); raises MixedResultsError naming the odd file out."""
     documents = {}
     for name in ("data", "teacher", "baseline", "distillation", "analysis"):
         if results.has_result(config, name):
@@ -49,14 +49,16 @@ def report_documents(config: Config) -> dict[str, dict]:
     for runs in recorded.values():
         for run in runs:
             documents[run] = results.load_result(config, run)
+    # Belonging together first: it names a file of older code (no code hash) before the schema check would.
+    results.check_consistent(documents)
     if any(d["provenance"].get("schema") != results.SCHEMA_VERSION for d in documents.values()):
         raise results.MixedResultsError(f"{config.results_dir} holds results of another schema version: regenerate "
                                         "them with make report.")
-    results.check_consistent(documents)
     if documents and results.has_result(config, "decoder_student"):
-        # The decoder student reads its own rows (its provenance has no data fingerprint): same pass, same code.
+        # The decoder student reads its own rows (its provenance has no data fingerprint): same code, same profile.
         decoder = {"decoder_student": results.load_result(config, "decoder_student")}
-        results.check_consistent({**dict([next(iter(documents.items()))]), **decoder}, ("profile", "schema", "commit"))
+        results.check_consistent({**dict([next(iter(documents.items()))]), **decoder},
+                                 ("profile", "schema", "code_hash"))
         documents.update(decoder)
     return documents
 
@@ -86,10 +88,11 @@ def hardware(document: dict) -> str:
 
 
 def provenance_line(document: dict) -> str:
+    """Profile, hardware, library versions, code (hash, then the commit it was run at) and date of a document."""
     p = document["provenance"]
-    commit = p.get("commit", "unrecorded")[:7]
+    code, commit = p.get("code_hash", "unrecorded")[:8], p.get("commit", "unrecorded")[:7]
     return (f"profile `{p['profile']}`, {hardware(document)}, torch {p['versions']['torch']}, "
-            f"transformers {p['versions']['transformers']}, commit `{commit}`, {p['date'][:10]}")
+            f"transformers {p['versions']['transformers']}, code `{code}` (commit `{commit}`), {p['date'][:10]}")
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import experiments, results
+from helpers import evaluate, experiments, results
 from helpers.config import PROJECT_ROOT, Config, get_config
 from helpers.report_data import complete, hardware, points, report_documents, student_runs
 
@@ -53,8 +53,8 @@ def headline_block(config: Config) -> str | None:
     r = regime(config)
     return (f"In the `{config.profile}` profile the teacher ({r['teacher'] * 100:.2f}% on test) is {r['relation']} "
             f"than the plain fine-tuned student ({r['baseline'] * 100:.2f}%, mean of {r['seeds']} seeds). The strategy "
-            f"chosen on validation, `{r['chosen']}`, is {WORDS[experiments.verdict(r['versus_baseline'])]} the "
-            f"baseline: {points(r['versus_baseline'])}. It is {WORDS[experiments.verdict(r['share'])]} the best "
+            f"chosen on validation, `{r['chosen']}`, is {WORDS[evaluate.verdict(r['versus_baseline'])]} the "
+            f"baseline: {points(r['versus_baseline'])}. It is {WORDS[evaluate.verdict(r['share'])]} the best "
             f"control that uses no BERT teacher, `{r['control']}`: {points(r['share'])}. That difference is the "
             "teacher's own share.")
 
@@ -63,7 +63,7 @@ def _share_meaning(share: dict) -> str:
     return {"better": "the teacher added something that label smoothing, self-distillation and extra steps did not",
             "worse": "a control without the BERT teacher did better than anything the teacher offered",
             "no detectable difference": "what the teacher itself adds is not detectable here; the controls without a "
-                                        "BERT teacher do as well"}[experiments.verdict(share)]
+                                        "BERT teacher do as well"}[evaluate.verdict(share)]
 
 
 def models_caveat(config: Config) -> str:
@@ -105,10 +105,11 @@ def compute_seconds(config: Config) -> list[tuple[str, float, int]]:
     seconds = _teacher_pass_seconds(teacher)
     if results.has_result(config, "teacher_training"):
         seconds += results.load_result(config, "teacher_training")["train_seconds"]
-    # Every student this pass trained (grid, cross-fitting and final runs), not older runs left in the folder.
+    # Every student the teacher's code version trained (grid, cross-fitting and final runs), not runs of older code
+    # left in the folder.
     students = [document for path in sorted((Path(config.results_dir) / "students").glob("*.json"))
-                if (document := results.load_result(path))["provenance"].get("commit")
-                == teacher["provenance"].get("commit")]
+                if (document := results.load_result(path))["provenance"].get("code_hash")
+                == teacher["provenance"].get("code_hash")]
     rows = [("02 · teacher (fine-tuning here, logit passes)", seconds, 1),
             ("03 · baseline students", sum(r["train_seconds"] for r in students if r["spec"]["name"] == "baseline"),
              sum(r["spec"]["name"] == "baseline" for r in students)),
@@ -208,8 +209,8 @@ def summary_block(config: Config) -> str | None:
     versus, share = r["versus_baseline"], r["share"]
     answer = (f"**Answer.** Here the teacher is {r['relation']} than its student ({r['teacher'] * 100:.2f}% vs "
               f"{r['baseline'] * 100:.2f}% on test). The best teacher-using strategy on validation, `{r['chosen']}`, "
-              f"is {WORDS[experiments.verdict(versus)]} plain fine-tuning ({_span(versus)} over {r['seeds']} seeds "
-              f"and the test rows) and {WORDS[experiments.verdict(share)]} the best control without a BERT teacher, "
+              f"is {WORDS[evaluate.verdict(versus)]} plain fine-tuning ({_span(versus)} over {r['seeds']} seeds "
+              f"and the test rows) and {WORDS[evaluate.verdict(share)]} the best control without a BERT teacher, "
               f"`{r['control']}` ({_span(share)}): {_share_meaning(share)}.")
     return "\n".join([answer, "", f"**Caveat.** {models_caveat(config)}", "", f"**Cost.** {cost_sentence(config)}"])
 
@@ -280,8 +281,8 @@ def interview_block(config: Config) -> str | None:
             f"{points(r['share'])}, so {_share_meaning(r['share'])}.",
         "Pipeline and code quality":
             "One code path for three profiles (`full`, `cpu`, `smoke`); every artefact keyed by what produced it and "
-            f"resumable; this page is generated from {len(documents)} results files of one commit, and `make test` "
-            "runs the `full` path against a local stand-in hub.",
+            f"resumable; this page is generated from {len(documents)} results files of one code version, and "
+            "`make test` runs the `full` path against a local stand-in hub.",
         "Conceptual alternatives": _alternatives(documents),
     }
     return "\n\n".join(f"**{question}.** {answer}" for question, answer in answers.items())

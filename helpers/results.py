@@ -1,10 +1,13 @@
-"""Results as JSON files with provenance (profile, seed, hardware, library versions, git commit, data fingerprint,
-schema version, date), written atomically, and the check that a set of results belongs together."""
+"""Results as JSON files with provenance (profile, seed, hardware, library versions, code hash, git commit, data
+fingerprint, schema version, date), written atomically, and the check that a set of results belongs together."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime as dt
+import functools
+import hashlib
 import json
 import os
 import platform
@@ -17,7 +20,17 @@ from helpers.config import PROJECT_ROOT, Config
 
 # The meaning of a results document and of every cache key. Bump it when code changes what a stored number means:
 # results of another version are retrained (caches) or refused (the report), never mixed.
-SCHEMA_VERSION = 2
+# 3: provenance records code_hash (results of one code version belong together whatever their commit) and paths
+# relative to the project root; like every bump, it changes every cache key, so the next report retrains.
+SCHEMA_VERSION = 3
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+# The README generator formats results and computes none of them: editing it must not invalidate a single result.
+REPORT_MODULES = frozenset({"report.py", "report_data.py", "report_prose.py"})
+# Stands for a folder outside the project in stored paths: where it lies says nothing about what was computed.
+OUTSIDE = "<outside>"
+# The settings that name folders of the machine that ran (stored relative to the project root).
+PATH_SETTINGS = ("cache_dir", "results_dir", "figures_dir", "data_dir")
 
 
 def hardware() -> dict:
@@ -53,11 +66,85 @@ def git_commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    """``tree`` with the docstring (first statement, a string constant) of its module, classes and functions removed."""
+    for node in list(ast.walk(tree)):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(
+                    first.value.value, str):
+                node.body = node.body[1:]
+    return tree
+
+
+@functools.cache
+def code_hash(root: Path | None = None) -> str:
+    """A short sha256 of the code that computes results: every ``*.py`` under ``root`` (default: this package) but the
+    README generator's modules, with comments, docstrings and formatting left out.
+
+    Each file counts as its path relative to ``root`` and the ``ast.dump`` of its parse tree without docstrings (the
+    dump holds no line numbers, and the parser drops comments), in sorted order of those paths. A parse tree is the
+    running Python's: another Python version may hash the same code differently, which refuses a mix, never allows
+    one. Cached per process (and per ``root``): computed once, at a process's first result, since a kernel keeps
+    running the code it imported whatever is edited on disk later.
+    """
+    root = PACKAGE_ROOT if root is None else Path(root)
+    files = sorted((path.relative_to(root).as_posix(), path) for path in root.rglob("*.py"))
+    digest = hashlib.sha256()
+    for relative, path in files:
+        # Hidden folders hold editor copies (.ipynb_checkpoints), never imported code.
+        if relative in REPORT_MODULES or any(part.startswith(".") for part in relative.split("/")):
+            continue
+        tree = _without_docstrings(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        digest.update(f"{relative}\0{ast.dump(tree)}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def portable_path(path: str | Path) -> str:
+    """``path`` relative to the project root where it lies under it, else ``<outside>/`` and its last component: a
+    results file names no folder of the machine that wrote it. A relative path is returned as it is."""
+    candidate = Path(path)
+    if not candidate.is_absolute():
+        return candidate.as_posix()
+    for form in (candidate, candidate.resolve()):  # as given, then through symlinks (PROJECT_ROOT is resolved)
+        if form.is_relative_to(PROJECT_ROOT):
+            return form.relative_to(PROJECT_ROOT).as_posix()
+    return f"{OUTSIDE}/{candidate.name}"
+
+
+def _is_machine_path(text: str) -> bool:
+    """Whether ``text`` is an absolute path of this machine: one under the project, or one that exists here (a
+    sentence that merely starts with a slash names neither)."""
+    if not os.path.isabs(text) or "\n" in text:  # string tests first: most strings of a payload are words
+        return False
+    path = Path(text)
+    try:
+        return path.is_relative_to(PROJECT_ROOT) or path.exists()
+    except (OSError, ValueError):  # a name too long or with a NUL byte is no path of this machine
+        return False
+
+
+def portable(value):
+    """``value`` (a JSON-ready document) with every absolute path of this machine replaced by ``portable_path``'s
+    form, so that payloads recorded by any caller (checkpoint folders, cached logits) are as portable as provenance."""
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [portable(item) for item in value]
+    if isinstance(value, str) and _is_machine_path(value):
+        return portable_path(value)
+    return value
+
+
 def provenance(config: Config, seed: int | None = None, data_fingerprint: str | None = None) -> dict:
+    """Where a result comes from: profile, seed, schema, code (hash and commit), data, hardware, versions, date, and
+    the settings, whose folders are stored relative to the project root (see ``portable_path``)."""
+    settings = _plain(dataclasses.asdict(config))
+    settings.update({name: portable_path(settings[name]) for name in PATH_SETTINGS if settings.get(name)})
     return {"profile": config.profile, "seed": config.seed if seed is None else seed, "schema": SCHEMA_VERSION,
-            "commit": git_commit(), "data_fingerprint": data_fingerprint, "hardware": hardware(),
-            "versions": library_versions(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "config": _plain(dataclasses.asdict(config))}
+            "code_hash": code_hash(), "commit": git_commit(), "data_fingerprint": data_fingerprint,
+            "hardware": hardware(), "versions": library_versions(),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "config": settings}
 
 
 def _plain(value):
@@ -87,9 +174,10 @@ def result_path(config: Config, name: str) -> Path:
 
 def save_result(config: Config, name: str, payload: dict, seed: int | None = None,
                 data_fingerprint: str | None = None) -> Path:
-    """Write ``payload`` with its provenance to ``results/<profile>/<name>.json``; returns the path."""
+    """Write ``payload`` with its provenance to ``results/<profile>/<name>.json``; returns the path. Absolute paths
+    of this machine in ``payload`` are stored relative to the project root (``portable``)."""
     path = result_path(config, name)
-    document = {"provenance": provenance(config, seed, data_fingerprint), **_plain(payload)}
+    document = {"provenance": provenance(config, seed, data_fingerprint), **portable(_plain(payload))}
     atomic_write_text(path, json.dumps(document, indent=1))
     return path
 
@@ -121,12 +209,24 @@ class MixedResultsError(ValueError):
     """Results that do not belong together: another profile, settings, data or code version."""
 
 
-def check_consistent(documents: dict[str, dict], fields: tuple[str, ...] = ("profile", "schema", "commit",
+def check_consistent(documents: dict[str, dict], fields: tuple[str, ...] = ("profile", "schema", "code_hash",
                                                                             "data_fingerprint")) -> None:
     """Raise ``MixedResultsError`` naming the odd file out unless every document shares each of ``fields`` of its
-    provenance (the first document sets the reference)."""
+    provenance (the first document sets the reference).
+
+    Code is compared by ``code_hash``, not by commit: a commit that changes no computing code (documentation, the
+    README generator) keeps every result valid. A document without a code hash predates it and is refused.
+    """
     if not documents:
         return
+    if "code_hash" in fields:
+        unhashed = [name for name, document in documents.items() if not document["provenance"].get("code_hash")]
+        if unhashed:
+            more = f" and {len(unhashed) - 3} more" if len(unhashed) > 3 else ""
+            raise MixedResultsError(
+                f"Results without a code hash ({', '.join(unhashed[:3])}{more}): they were written by an older "
+                "version that recorded only the commit, so nothing says which code computed them. Re-run "
+                "`make report` to regenerate them.")
     (first_name, first), *rest = documents.items()
     for field in fields:
         expected = first["provenance"].get(field)

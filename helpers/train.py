@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from datasets import Dataset
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import PreTrainedModel, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
@@ -20,68 +19,7 @@ from transformers.utils import logging as hf_logging
 
 from helpers import cache, distill, precision
 from helpers.config import Config, show_progress
-
-
-# ------------------------------------------------------------------------------------------- distillation spec
-@dataclass(frozen=True)
-class DistillSpec:
-    """Which losses a student trains with, and their weights. All zero but ``hard_label_weight``: the baseline.
-
-    loss = hard_label_weight · CE_ε(y, s) + kd_loss_weight · T² KL(p_t^T ‖ p_s^T)
-           + teacher_label_weight · CE(argmax t, s) + feature_weight · L_hidden
-           + attention_weight · L_attention + relation_weight · L_relation
-
-    CE_ε is cross-entropy with label smoothing ε (``label_smoothing``). p_t comes from ``soft_targets``: the frozen
-    teacher, a baseline student of the same seed (self-distillation, no BERT), or a committee of the two.
-    """
-
-    name: str = "baseline"
-    hard_label_weight: float = 1.0
-    label_smoothing: float = 0.0
-    kd_loss_weight: float = 0.0
-    temperature: float = 2.0
-    soft_targets: str = "teacher"  # "teacher", "self" (born-again) or "committee" (teacher + cross-fitted students)
-    confidence_weighted: bool = False  # weight each row's KD term by the teacher's probability of the gold label
-    teacher_label_weight: float = 0.0
-    teacher_label_mode: str = "all"  # "all" or "agree" (only rows where the teacher is right)
-    feature_weight: float = 0.0
-    attention_weight: float = 0.0
-    relation_weight: float = 0.0
-    # Also distil on rows without labels (soft targets only): the unlabelled transfer split ("transfer"), or perturbed
-    # copies of the labelled rows that the teacher labels softly ("augmented": needs no new text, so full runs it).
-    unlabelled: str = ""
-    epochs_scale: float = 1.0  # a compute control: the baseline trained for as many steps as a longer variant
-
-    @property
-    def uses_cached_logits(self) -> bool:
-        return self.kd_loss_weight > 0 or self.teacher_label_weight > 0
-
-    @property
-    def uses_online_teacher(self) -> bool:
-        """Feature and similarity losses need the teacher's internals, so the teacher runs at every step."""
-        return self.feature_weight > 0 or self.attention_weight > 0 or self.relation_weight > 0
-
-    @property
-    def uses_bert_teacher(self) -> bool:
-        """Whether the frozen BERT teacher informs this student at all (controls say no)."""
-        return self.uses_online_teacher or (self.uses_cached_logits and self.soft_targets != "self")
-
-    def settings(self) -> dict:
-        return asdict(self)
-
-    def __post_init__(self):
-        if self.unlabelled not in ("", "transfer", "augmented"):
-            raise ValueError(f"{self.name}: unlabelled must be '', 'transfer' or 'augmented', not {self.unlabelled!r}.")
-        if self.soft_targets not in ("teacher", "self", "committee"):
-            raise ValueError(f"{self.name}: soft_targets must be teacher, self or committee.")
-        if self.unlabelled and (self.kd_loss_weight <= 0 or self.confidence_weighted):
-            raise ValueError(f"{self.name}: unlabelled rows can only be learned from plain soft targets "
-                             "(kd_loss_weight > 0, confidence_weighted=False): they have no gold label.")
-        if not 0 <= self.label_smoothing < 1 or self.epochs_scale <= 0:
-            raise ValueError(f"{self.name}: label_smoothing must be in [0, 1) and epochs_scale > 0.")
-
-
-BASELINE = DistillSpec()
+from helpers.distill import BASELINE, DistillSpec
 
 
 # -------------------------------------------------------------------------------------------------- collation
@@ -116,13 +54,16 @@ def collator_for(tokenizer) -> Collator:
 
 # ---------------------------------------------------------------------------------------------------- trainer
 class DistillationTrainer(Trainer):
-    """``Trainer`` whose loss is ``DistillSpec``'s mix; logs each component next to the total loss."""
+    """``Trainer`` whose loss is ``distill.distillation_loss``; logs each of its terms next to the total loss."""
 
-    def __init__(self, *args, spec: DistillSpec = BASELINE, teacher: PreTrainedModel | None = None, **kwargs):
+    def __init__(self, *args, spec: DistillSpec = BASELINE, teacher: PreTrainedModel | None = None,
+                 teacher_max_length: int | None = None, sep_token_id: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.spec = spec
         self.teacher = teacher
+        self.teacher_max_length, self.sep_token_id = teacher_max_length, sep_token_id
         self.projections = None
+        self.layer_mapping = None
         self._component_sums: dict[str, torch.Tensor] = {}
         self._component_steps = 0
         if spec.uses_online_teacher:
@@ -158,62 +99,38 @@ class DistillationTrainer(Trainer):
         inputs = dict(inputs)
         labels = inputs.pop("labels")
         teacher_logits = inputs.pop("teacher_logits", None)
+        if not model.training:  # validation loss: plain cross-entropy for every student
+            outputs = model(**inputs)
+            loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels)
+            return (loss, outputs) if return_outputs else loss
         spec = self.spec
-        online = model.training and spec.uses_online_teacher
-        outputs = model(**inputs, output_hidden_states=online and (spec.feature_weight > 0 or spec.relation_weight > 0),
-                        output_attentions=online and spec.attention_weight > 0)
-        logits = outputs.logits.float()
-        # Rows of the unlabelled transfer split carry label -100: no cross-entropy, soft targets only. Mean over the
-        # labelled rows, and a (differentiable) zero when a batch has none.
-        labelled = (labels != -100).sum().clamp(min=1)
-        smoothing = spec.label_smoothing if model.training else 0.0
-        components = {"hard_label": F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum",
-                                                    label_smoothing=smoothing) / labelled}
-        if model.training:
-            components.update(self._distillation_components(outputs, logits, labels, teacher_logits, inputs))
-            weights = {"hard_label": spec.hard_label_weight, "soft_target": spec.kd_loss_weight,
-                       "teacher_label": spec.teacher_label_weight, "feature": spec.feature_weight,
-                       "attention": spec.attention_weight, "relation": spec.relation_weight}
-            loss = distill.combine_losses(components, {name: weights[name] for name in components})
-            for name, value in components.items():
-                # Summed on the device: float() here would make the CPU wait for the GPU at every step.
-                total = self._component_sums.get(name)
-                self._component_sums[name] = value.detach() if total is None else total + value.detach()
-            self._component_steps += 1
-        else:
-            loss = components["hard_label"]  # validation loss: plain cross-entropy for every student
+        outputs = model(**inputs, output_hidden_states=spec.feature_weight > 0 or spec.relation_weight > 0,
+                        output_attentions=spec.attention_weight > 0)
+        teacher_outputs = None
+        if spec.uses_online_teacher:
+            with torch.no_grad():
+                teacher_outputs = self.teacher(**self.teacher_window(inputs), output_hidden_states=True,
+                                               output_attentions=spec.attention_weight > 0)
+        loss, components = distill.distillation_loss(
+            spec, outputs, labels, inputs["attention_mask"], teacher_logits=teacher_logits,
+            teacher_outputs=teacher_outputs, layer_mapping=self.layer_mapping, projections=self.projections)
+        for name, value in components.items():
+            # Summed on the device: float() here would make the CPU wait for the GPU at every step.
+            total = self._component_sums.get(name)
+            self._component_sums[name] = value.detach() if total is None else total + value.detach()
+        self._component_steps += 1
         return (loss, outputs) if return_outputs else loss
 
-    def _distillation_components(self, outputs, logits, labels, teacher_logits, inputs) -> dict[str, torch.Tensor]:
-        spec, components = self.spec, {}
-        if spec.uses_cached_logits and teacher_logits is None:
-            raise ValueError(f"{spec.name}: the training rows carry no cached teacher_logits column.")
-        if spec.kd_loss_weight > 0:
-            if spec.confidence_weighted:
-                weights = distill.confidence_weights(teacher_logits, labels)
-                components["soft_target"] = distill.weighted_soft_target_loss(
-                    logits, teacher_logits, spec.temperature, weights)
-            else:
-                components["soft_target"] = distill.soft_target_loss(logits, teacher_logits, spec.temperature)
-        if spec.teacher_label_weight > 0:
-            components["teacher_label"] = distill.teacher_label_loss(
-                logits, teacher_logits, labels, mode=spec.teacher_label_mode)
-        if spec.uses_online_teacher:
-            mask = inputs["attention_mask"]
-            with torch.no_grad():
-                teacher_out = self.teacher(**inputs, output_hidden_states=True,
-                                           output_attentions=spec.attention_weight > 0)
-            if spec.feature_weight > 0:
-                components["feature"] = distill.feature_loss(outputs.hidden_states, teacher_out.hidden_states, mask,
-                                                             self.layer_mapping, self.projections)
-            if spec.attention_weight > 0:
-                components["attention"] = distill.attention_loss(outputs.attentions, teacher_out.attentions, mask,
-                                                                 self.layer_mapping)
-            if spec.relation_weight > 0:
-                components["relation"] = distill.relation_loss(
-                    distill.mean_pool(outputs.hidden_states[-1], mask),
-                    distill.mean_pool(teacher_out.hidden_states[-1], mask))
-        return components
+    def teacher_window(self, inputs: dict) -> dict:
+        """The teacher's own inputs: the first ``teacher_max_length`` tokens, ending in [SEP] as its tokenizer
+        would cut them (a teacher that reads a shorter window than the student, as in the cpu profile)."""
+        length = self.teacher_max_length
+        ids, mask = inputs["input_ids"], inputs["attention_mask"]
+        if length is None or ids.shape[1] <= length:
+            return {"input_ids": ids, "attention_mask": mask}
+        ids, cut = ids[:, :length].clone(), mask[:, length:].any(dim=1)  # rows longer than the window
+        ids[cut, length - 1] = self.sep_token_id
+        return {"input_ids": ids, "attention_mask": mask[:, :length]}
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs and self._component_steps:
@@ -277,8 +194,7 @@ class TrainOutcome:
 
 
 def training_arguments(config: Config, output_dir: str | Path, *, seed: int, epochs: float | None = None,
-                       learning_rate: float | None = None, quiet: bool | None = None,
-                       **overrides) -> TrainingArguments:
+                       quiet: bool | None = None, **overrides) -> TrainingArguments:
     """The TrainingArguments of every run; ``overrides`` replace any of them (scripts/benchmark.py measures steps
     with evaluation and checkpoints off)."""
     values = dict(
@@ -286,7 +202,7 @@ def training_arguments(config: Config, output_dir: str | Path, *, seed: int, epo
         num_train_epochs=epochs if epochs is not None else config.epochs,
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.eval_batch_size,
-        learning_rate=learning_rate if learning_rate is not None else config.learning_rate,
+        learning_rate=config.learning_rate,
         weight_decay=config.weight_decay,
         warmup_steps=config.warmup_ratio,
         lr_scheduler_type="linear",
@@ -309,12 +225,13 @@ def training_arguments(config: Config, output_dir: str | Path, *, seed: int, epo
     return TrainingArguments(**{**values, **overrides})
 
 
-def train_classifier(config: Config, model: PreTrainedModel, train_dataset: Dataset, eval_dataset: Dataset,
+def train_classifier(config: Config, model: PreTrainedModel, train_dataset: Dataset, eval_dataset: Dataset | None,
                      tokenizer, output_dir: str | Path, *, seed: int, spec: DistillSpec = BASELINE,
-                     teacher: PreTrainedModel | None = None, epochs: float | None = None,
-                     learning_rate: float | None = None, quiet: bool | None = None) -> TrainOutcome:
+                     teacher: PreTrainedModel | None = None, teacher_max_length: int | None = None,
+                     epochs: float | None = None, quiet: bool | None = None, **arguments) -> TrainOutcome:
     """Fine-tune ``model``; checkpoint each epoch into ``output_dir`` and resume from the newest complete checkpoint
-    there (an interrupted one is removed).
+    there (an interrupted one is removed). ``arguments`` override the TrainingArguments (the teacher's own recipe);
+    ``eval_dataset`` None skips the per-epoch validation (runs whose curve nobody plots).
 
     The final model is written atomically to ``output_dir/final`` with the log history beside it
     (``history.json``); the epoch checkpoints (weights and optimizer state, ~3× the model) are then deleted.
@@ -323,9 +240,12 @@ def train_classifier(config: Config, model: PreTrainedModel, train_dataset: Data
     quiet = not show_progress() if quiet is None else quiet
     if quiet:
         hf_logging.set_verbosity_error()
-    args = training_arguments(config, output_dir, seed=seed, epochs=epochs, learning_rate=learning_rate, quiet=quiet)
+    if eval_dataset is None:
+        arguments["eval_strategy"] = "no"
+    args = training_arguments(config, output_dir, seed=seed, epochs=epochs, quiet=quiet, **arguments)
     trainer = DistillationTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                                   data_collator=collator_for(tokenizer), spec=spec, teacher=teacher,
+                                  teacher_max_length=teacher_max_length, sep_token_id=tokenizer.sep_token_id,
                                   compute_metrics=classification_metrics_for_trainer)
     checkpoints = cache.complete_checkpoints(output_dir)
     resume = checkpoints[-1] if checkpoints else None

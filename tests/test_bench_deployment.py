@@ -50,14 +50,6 @@ def test_paired_difference_in_points_with_an_interval_around_it():
     assert f1["points"] == pytest.approx(expected) and f1["ci_low"] < expected < f1["ci_high"]
 
 
-def test_vectorised_macro_f1_matches_sklearn():
-    rng = np.random.default_rng(1)
-    labels, predictions = rng.integers(0, 4, (2, 300))
-    assert deployment._macro_f1(labels, predictions) == pytest.approx(f1_score(labels, predictions, average="macro"))
-    stacked = deployment._macro_f1(np.stack([labels, labels]), np.stack([predictions, labels]))
-    assert stacked.tolist() == pytest.approx([f1_score(labels, predictions, average="macro"), 1.0])
-
-
 def test_speed_table_adds_the_chosen_students_int8_row(smoke_workspace, student):
     config = smoke_workspace.config
     checkpoint = pipeline.student_checkpoint(config, pipeline.load_or_train_student(smoke_workspace))

@@ -46,13 +46,27 @@ def test_json_is_written_with_provenance_and_headline_keys(document):
     stored = json.loads(open(document["path"]).read())
     assert document["path"].endswith(f"{benchmark.hardware_slug()}.json")
     assert stored["provenance"]["profile"] == "smoke"
-    assert {"hardware", "versions", "config", "commit"} <= set(stored["provenance"])
+    assert {"hardware", "versions", "config", "code_hash", "commit"} <= set(stored["provenance"])
     for key in HEADLINE_KEYS:
         assert finite_positive(stored[key]), (key, stored[key])
     # Negative = the int8 student loses accuracy; a tiny model may gain or lose, but it is a measured number.
     assert math.isfinite(stored["int8_accuracy_delta_points"])
     assert set(stored["targets"]) == set(benchmark.TARGETS)
     assert stored["onnx"]["kept"] is False and "onnxruntime" in stored["onnx"]["decision"]
+
+
+def test_the_written_file_names_no_folder_of_this_machine(tmp_path):
+    """The file stores checkpoint folders relative to the project; the returned document keeps them loadable."""
+    from helpers.config import PROJECT_ROOT
+
+    checkpoint = str(PROJECT_ROOT / "cache" / "smoke" / "runs" / "baseline" / "final")
+    document = {"deployment": {"rows": [{"variant": "student fp32", "checkpoint": checkpoint}]},
+                "threads": np.int64(2)}
+    written = benchmark.write(document, tmp_path / "machine.json")
+    stored = json.loads((tmp_path / "machine.json").read_text())
+    assert stored["deployment"]["rows"][0]["checkpoint"] == "cache/smoke/runs/baseline/final"
+    assert stored["threads"] == 2
+    assert written["deployment"]["rows"][0]["checkpoint"] == checkpoint
 
 
 def test_ratios_are_quotients_of_their_parts(document):

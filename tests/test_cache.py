@@ -98,9 +98,9 @@ def test_data_files_that_cannot_be_read_are_named(tmp_path):
 
 
 def test_the_report_refuses_results_that_do_not_belong_together():
-    documents = {"teacher.json": {"provenance": {"profile": "cpu", "schema": 2, "commit": "abc",
+    documents = {"teacher.json": {"provenance": {"profile": "cpu", "schema": 3, "code_hash": "abc",
                                                   "data_fingerprint": "x"}},
-                 "students/baseline-seed0.json": {"provenance": {"profile": "cpu", "schema": 2, "commit": "abc",
+                 "students/baseline-seed0.json": {"provenance": {"profile": "cpu", "schema": 3, "code_hash": "abc",
                                                                   "data_fingerprint": "y"}}}
     with pytest.raises(results.MixedResultsError, match="data_fingerprint.*baseline-seed0"):
         results.check_consistent(documents)

@@ -44,7 +44,7 @@ def test_environment_overrides(monkeypatch):
     config = get_config()
     assert (config.profile, config.epochs, config.seeds, config.max_train_rows, config.batch_size) == (
         "smoke", 5, (3, 4), None, 8)
-    assert config.seed == 3 and config.validation_rows == 40 and config.data_seed == 0 and config.lm_seeds == (7,)
+    assert config.seed == config.selection_seed == 0 and config.validation_rows == 40 and config.data_seed == 0 and config.lm_seeds == (7,)
 
 
 @pytest.mark.parametrize("variable, value, message", [

@@ -106,7 +106,7 @@ def test_synthetic_rows_are_learnable_but_not_trivial():
 
 @pytest.mark.skipif(not SHARED_DATA_DIR.exists(), reason="the shared AG News copy is not beside this checkout")
 def test_the_shared_ag_news_copy_loads_complete_test_split():
-    splits = data.load_splits(get_config("offline", data_dir=str(SHARED_DATA_DIR)))
+    splits = data.load_splits(get_config("cpu", data_dir=str(SHARED_DATA_DIR)))
     assert len(splits["test"]) == 7_600
     assert np.bincount(splits["test"]["label"][:]).tolist() == [1_900] * 4
     assert splits["test"]["text"][0].startswith("Fears for T N pension after talks")

@@ -100,8 +100,9 @@ def test_two_level_bootstrap_on_known_predictions():
     assert summary["arms"]["b"]["macro_f1"]["mean"] == pytest.approx(expected_f1)
     difference = summary["difference"]["accuracy"]
     assert 0 < difference["ci_low"] < difference["mean"] < difference["ci_high"]
+    assert difference["p_value"] < 0.01
     same = lm_evaluation.seed_and_row_bootstrap(labels, {"a": noisy, "b": noisy}, resamples=100)
-    assert same["difference"]["accuracy"] == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    assert same["difference"]["accuracy"] == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_value": 1.0}
     assert "no detectable difference" in lm_student.conclusion(same, test_rows=400)
     assert "the teacher helps" in lm_student.conclusion(summary, test_rows=400)
     assert "Only 400 of the 7,600" in lm_student.conclusion(summary, test_rows=7_600)

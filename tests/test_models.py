@@ -42,7 +42,7 @@ def test_student_is_the_real_distilbert_class_with_our_labels(smoke_workspace):
 
 
 def test_missing_model_error_says_what_to_do(tmp_path):
-    with pytest.raises(OSError, match="KD_PROFILE=offline or smoke"):
+    with pytest.raises(OSError, match="KD_PROFILE=cpu or smoke"):
         models.load_classifier(str(tmp_path / "no-such-model"))
 
 

@@ -1,5 +1,7 @@
 """The README's numbers must be the results files' numbers, and its sentences must follow from them."""
 
+import json
+
 import pytest
 
 from helpers import report, report_prose, results
@@ -58,7 +60,6 @@ def test_the_headline_follows_the_chosen_student_and_its_interval(tmp_path, chos
     assert report.complete(config)
     headline = report.headline_block(config)
     assert f"`{chosen}`" in headline and words in headline and "weaker" in headline
-    assert "no labels" not in headline  # the old fixed sentence about unlabelled text is gone
 
 
 @pytest.mark.parametrize("chosen, gain, words", [("augmented", 0.02, "is better than plain fine-tuning"),
@@ -108,14 +109,45 @@ def test_the_readme_shows_one_profiles_figures():
     assert report.foreign_figure_links(report.README.read_text(), profile) == []
 
 
-def test_results_of_another_commit_are_refused_naming_the_file(tmp_path):
-    config = fake_report(tmp_path, "augmented", 0.02)
-    path = results.result_path(config, "students/augmented-seed1-abcdef12")
+def edit_provenance(config, name: str, **changes) -> None:
+    """Rewrite one stored result's provenance with ``changes`` (a key set to None is removed)."""
+    path = results.result_path(config, name)
     document = results.load_result(path)
-    document["provenance"]["commit"] = "another"
-    path.write_text(__import__("json").dumps(document))
-    with pytest.raises(results.MixedResultsError, match="augmented-seed1"):
-        report.render("<!-- generated:headline -->\nold\n<!-- /generated:headline -->", config)
+    document["provenance"].update(changes)
+    document["provenance"] = {key: value for key, value in document["provenance"].items() if value is not None}
+    path.write_text(json.dumps(document))
+
+
+HEADLINE = "<!-- generated:headline -->\nold\n<!-- /generated:headline -->"
+
+
+def test_results_of_other_code_are_refused_naming_the_file(tmp_path):
+    config = fake_report(tmp_path, "augmented", 0.02)
+    edit_provenance(config, "students/augmented-seed1-abcdef12", code_hash="another")
+    with pytest.raises(results.MixedResultsError, match="code_hash.*augmented-seed1"):
+        report.render(HEADLINE, config)
+
+
+def test_results_of_the_same_code_at_another_commit_belong_together(tmp_path):
+    """A commit that changes no computing code (documentation, the README generator) keeps every result valid."""
+    config = fake_report(tmp_path, "augmented", 0.02)
+    edit_provenance(config, "students/augmented-seed1-abcdef12", commit="0000000another")
+    assert report.complete(config, strict=True)
+    assert "No complete" not in report.render(HEADLINE, config)
+
+
+def test_results_without_a_code_hash_are_refused_saying_to_rerun_the_report(tmp_path):
+    config = fake_report(tmp_path, "augmented", 0.02)
+    edit_provenance(config, "baseline", code_hash=None)
+    with pytest.raises(results.MixedResultsError, match=r"baseline.*make report"):
+        report.render(HEADLINE, config)
+
+
+def test_the_provenance_line_shows_the_code_hash_and_the_commit(tmp_path):
+    config = fake_report(tmp_path, "augmented", 0.02)
+    edit_provenance(config, "teacher", code_hash="0123456789abcdef", commit="9eb4b85" + "0" * 33)
+    line = report.provenance_line(results.load_result(config, "teacher"))
+    assert "code `01234567` (commit `9eb4b85`)" in line
 
 
 def test_an_incomplete_profile_renders_pending_blocks(tmp_path):

@@ -15,12 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset
-from scipy.stats import bootstrap
 
-from helpers import models
+from helpers import evaluate, models
 from helpers.benchmark.common import BenchmarkSizes, inference_batches, sample
 from helpers.benchmark.inference import forward_pass, quantize_int8, speed_of
-from helpers.config import LABELS
 from helpers.train import collator_for
 
 TARGETS = {  # name -> (comparison, threshold), checked on the same run's measurements
@@ -65,41 +63,14 @@ def predict_on_cpu(model: torch.nn.Module, test: Dataset, tokenizer, batch_size:
     return predictions[np.argsort(order)]
 
 
-def _macro_f1(labels: np.ndarray, predictions: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Macro-F1 over the 4 classes along ``axis`` (vectorised for the bootstrap: (..., rows) in, (...) out)."""
-    scores = []
-    for label in range(len(LABELS)):
-        predicted, actual = predictions == label, labels == label
-        true_positive = (predicted & actual).sum(axis)
-        denominator = predicted.sum(axis) + actual.sum(axis)
-        scores.append(np.where(denominator > 0, 2 * true_positive / np.maximum(denominator, 1), 0.0))
-    return np.mean(scores, axis=0)
-
-
-def _accuracy(labels: np.ndarray, predictions: np.ndarray, axis: int = -1) -> np.ndarray:
-    return (labels == predictions).mean(axis)
-
-
-METRICS = {"accuracy": _accuracy, "macro_f1": _macro_f1}
-
-
 def paired_difference_points(labels: np.ndarray, predictions: np.ndarray, reference: np.ndarray,
                              metric: str = "accuracy", resamples: int = 2000, seed: int = 0) -> dict:
-    """metric(predictions) − metric(reference) in points, with a 95% paired bootstrap interval over test rows
-    (``scipy.stats.bootstrap``, ``paired=True``: each resample draws the same rows for both models)."""
-    score = METRICS[metric]
-    labels, predictions, reference = (np.asarray(a) for a in (labels, predictions, reference))
-
-    def difference(labels, predictions, reference, axis=-1):
-        return 100 * (score(labels, predictions, axis) - score(labels, reference, axis))
-
-    point = float(difference(labels, predictions, reference))
-    if np.array_equal(predictions, reference):  # every resample gives 0; scipy would warn of a degenerate sample
-        return {"points": point, "ci_low": 0.0, "ci_high": 0.0}
-    result = bootstrap((labels, predictions, reference), difference, paired=True, vectorized=True,
-                       n_resamples=resamples, batch=200, method="percentile", rng=np.random.default_rng(seed))
-    interval = result.confidence_interval
-    return {"points": point, "ci_low": float(interval.low), "ci_high": float(interval.high)}
+    """metric(predictions) − metric(reference) of (N,) predictions in points, with the 95% paired bootstrap interval
+    over test rows of ``evaluate.two_level_bootstrap`` (one seed: each resample draws the same rows for both)."""
+    result = evaluate.two_level_bootstrap(labels, np.asarray(predictions)[None], np.asarray(reference)[None],
+                                          metric=metric, resamples=resamples, seed=seed)
+    return {"points": 100 * result["difference"], "ci_low": 100 * result["ci_low"],
+            "ci_high": 100 * result["ci_high"]}
 
 
 # ----------------------------------------------------------------------------------------------- the rows
@@ -129,11 +100,11 @@ def deployment_rows(student_checkpoint: str | Path, test: Dataset, tokenizer, te
                "size_on_disk_mb": size_on_disk_mb(model), "linear_weights_mb": linear_weight_mb(model),
                "latency_batch1_ms": speed["batch1"]["median_ms"][name],
                "throughput_batch32_rows_per_s": speed[batch]["rows_per_second"][name],
-               "accuracy": float(_accuracy(labels, predictions[name])),
-               "macro_f1": float(_macro_f1(labels, predictions[name])),
+               "accuracy": float(np.mean(predictions[name] == labels)),
+               "macro_f1": evaluate.macro_f1(labels, predictions[name]),
                "agreement_with_student_fp32": float(np.mean(predictions[name] == predictions["student fp32"]))}
         if name == "student int8":
-            for metric in METRICS:
+            for metric in evaluate.METRICS:
                 delta = paired_difference_points(labels, predictions[name], predictions["student fp32"], metric,
                                                  seed=seed)
                 row.update({f"{metric}_delta_points": delta["points"], f"{metric}_delta_ci_low": delta["ci_low"],

@@ -166,10 +166,13 @@ def run_benchmark(config: Config, sizes: BenchmarkSizes | None = None, output_di
 
 
 def write(document: dict, path: Path) -> dict:
-    """Write ``document`` as JSON at ``path`` (atomically) and return it with its ``path``."""
+    """Write ``document`` as JSON at ``path`` (atomically) and return it with its ``path``. The file stores paths of
+    this machine relative to the project root (``results.portable``); the returned document keeps them as they are,
+    for the caller that loads a checkpoint from them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {key: value for key, value in document.items() if key != "path"}
-    results.atomic_write_text(path, json.dumps(document, indent=1, default=_json_default))
+    stored = results.portable(json.loads(json.dumps(document, default=_json_default)))
+    results.atomic_write_text(path, json.dumps(stored, indent=1))
     return {**document, "path": str(path)}
 
 
