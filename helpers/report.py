@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from helpers import results
@@ -26,65 +27,86 @@ from helpers.report_data import (  # noqa: F401  (re-exported: the tests and the
     report_profile,
     student_runs,
 )
-from helpers.report_prose import compute_seconds, figures_block, headline_block, interview_block, summary_block
+from helpers.report_prose import (
+    compute_seconds,
+    figures_block,
+    interview_block,
+    settings_block,
+    summary_block,
+)
 
 
 def headline_table(config: Config) -> pd.DataFrame:
-    """Teacher and students on the test split: accuracy and macro-F1 (mean ± std over seeds), parameters."""
+    """Teacher and every final student on the test split: accuracy and macro-F1 (mean ± std over seeds), seeds,
+    whether the BERT teacher informs it, optimizer steps against the baseline's, parameters."""
     teacher = results.load_result(config, "teacher")
-    rows = [{"model": f"teacher: {config.teacher_name}", "seeds": "—",
+    rows = [{"model": f"teacher: {config.teacher_name}", "BERT teacher": "—", "seeds": "—",
              "test accuracy (%)": mean_std([teacher["test"]["accuracy"]]),
-             "macro-F1 (%)": mean_std([teacher["test"]["macro_f1"]]),
+             "macro-F1 (%)": mean_std([teacher["test"]["macro_f1"]]), "steps": "—",
              "parameters (M)": f"{teacher['parameters'] / 1e6:.1f}"}]
-    students = [("baseline student: cross-entropy only", "baseline")]
-    if results.has_result(config, "distillation"):
-        chosen = results.load_result(config, "distillation")["chosen"]
-        students.append((f"distilled student: {chosen}", chosen))
-    for label, name in students:
+    document = results.load_result(config, "distillation")
+    baseline_steps = student_runs(config, "baseline")[0]["optimizer_steps"]
+    for name in ["baseline", *[n for n in document["runs"] if n != "baseline"]]:
         runs = student_runs(config, name)
-        if not runs:
-            continue
-        rows.append({"model": label, "seeds": len(runs),
+        rows.append({"model": f"**{name}**" if name == document["chosen"] else name,
+                     "BERT teacher": "yes" if runs[0]["bert_teacher"] else "no", "seeds": len(runs),
                      "test accuracy (%)": mean_std([r["test"]["accuracy"] for r in runs]),
                      "macro-F1 (%)": mean_std([r["test"]["macro_f1"] for r in runs]),
+                     "steps": f"{runs[0]['optimizer_steps'] / baseline_steps:.1f}×",
                      "parameters (M)": f"{runs[0]['parameters'] / 1e6:.1f}"})
     return pd.DataFrame(rows)
 
 
 def results_block(config: Config) -> str | None:
-    if not results.has_result(config, "teacher"):
+    if not complete(config):
         return None
     teacher = results.load_result(config, "teacher")
     return (f"{markdown_table(headline_table(config))}\n\n"
-            f"<sub>Test split: {teacher['test']['rows']:,} rows. Generated from `results/{config.profile}/` "
+            f"<sub>All {teacher['test']['rows']:,} test rows; mean ± standard deviation over seeds; the chosen "
+            f"strategy in bold; steps against the baseline's. Generated from `results/{config.profile}/` "
             f"({provenance_line(teacher)}) by `python -m helpers.report`.</sub>")
 
 
 def distillation_block(config: Config) -> str | None:
-    """The grid on validation (selection budget) and the final comparison over seeds on test."""
+    """The final comparison over fresh seeds on test (seed-level intervals first), then the screening grid."""
+    if not complete(config):
+        return None
+    document = results.load_result(config, "distillation")
+    headline = pd.DataFrame(document["headline"])
+    final = pd.DataFrame({
+        "comparison (test)": headline["comparison"], "seeds": headline["seeds"],
+        "Δ (points)": headline["difference_points"].map("{:+.2f}".format),
+        "95% interval, paired t over seeds": [f"[{r.ci_low_points:+.2f}, {r.ci_high_points:+.2f}]"
+                                              for r in headline.itertuples()],
+        "p": headline["p_value"].map("{:.2g}".format),
+        "two-level bootstrap [95%], p": [f"{r.bootstrap_ci_points}, {r.bootstrap_p:.2g}"
+                                         for r in headline.itertuples()],
+        # One seed gives no seed-level interval: it is not a decision, whatever the bootstrap over rows says.
+        "verdict": [v if n > 1 else "one seed: not decided" for v, n in zip(headline["verdict"], headline["seeds"],
+                                                                          strict=True)],
+    })
+    return (f"{markdown_table(final)}\n\n<sub>Each difference paired by seed, each seed on all test rows. The verdict "
+            "reads the seed-level interval; the two-level bootstrap (seeds, then rows) stands beside it; every p is "
+            f"computed under the null. {provenance_line(document)}.</sub>")
+
+
+def screening_block(config: Config) -> str | None:
+    """The screening grid on validation: one run each at the selection budget, paired with the same-seed baseline."""
     if not complete(config):
         return None
     document = results.load_result(config, "distillation")
     grid = pd.DataFrame(document["grid"])
-    shown = pd.DataFrame({
+    screen = pd.DataFrame({
         "student": grid["student"], "BERT teacher": grid["bert_teacher"].map({True: "yes", False: "no"}),
         "validation acc. (%)": (grid["validation_accuracy"] * 100).map("{:.2f}".format),
-        "Δ vs baseline (points) [95% CI]": [f"{r.gain_points:+.2f} [{r.ci_low_points:+.2f}, {r.ci_high_points:+.2f}]"
-                                             for r in grid.itertuples()],
-        "verdict": grid["verdict"], "steps vs baseline": grid["steps_vs_baseline"].map("{:.1f}×".format),
+        "Δ vs baseline (points) [95% CI over rows]": [
+            f"{r.gain_points:+.2f} [{r.ci_low_points:+.2f}, {r.ci_high_points:+.2f}]" for r in grid.itertuples()],
+        "screen": grid["screening"], "steps vs baseline": grid["steps_vs_baseline"].map("{:.1f}×".format),
     })
-    headline = pd.DataFrame(document["headline"])
-    final = pd.DataFrame({
-        "comparison (test, every seed)": headline["comparison"],
-        "Δ (points)": headline["difference_points"].map("{:+.2f}".format),
-        "95% interval (seeds × rows)": [f"[{r.ci_low_points:+.2f}, {r.ci_high_points:+.2f}]"
-                                        for r in headline.itertuples()],
-        "p": headline["p_value"].map("{:.3g}".format), "verdict": headline["verdict"],
-    })
-    return (f"{markdown_table(shown)}\n\n{markdown_table(final)}\n\n<sub>Grid: one run each (seed {config.seed}) on "
-            f"validation, paired with the baseline of the same seed. Final: {len(document['seeds'])} seeds each; the "
-            "interval is a "
-            f"two-level bootstrap (seeds, then test rows). {provenance_line(document)}.</sub>")
+    settings = document["provenance"]["config"]
+    return (f"Screening, on validation (one run each, selection seed {settings['selection_seed']}, "
+            f"{settings['selection_max_train_rows'] or 'all'} rows): it chose `{document['chosen']}`. One seed "
+            f"screens; it does not decide.\n\n{markdown_table(screen)}")
 
 
 def speed_block(config: Config) -> str | None:
@@ -114,14 +136,40 @@ def speed_block(config: Config) -> str | None:
 
 
 def decoder_block(config: Config) -> str | None:
-    """The decoder-only student with and without the teacher over seeds, and four of its fixed prompts before → after
-    (rendered by ``helpers.lm_student.decoder_markdown``)."""
+    """The decoder-only student: its loss plot, accuracy with and without the teacher (intervals over seeds and rows),
+    four fixed prompts before → after, and the behaviour change measured: how often an answer is one label word and
+    stops, and how each label's share of the answers moved."""
     if not results.has_result(config, "decoder_student"):
         return None
     from helpers import lm_student
 
     document = results.load_result(config, "decoder_student")
-    return lm_student.decoder_markdown(document)
+    figure = f"figures/{config.profile}/decoder_student_loss.png"
+    plot = f"![decoder student loss]({figure})\n\n" if (PROJECT_ROOT / figure).exists() else ""
+    return f"{plot}{lm_student.decoder_markdown(document)}\n\n{decoder_behaviour(document)}"
+
+
+def decoder_behaviour(document: dict) -> str:
+    """The shown run's place among all runs, the share of the fixed prompts answered with one label word and an end
+    of sequence before and after, and each label's share of all test answers before and after."""
+    runs = sorted(document["runs"], key=lambda run: run["accuracy"])
+    after = document["after"]
+    rank = next(i for i, run in enumerate(runs, 1) if run["arm"] == after["arm"] and run["seed"] == after["seed"])
+    verbalizers = {v.strip().lower() for v in document["verbalizers"]}
+
+    def clean(answer: dict) -> bool:
+        return answer["ended"] and answer["generation"].strip().lower() in verbalizers
+
+    examples = document["examples"]
+    share = {when: sum(clean(e[when]) for e in examples) for when in ("before", "after")}
+    predicted = {when: np.asarray(document[when]["confusion_matrix"]).sum(axis=0) for when in ("before", "after")}
+    labels = list(document["before"]["per_class"])
+    moves = ", ".join(f"{label} {predicted['before'][i] / predicted['before'].sum():.0%} → "
+                      f"{predicted['after'][i] / predicted['after'].sum():.0%}" for i, label in enumerate(labels))
+    return (f"**What changed.** The \"after\" answers come from {after['arm']}, seed {after['seed']}: run {rank} of "
+            f"{len(runs)} by test accuracy (1 = worst). Of the {len(examples)} fixed prompts, {share['before']} were "
+            f"answered with one label word and an end of sequence before fine-tuning and {share['after']} after. Each "
+            f"label's share of all {document['after']['rows']:,} scored test answers, before → after: {moves}.")
 
 
 def compute_block(config: Config) -> str | None:
@@ -156,8 +204,9 @@ def benchmark_block(config: Config) -> str | None:
 
 
 BLOCKS: dict[str, Callable[[Config], str | None]] = {
-    "summary": summary_block, "headline": headline_block, "results": results_block,
-    "distillation": distillation_block, "interview": interview_block, "figures": figures_block,
+    "summary": summary_block, "results": results_block, "settings": settings_block,
+    "distillation": distillation_block, "screening": screening_block, "interview": interview_block,
+    "figures": figures_block,
     "speed": speed_block, "decoder": decoder_block, "compute": compute_block,
     "benchmark": benchmark_block,
 }

@@ -38,7 +38,7 @@ CAPS = {"KD_MAX_TRAIN_ROWS": "96", "KD_SELECTION_MAX_TRAIN_ROWS": "48", "KD_SELE
         "KD_VALIDATION_ROWS": "48", "KD_EPOCHS": "1", "KD_SEEDS": "1,2", "KD_BATCH_SIZE": "8",
         "KD_LM_TRAIN_ROWS": "64"}
 EXPECTED = {"max_train_rows": 96, "selection_max_train_rows": 48, "selection_epochs": 1, "validation_rows": 48,
-            "epochs": 1, "seeds": (0, 1), "batch_size": 8, "lm_train_rows": 64, "lm_eval_rows": None}
+            "epochs": 1, "seeds": (1, 2), "batch_size": 8, "lm_train_rows": 64, "lm_eval_rows": None}
 CELL_TIMEOUT_S = 900
 
 
