@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from helpers import results
+from helpers import report_data, results
 from helpers.config import PROJECT_ROOT, Config, get_config
 from helpers.report_data import (  # noqa: F401  (re-exported: the tests and the notebooks read them from here)
     README,
@@ -21,7 +21,6 @@ from helpers.report_data import (  # noqa: F401  (re-exported: the tests and the
     complete,
     markdown_table,
     mean_std,
-    points,
     provenance_line,
     report_documents,
     report_profile,
@@ -146,7 +145,7 @@ def decoder_block(config: Config) -> str | None:
     document = results.load_result(config, "decoder_student")
     figure = f"figures/{config.profile}/decoder_student_loss.png"
     plot = f"![decoder student loss]({figure})\n\n" if (PROJECT_ROOT / figure).exists() else ""
-    return f"{plot}{lm_student.decoder_markdown(document)}\n\n{decoder_behaviour(document)}"
+    return f"{plot}{lm_student.decoder_markdown(document, examples=3)}\n\n{decoder_behaviour(document)}"
 
 
 def decoder_behaviour(document: dict) -> str:
@@ -166,7 +165,8 @@ def decoder_behaviour(document: dict) -> str:
     labels = list(document["before"]["per_class"])
     moves = ", ".join(f"{label} {predicted['before'][i] / predicted['before'].sum():.0%} → "
                       f"{predicted['after'][i] / predicted['after'].sum():.0%}" for i, label in enumerate(labels))
-    return (f"**What changed.** The \"after\" answers come from {after['arm']}, seed {after['seed']}: run {rank} of "
+    return (f"**What changed.** The \"after\" answers come from the run {after['arm']}, seed {after['seed']}: "
+            f"run {rank} of "
             f"{len(runs)} by test accuracy (1 = worst). Of the {len(examples)} fixed prompts, {share['before']} were "
             f"answered with one label word and an end of sequence before fine-tuning and {share['after']} after. Each "
             f"label's share of all {document['after']['rows']:,} scored test answers, before → after: {moves}.")
@@ -220,6 +220,11 @@ def foreign_figure_links(text: str, profile: str) -> list[str]:
 def render(text: str, config: Config) -> str:
     """``text`` with every generated block replaced by its content from ``config``'s results; every block says
     "pending" until the profile's report is complete, and results that do not belong together are refused."""
+    with report_data.loaded_once():
+        return _render(text, config)
+
+
+def _render(text: str, config: Config) -> str:
     ready = complete(config, strict=True)
     for name, build in BLOCKS.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(\n<!-- /generated:{name} -->)", re.DOTALL)

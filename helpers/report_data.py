@@ -3,6 +3,9 @@ few number formats every block shares."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -36,9 +39,31 @@ def report_profile(requested: str | None = None) -> str:
     return next((name for name in REPORT_PROFILES if complete(get_config(name))), "cpu")
 
 
+_LOADED: dict[str, dict[str, dict]] | None = None  # results folder -> its documents, while a render runs
+
+
+@contextlib.contextmanager
+def loaded_once() -> Iterator[None]:
+    """Within this block every ``report_documents`` of one results folder reads and checks the files once."""
+    global _LOADED
+    _LOADED = {}
+    try:
+        yield
+    finally:
+        _LOADED = None
+
+
 def report_documents(config: Config) -> dict[str, dict]:
     """Every results document the README reads, by name, after checking that they belong together (one profile,
     schema, code hash and data fingerprint; commits may differ); raises MixedResultsError naming the odd file out."""
+    if _LOADED is not None:
+        if config.results_dir not in _LOADED:
+            _LOADED[config.results_dir] = _read_documents(config)
+        return _LOADED[config.results_dir]
+    return _read_documents(config)
+
+
+def _read_documents(config: Config) -> dict[str, dict]:
     documents = {}
     for name in ("data", "teacher", "baseline", "distillation", "analysis"):
         if results.has_result(config, name):
@@ -73,12 +98,6 @@ def student_runs(config: Config, name: str) -> list[dict]:
 def mean_std(values: list[float], scale: float = 100.0) -> str:
     mean, std = evaluate.mean_std(list(np.asarray(values) * scale))
     return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {std:.2f}"
-
-
-def points(interval: dict) -> str:
-    """A difference with its interval and p-value, in points."""
-    return (f"{interval['difference'] * 100:+.2f} points (95% interval {interval['ci_low'] * 100:+.2f} to "
-            f"{interval['ci_high'] * 100:+.2f}, bootstrap p = {interval['p_value']:.3g})")
 
 
 def hardware(document: dict) -> str:

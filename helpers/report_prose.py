@@ -91,8 +91,8 @@ def summary_block(config: Config) -> str | None:
     share, versus = r["share"], r["versus_baseline"]
     lines = [
         f"**Answer.** What the teacher itself adds — `{r['chosen']}` (the strategy chosen on validation) minus its "
-        f"no-teacher twin, identical but for soft targets from a peer student of another seed that saw the same rows "
-        f"— is {interval(share)}: {share_meaning(share)}. Against plain fine-tuning at the same number of steps, "
+        f"no-teacher twin, identical but for taking its targets from a peer student of another seed that saw the same "
+        f"rows — is {interval(share)}: {share_meaning(share)}. Against plain fine-tuning at the same number of steps, "
         f"`{r['chosen']}` is {WORDS[verdict(versus)]} the baseline: {interval(versus)}.",
         "",
         f"**The regime.** {regime_sentence(r)} {quoted_regime()}",
@@ -205,23 +205,37 @@ def full_cost(config: Config) -> dict[str, dict]:
         return {}  # no measured tokens per row (notebook 01): no estimate
     tokens = documents["data"]["tokens"]["mean"]
     costs = {}
+    a100 = _a100_estimate(runs, facts, tokens, full.lm_max_length)
+    ratios = facts["gpu_speed_ratios_vs_a100"]
     for name, price in facts["gpu_hourly_usd"].items():
         if name.startswith("_"):
             continue
-        peak = next((v for k, v in facts["gpu_peak_tflops"].items() if k.split()[0] in name), None)
         model = next(word for word in name.split() if any(ch.isdigit() for ch in word))
         measured = _measured_throughput(model)
         if measured is not None:
             projection = benchmark.project_runtime(runs, measured, price["usd_per_hour"])
             costs[name] = {"hours": (projection["total_hours"],) * 2, "usd": (projection["cost"],) * 2,
                            "measured": True, "usd_per_hour": price["usd_per_hour"]}
-        elif peak is not None:
-            ranges = [benchmark.project_runtime(runs, benchmark.flops_throughput(
-                name, peak["tflops"], share, tokens, full.lm_max_length), price["usd_per_hour"])
-                for share in reversed(benchmark.ASSUMED_SHARE_OF_PEAK)]
-            costs[name] = {"hours": tuple(p["total_hours"] for p in ranges), "usd": tuple(p["cost"] for p in ranges),
-                           "measured": False, "usd_per_hour": price["usd_per_hour"], "runs": len(runs)}
+            continue
+        # Other GPUs scale the A100 estimate by measured public speed ratios, not by quoted peaks.
+        low, high = a100
+        if model in ratios:
+            ratio = ratios[model]
+            low, high = ((low * ratio["slower_low"], high * ratio["slower_high"]) if "slower_low" in ratio
+                         else (low / ratio["faster_high"], high / ratio["faster_low"]))
+        costs[name] = {"hours": (low, high), "usd": (low * price["usd_per_hour"], high * price["usd_per_hour"]),
+                       "measured": False, "usd_per_hour": price["usd_per_hour"], "runs": len(runs)}
     return costs
+
+
+def _a100_estimate(runs: list[dict], facts: dict, tokens: float, lm_max_length: int) -> tuple[float, float]:
+    """Hours of the planned runs on an A100 from their FLOPs at the assumed share of its quoted peak (a range)."""
+    from helpers import benchmark
+
+    peak = facts["gpu_peak_tflops"]["A100"]["tflops"]
+    hours = [benchmark.project_runtime(runs, benchmark.flops_throughput("A100", peak, share, tokens, lm_max_length),
+                                       None)["total_hours"] for share in reversed(benchmark.ASSUMED_SHARE_OF_PEAK)]
+    return hours[0], hours[1]
 
 
 def _measured_throughput(model: str):
@@ -257,9 +271,9 @@ def cost_sentence(config: Config) -> str:
         usd = f"${usd_low:.2f}" if cost["measured"] else f"${usd_low:.2f}–{usd_high:.2f}"
         parts.append(f"{span} on a {name} ({usd})")
     how = ("projected from the GPU benchmark's measured throughput" if all(c["measured"] for c in costs.values())
-           else "**estimated**, not measured (no GPU was lent to this project): FLOPs per row at "
-                f"{min(benchmark.ASSUMED_SHARE_OF_PEAK):.0%}–{max(benchmark.ASSUMED_SHARE_OF_PEAK):.0%} of each GPU's "
-                "quoted peak")
+           else "**estimated**, not measured (no GPU was lent to this project): the A100 from FLOPs per row at "
+                f"{min(benchmark.ASSUMED_SHARE_OF_PEAK):.0%}–{max(benchmark.ASSUMED_SHARE_OF_PEAK):.0%} of its quoted "
+                "peak, the others scaled by public speed ratios to an A100")
     return (f"This page took {_duration(hours)} of training on {hardware(document)}. A `full` run: "
             f"{', '.join(parts)}; {how}, at the hourly prices quoted in `results/external.json`.")
 
@@ -316,7 +330,7 @@ def interview_block(config: Config) -> str | None:
             f"{len(strategies)} teacher-using strategies (the four families, plus a committee with cross-fitted "
             "students and soft-labelled perturbed copies, both built for a memorised teacher) were screened once on "
             f"validation; `{r['chosen']}` was chosen. It and plain response KD then ran beside their no-teacher twins "
-            "and the baseline over fresh seeds, with label smoothing and twice the steps as controls.",
+            "and the baseline over fresh seeds; label smoothing was screened, twice the steps is the compute control.",
         "2 · Implementation":
             "One function computes every student's loss, `distill.distillation_loss`, shown term by term on a real "
             "batch in notebook 04. The frozen teacher's logits are computed once "
@@ -331,16 +345,14 @@ def interview_block(config: Config) -> str | None:
             f"length ({r['teacher_length']} tokens) was chosen on calibration rows nobody trains on "
             f"({_recipes(documents['teacher'])}). No choice read the test split.",
         "4 · Results":
-            f"`{r['chosen']}` − baseline: {interval(r['versus_baseline'])}. Its twin: "
-            f"{interval(r['share'])}, so {share_meaning(r['share'])}. "
-            + (f"Plain response KD − baseline: {interval(r['response'])}; its own share: "
+            f"The first screen gives `{r['chosen']}` against its twin and the baseline. "
+            + (f"Plain response KD − baseline: {interval(r['response'])}; against its own twin: "
                f"{interval(r['response_share'])}. " if r["response"] and r["chosen"] != "response" else "")
-            + f"The best control chosen on validation, `{r['control']}`, against `{r['chosen']}`: "
+            + f"Against the best no-teacher student picked on validation (`{r['control']}`): "
             f"{interval(r['versus_control'])}.",
         "5 · Pipeline and code quality":
             "One code path for three profiles written as differences from `full`; every artefact keyed by what "
-            f"produced it, code included, and resumable; this page comes from {len(documents)} results files of one "
-            "code version; `make test` runs unit tests, every notebook and `full` against a local stand-in hub.",
+            f"produced it, code included; this page comes from {len(documents)} results files of one code version.",
         "6 · Limits, lessons, next": _limits(r),
     }
     return "\n\n".join(f"**{question}.** {answer}" for question, answer in answers.items())
@@ -348,10 +360,12 @@ def interview_block(config: Config) -> str | None:
 
 def _plateau(r: dict) -> str:
     plateau, compute = r["plateau"], r["compute"]
-    at = "at the plateau by that test" if plateau["difference"] < 0.002 else "**not** at the plateau by that test"
-    text = (f"twice the steps gave {plateau['difference'] * 100:+.2f} points on validation (95% interval "
-            f"{plateau['ci_low'] * 100:+.2f} to {plateau['ci_high'] * 100:+.2f}, {plateau['seeds']} seeds)")
-    return text + (f" and {compute['paired_t']['difference'] * 100:+.2f} on test" if compute else "") + f", {at}"
+    gain = plateau["difference"]
+    at = ("more steps overfit: the baseline is past its plateau, not short of it" if gain < -0.002
+          else "at the plateau by that test" if gain < 0.002 else "**not** at the plateau by that test")
+    text = (f"twice the steps gave {gain * 100:+.2f} points on validation (95% interval {plateau['ci_low'] * 100:+.2f} "
+            f"to {plateau['ci_high'] * 100:+.2f}, {plateau['seeds']} seeds)")
+    return text + (f" and {compute['paired_t']['difference'] * 100:+.2f} on test" if compute else "") + f": {at}"
 
 
 def _recipes(teacher: dict) -> str:
@@ -370,36 +384,34 @@ def _recipes(teacher: dict) -> str:
 def _limits(r: dict) -> str:
     """Question 6: limitations, what we learned, calibration, the trade-off with the brief's real sizes, next."""
     documents = r["documents"]
-    parts = [f"Limits: the numbers are the stand-ins' (`{documents['teacher']['provenance']['profile']}`) on "
-             f"{_train_split(documents)}, with {r['seeds']} seeds where they decide; an interval, not a point, is the "
-             "result, and the regime is mirrored, not the brief's models."]
+    parts = [f"Limits: stand-ins on {_train_split(documents)}, {r['seeds']} seeds where they decide; the regime is "
+             "mirrored, not the brief's models."]
     analysis = documents.get("analysis")
     if analysis:
         by_model = {row["model"]: row for row in analysis["comparison"]}
         base = by_model.get("baseline")
         chosen = next((row for name, row in by_model.items() if name.startswith("distilled")), None)
         if base and chosen:
-            parts.append(f"Calibration: ECE {base['ece']:.3f} for the baseline and {chosen['ece']:.3f} for the chosen "
-                         f"student (NLL {base['nll']:.3f} and {chosen['nll']:.3f}), means over seeds.")
+            parts.append(f"Calibration: ECE {base['ece']:.3f} (baseline) and {chosen['ece']:.3f} (chosen), NLL "
+                         f"{base['nll']:.3f} and {chosen['nll']:.3f}, means over seeds.")
         deployment = analysis.get("deployment")
         if deployment:
-            parts.append(f"Size and speed: the int8 student runs "
-                         f"{deployment['int8_student_speedup_over_teacher_batch32']:.1f}× the fp32 teacher's batch-32 "
-                         f"CPU throughput at {deployment['int8_accuracy_delta_points']:+.2f} points against the fp32 "
-                         "student (notebook 05).")
+            speedup = deployment["int8_student_speedup_over_teacher_batch32"]
+            delta = deployment["int8_accuracy_delta_points"]
+            parts.append(f"Speed: the int8 student runs {speedup:.1f}× "
+                         f"the fp32 teacher's batch-32 CPU throughput at {delta:+.2f} "
+                         "points against the fp32 student (notebook 05).")
     sizes = _brief_sizes()
     if sizes:
-        parts.append(f"The brief's pair is {sizes['teacher']:.1f}M → {sizes['student']:.1f}M parameters "
-                     f"({sizes['student'] / sizes['teacher']:.0%}); the stand-ins' "
+        parts.append(f"Size: the brief's pair is {sizes['teacher']:.1f}M → {sizes['student']:.1f}M parameters "
+                     f"({sizes['student'] / sizes['teacher']:.0%}), the stand-ins' "
                      f"{documents['teacher']['parameters'] / 1e6:.1f}M → "
                      f"{student_runs_parameters(documents) / 1e6:.1f}M.")
-    learned = {"better": "a memorised, weaker teacher still added something a peer student did not",
-               "worse": "a memorised teacher's targets did worse than a peer student's",
+    learned = {"better": "the teacher's own share showed only beside a twin that trains the same",
+               "worse": "a peer student of the same rows was the better teacher",
                "no detectable difference": "beside a twin that trains the same, the teacher's own contribution "
                                            "was not detectable"}[verdict(r["share"])]
-    parts.append(f"Learned: {learned}; without the twin, a strategy's gain over the baseline would have been credited "
-                 "to the teacher. Next: the `full` run on a GPU with the same design; a teacher whose logits on each "
-                 "row come from a copy that never trained on it; temperature scaling where calibration matters.")
+    parts.append(f"Learned: {learned}. Next: `full` on a GPU with the same design; more seeds for plain response KD.")
     return " ".join(parts)
 
 

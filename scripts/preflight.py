@@ -29,7 +29,7 @@ def main() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        print("No GPU: no time or cost projected (the benchmark's CPU table measures speed instead).")
+        print(f"No GPU. {committed_duration(config)}")
         return
     throughput = benchmark.load_throughput() or benchmark.warmup_throughput(config)
     price = benchmark.price_for_device(results.external_facts()["gpu_hourly_usd"], throughput.device)
@@ -38,6 +38,18 @@ def main() -> None:
             "(results/external.json)") if price else " (no quoted price for this GPU)"
     print(f"Projected on {throughput.device} ({throughput.source}): {projection['total_hours']:.2f} h{cost}. "
           "A projection from measured rates, not a measurement; per-run overheads are not counted.")
+
+
+def committed_duration(config) -> str:
+    """How long the committed report of this profile took, from its results files (training and teacher passes)."""
+    from helpers import report_data, report_prose
+
+    if not report_data.complete(config):
+        return f"No complete committed results of profile {config.profile} to say how long a pass takes here."
+    seconds = sum(seconds for _, seconds, _ in report_prose.compute_seconds(config))
+    teacher = results.load_result(config, "teacher")
+    return (f"The committed {config.profile} report spent {seconds / 60:.0f} min training and in teacher passes on "
+            f"{report_data.hardware(teacher)} (its results files); evaluation and loading add to that.")
 
 
 if __name__ == "__main__":

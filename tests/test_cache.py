@@ -60,14 +60,22 @@ def test_another_data_folder_gets_another_teacher_and_students(tmp_path):
 
 
 def test_student_keys_change_with_rows_seed_and_settings(smoke_workspace):
-    from helpers.train import BASELINE
+    from helpers.distill import BASELINE
 
     key = pipeline.student_key(smoke_workspace, BASELINE, 0, "final")
     assert key != pipeline.student_key(smoke_workspace, BASELINE, 1, "final")
-    cheaper = pipeline.Workspace(**{**smoke_workspace.__dict__, "config": dataclasses.replace(
+    # smoke's grid trains on half the students' rows: another budget, another run.
+    assert smoke_workspace.config.selection_max_train_rows < smoke_workspace.config.max_train_rows
+    assert key != pipeline.student_key(smoke_workspace, BASELINE, 0, "selection")
+    # A selection budget equal to the final one (all the rows, the same epochs) reuses the final run...
+    same_rows = {**smoke_workspace.fingerprints, "selection_train": smoke_workspace.fingerprints["student_train"]}
+    same_budget = pipeline.Workspace(**{**smoke_workspace.__dict__, "fingerprints": same_rows})
+    assert smoke_workspace.config.selection_epochs is None
+    assert key == pipeline.student_key(same_budget, BASELINE, 0, "selection")
+    # ...and fewer epochs at selection make it another run again.
+    cheaper = pipeline.Workspace(**{**same_budget.__dict__, "config": dataclasses.replace(
         smoke_workspace.config, selection_epochs=1)})
     assert key != pipeline.student_key(cheaper, BASELINE, 0, "selection")
-    assert key == pipeline.student_key(smoke_workspace, BASELINE, 0, "selection")  # same budget: the run is reused
     changed = pipeline.Workspace(**{**smoke_workspace.__dict__,
                                     "fingerprints": {**smoke_workspace.fingerprints, "student_train": "other"}})
     assert key != pipeline.student_key(changed, BASELINE, 0, "final")

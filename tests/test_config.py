@@ -20,13 +20,51 @@ def test_full_profile_names_the_briefs_models():
     assert len(config.seeds) >= 3 and config.transfer_rows == 0
 
 
-def test_profiles_are_differences_from_full_and_frozen():
-    assert dataclasses.asdict(Config())["teacher_name"] == get_config("full").teacher_name
-    for name in PROFILES:
-        changed = config_module.PROFILE_CHANGES[name]()
-        assert set(changed) <= {f.name for f in dataclasses.fields(Config)}
+@pytest.fixture
+def no_environment(monkeypatch):
+    """No KD_* knob set: a profile is then exactly full's defaults with its listed changes."""
+    for variable in config_module.ENV_OVERRIDES:
+        monkeypatch.delenv(variable, raising=False)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_profile_is_full_with_exactly_its_listed_changes(profile, no_environment):
+    config, full = get_config(profile), Config()
+    listed = config_module.PROFILE_CHANGES[profile]()
+    assert set(listed) <= {f.name for f in dataclasses.fields(Config)}
+    for name, value in listed.items():
+        assert getattr(config, name) == value, name
+    folders = {"profile", "cache_dir", "results_dir", "figures_dir"}
+    unlisted = {f.name for f in dataclasses.fields(Config)} - set(listed) - folders
+    assert {name for name in unlisted if getattr(config, name) != getattr(full, name)} == set()
+    assert config.profile == profile and config.results_dir.endswith(f"results/{profile}")
+    # describe() stars exactly the settings that differ from full.
+    starred = {line.split()[1] for line in config.describe().splitlines() if line.startswith("*")}
+    assert starred == {name for name in listed if getattr(config, name) != getattr(full, name)} | (
+        {"profile"} if profile != "full" else set())
+
+
+def test_configs_are_frozen_and_derived_settings_follow_their_fields():
     with pytest.raises(dataclasses.FrozenInstanceError):
         get_config("smoke").epochs = 1
+    smoke = get_config("smoke")
+    assert smoke.teacher_length == smoke.teacher_max_length == 24 < smoke.max_length
+    assert get_config("full").teacher_length == get_config("full").max_length  # None: the students' length
+    assert smoke.seed == smoke.selection_seed == 0 and smoke.seed not in smoke.seeds
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"seeds": (0, 1)}, "selection_seed.*fresh seeds"),  # the grid's seed would be reused in the final comparison
+    ({"selection_seed": 2}, "selection_seed.*fresh seeds"),
+    ({"teacher_max_length": 64}, r"teacher_max_length.*between 8 and max_length \(32\)"),
+    ({"teacher_max_length": 4}, "teacher_max_length"),
+    ({"control_seeds": 0}, "control_seeds"),
+    ({"calibration_rows": -1}, "calibration_rows"),
+    ({"teacher_batch_size": 0}, "teacher_batch_size"),
+])
+def test_settings_that_break_the_design_are_refused_by_name(overrides, message, no_environment):
+    with pytest.raises(ValueError, match=message):
+        get_config("smoke", **overrides)
 
 
 def test_offline_is_an_alias_of_cpu():
@@ -44,7 +82,8 @@ def test_environment_overrides(monkeypatch):
     config = get_config()
     assert (config.profile, config.epochs, config.seeds, config.max_train_rows, config.batch_size) == (
         "smoke", 5, (3, 4), None, 8)
-    assert config.seed == config.selection_seed == 0 and config.validation_rows == 40 and config.data_seed == 0 and config.lm_seeds == (7,)
+    assert config.seed == config.selection_seed == 0 and config.validation_rows == 40
+    assert config.data_seed == 0 and config.lm_seeds == (7,)
 
 
 @pytest.mark.parametrize("variable, value, message", [
@@ -52,7 +91,7 @@ def test_environment_overrides(monkeypatch):
     ("KD_BATCH_SIZE", "0", "KD_BATCH_SIZE"), ("KD_MAX_TRAIN_ROWS", "-5", "KD_MAX_TRAIN_ROWS"),
     ("KD_MAX_TRAIN_ROWS", "3", "one row per class"), ("KD_SEEDS", "-1", r"\[0, 2\*\*32\)"),
     ("KD_SEEDS", "1,1", "repeat"), ("KD_SEEDS", ",", "at least one seed"), ("KD_DATA_DIR", "", "KD_DATA_DIR"),
-    ("KD_LM_SEEDS", "2,2", "KD_LM_SEEDS.*repeat"),
+    ("KD_LM_SEEDS", "2,2", "KD_LM_SEEDS.*repeat"), ("KD_SEEDS", "0,1", "selection_seed"),
 ])
 def test_bad_knobs_fail_at_the_door_naming_the_variable(monkeypatch, variable, value, message):
     monkeypatch.setenv(variable, value)

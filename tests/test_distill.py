@@ -1,6 +1,7 @@
 """Tests for helpers.distill: hand-computed values, invariants, and gradients reaching only the student."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -494,3 +495,163 @@ def test_every_loss_is_finite_and_float32_on_half_precision_inputs():
     }
     for name, value in values.items():
         assert value.dtype == torch.float32 and torch.isfinite(value), name
+
+
+# --- distillation_loss: the spec's weighted sum of the terms --------------------------------------
+
+
+def outputs(logits, hidden_states=None, attentions=None):
+    """A model's forward output as distillation_loss reads it (HF outputs expose the same attributes)."""
+    return SimpleNamespace(logits=logits, hidden_states=hidden_states, attentions=attentions)
+
+
+def random_states(layers, batch, seq_len, width, seed):
+    return tuple(random_logits(batch, seq_len, width, seed=seed + i) for i in range(layers))
+
+
+def test_distillation_loss_is_the_spec_weighted_sum_of_the_individual_terms():
+    batch, length, width = 4, 5, 6
+    spec = distill.DistillSpec(name="everything", hard_label_weight=0.3, label_smoothing=0.1, kd_loss_weight=0.7,
+                               temperature=3.0, teacher_label_weight=0.2, teacher_label_mode="agree",
+                               feature_weight=1.5, attention_weight=0.25, relation_weight=2.0)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 0, 0, 0]])
+    teacher_logits = random_logits(batch, 4, seed=3)
+    labels = teacher_logits.argmax(-1)
+    labels[0] = (labels[0] + 1) % 4  # the teacher is wrong on one row, which "agree" leaves out
+    student_states = random_states(3, batch, length, width, seed=20)  # embeddings + 2 layers
+    teacher_states = random_states(5, batch, length, width, seed=30)  # embeddings + 4 layers
+    student_attn = tuple(random_attention(batch, 2, length, seed=40 + i) for i in range(2))
+    teacher_attn = tuple(random_attention(batch, 2, length, seed=50 + i) for i in range(4))
+    student = outputs(random_logits(batch, 4, seed=1), student_states, student_attn)
+    teacher = outputs(random_logits(batch, 4, seed=2), teacher_states, teacher_attn)
+    mapping = layer_map(2, 4)
+
+    loss, components = distill.distillation_loss(spec, student, labels, mask, teacher_logits=teacher_logits,
+                                                 teacher_outputs=teacher, layer_mapping=mapping)
+
+    expected = {
+        "hard_label": torch.nn.functional.cross_entropy(student.logits, labels, label_smoothing=0.1),
+        "soft_target": soft_target_loss(student.logits, teacher_logits, 3.0),
+        "teacher_label": teacher_label_loss(student.logits, teacher_logits, labels, mode="agree"),
+        "feature": feature_loss(student_states, teacher_states, mask, mapping),
+        "attention": attention_loss(student_attn, teacher_attn, mask, mapping),
+        "relation": relation_loss(mean_pool(student_states[-1], mask), mean_pool(teacher_states[-1], mask)),
+    }
+    assert set(components) == set(expected)
+    for name, value in expected.items():
+        assert components[name].item() == pytest.approx(value.item(), rel=1e-5), name
+    weights = {"hard_label": 0.3, "soft_target": 0.7, "teacher_label": 0.2, "feature": 1.5, "attention": 0.25,
+               "relation": 2.0}
+    assert spec.weights() == weights
+    assert loss.item() == pytest.approx(sum(weights[n] * expected[n].item() for n in expected), rel=1e-5)
+    assert all(value.item() > 0 for value in expected.values())  # every term counts: a dropped one would show
+
+
+def test_distillation_loss_of_the_baseline_is_plain_cross_entropy():
+    logits, labels = random_logits(6, 4, seed=4).requires_grad_(), torch.tensor([0, 1, 2, 3, 0, 1])
+    loss, components = distill.distillation_loss(distill.BASELINE, outputs(logits), labels, torch.ones(6, 3))
+    assert set(components) == {"hard_label"}
+    assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item())
+    loss.backward()
+    assert logits.grad is not None
+
+
+def test_confidence_weighted_kd_weighs_each_row_by_the_teachers_gold_probability():
+    spec = distill.DistillSpec(name="confident", hard_label_weight=0.5, kd_loss_weight=0.5, temperature=2.0,
+                               confidence_weighted=True)
+    student, teacher = random_logits(4, 4, seed=5), random_logits(4, 4, seed=6)
+    labels = torch.tensor([3, 2, 1, 0])
+    _, components = distill.distillation_loss(spec, outputs(student), labels, torch.ones(4, 2), teacher_logits=teacher)
+    expected = weighted_soft_target_loss(student, teacher, 2.0, confidence_weights(teacher, labels))
+    assert components["soft_target"].item() == pytest.approx(expected.item())
+    assert components["soft_target"].item() < soft_target_loss(student, teacher, 2.0).item()  # weights are < 1
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_unlabelled_rows_add_no_cross_entropy_but_keep_their_soft_targets(smoothing):
+    spec = distill.DistillSpec(name="transfer", hard_label_weight=0.5, kd_loss_weight=0.5, label_smoothing=smoothing,
+                               unlabelled="transfer")
+    logits, teacher = random_logits(5, 4, seed=7), random_logits(5, 4, seed=8)
+    labels = torch.tensor([1, -100, 3, -100, 0])
+    labelled = labels != -100
+    _, components = distill.distillation_loss(spec, outputs(logits), labels, torch.ones(5, 2), teacher_logits=teacher)
+    expected = torch.nn.functional.cross_entropy(logits[labelled], labels[labelled], label_smoothing=smoothing)
+    assert components["hard_label"].item() == pytest.approx(expected.item(), rel=1e-6)  # a mean over labelled rows
+    changed = logits.clone()
+    changed[~labelled] = torch.tensor([50.0, -50.0, 7.0, 0.0])  # whatever an unlabelled row predicts
+    _, again = distill.distillation_loss(spec, outputs(changed), labels, torch.ones(5, 2), teacher_logits=teacher)
+    assert again["hard_label"].item() == pytest.approx(components["hard_label"].item(), rel=1e-6)
+    assert again["soft_target"].item() != pytest.approx(components["soft_target"].item())  # KD still sees them
+
+    # A batch of unlabelled rows only: no cross-entropy at all, and a finite loss that still trains the student.
+    student = random_logits(3, 4, seed=9).requires_grad_()
+    loss, only = distill.distillation_loss(spec, outputs(student), torch.full((3,), -100), torch.ones(3, 2),
+                                           teacher_logits=teacher[:3])
+    assert only["hard_label"].item() == 0.0 and torch.isfinite(loss)
+    loss.backward()
+    assert student.grad.abs().sum() > 0
+
+
+def test_a_teacher_window_shorter_than_the_students_sequence():
+    """The teacher reads the first W of the student's L tokens: features and attentions are compared on that window
+    (the student's attention renormalised over it), and nothing past it counts."""
+    batch, length, window, width = 3, 8, 5, 4
+    spec = distill.DistillSpec(name="online", feature_weight=1.0, attention_weight=1.0, relation_weight=1.0)
+    mask = torch.tensor([[1] * 8, [1] * 6 + [0] * 2, [1] * 3 + [0] * 5])
+    student_states = random_states(2, batch, length, width, seed=60)
+    teacher_states = random_states(3, batch, window, width, seed=70)
+    student_attn = (random_attention(batch, 2, length, seed=80),)
+    teacher_attn = tuple(random_attention(batch, 2, window, seed=90 + i) for i in range(2))
+    mapping = layer_map(1, 2)
+    teacher = outputs(random_logits(batch, 4, seed=11), teacher_states, teacher_attn)
+    labels = torch.tensor([0, 1, 2])
+
+    def run(states, attentions):
+        return distill.distillation_loss(spec, outputs(random_logits(batch, 4, seed=10), states, attentions), labels,
+                                         mask, teacher_outputs=teacher, layer_mapping=mapping)[1]
+
+    components = run(student_states, student_attn)
+    short_mask = mask[:, :window]
+    expected_feature = feature_loss([s[:, :window] for s in student_states], teacher_states, short_mask, mapping)
+    windowed = student_attn[0][:, :, :window, :window]
+    windowed = windowed / windowed.sum(-1, keepdim=True)
+    expected_attention = attention_loss([windowed], teacher_attn, short_mask, mapping)
+    assert components["feature"].item() == pytest.approx(expected_feature.item(), rel=1e-5)
+    assert components["attention"].item() == pytest.approx(expected_attention.item(), rel=1e-5)
+    # The relation term compares pooled features, whose widths and lengths may differ: it only has to be a number.
+    assert torch.isfinite(components["relation"]) and components["relation"].dim() == 0
+
+    # Student states past the window change no feature term.
+    far = tuple(torch.cat([s[:, :window], torch.full((batch, length - window, width), 1e3)], dim=1)
+                for s in student_states)
+    assert run(far, student_attn)["feature"].item() == pytest.approx(components["feature"].item(), rel=1e-6)
+    # Attention mass moved between keys past the window changes no attention term (the renormalised rows are equal).
+    moved = student_attn[0].clone()
+    moved[..., window:] = moved[..., window:].flip(-1)
+    assert run(student_states, (moved,))["attention"].item() == pytest.approx(components["attention"].item(),
+                                                                              rel=1e-6)
+
+
+def test_window_attention_rows_sum_to_one_and_keep_their_proportions():
+    attention = random_attention(2, 3, 7, seed=12)
+    inside = distill.window_attention(attention, 4)
+    assert inside.shape == (2, 3, 4, 4)
+    assert torch.allclose(inside.sum(-1), torch.ones(2, 3, 4))
+    ratio = inside / attention[:, :, :4, :4]  # each row scaled by one factor: 1 / (its mass inside the window)
+    assert torch.allclose(ratio, ratio[..., :1].expand_as(ratio))
+    assert torch.allclose(ratio[..., 0], 1 / attention[:, :, :4, :4].sum(-1))
+    assert distill.window_attention(attention, 7) is attention  # the whole sequence: unchanged
+
+
+def test_distillation_loss_refuses_a_spec_without_its_teachers_inputs():
+    student = outputs(random_logits(2, 4, seed=13), random_states(2, 2, 3, 4, seed=14))
+    labels, mask = torch.tensor([0, 1]), torch.ones(2, 3)
+    kd = distill.DistillSpec(name="kd", kd_loss_weight=1.0)
+    with pytest.raises(ValueError, match="kd: .*teacher_logits"):
+        distill.distillation_loss(kd, student, labels, mask)
+    labels_only = distill.DistillSpec(name="teacher-labels", teacher_label_weight=1.0)
+    with pytest.raises(ValueError, match="teacher_logits"):
+        distill.distillation_loss(labels_only, student, labels, mask)
+    feature = distill.DistillSpec(name="feature", feature_weight=1.0)
+    with pytest.raises(ValueError, match="feature: .*teacher's outputs"):
+        distill.distillation_loss(feature, student, labels, mask, layer_mapping=[(1, 1)])

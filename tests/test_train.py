@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import pipeline, plots, train
-from helpers.train import Collator, DistillSpec, train_classifier
+from helpers import distill, experiments, models, pipeline, plots, train
+from helpers.distill import DistillSpec
+from helpers.train import Collator, DistillationTrainer, collator_for, train_classifier, training_arguments
 
 
 def test_collator_pads_to_the_longest_row_and_keeps_teacher_logits():
@@ -29,18 +30,22 @@ def test_teacher_learns_the_smoke_task(smoke_workspace):
 
 
 def test_baseline_loss_falls_and_accuracy_beats_chance(smoke_workspace):
-    result = pipeline.load_or_train_student(smoke_workspace, seed=0)
+    config = smoke_workspace.config
+    seed = config.seeds[0]  # notebook 02 trains this one first, with its curve
+    result = pipeline.load_or_train_student(smoke_workspace, seed=seed, curve=True)
     train, evaluation = plots.history_frames(result["history"])
     assert train["loss"].iloc[-3:].mean() < train["loss"].iloc[:2].mean()
     assert result["test"]["accuracy"] > 0.4  # chance is 0.25
-    assert len(evaluation) == smoke_workspace.config.epochs
+    assert len(evaluation) == config.epochs and evaluation["eval_accuracy"].iloc[-1] > 0.4
     assert len(result["test_predictions"]) == len(smoke_workspace.test_labels)
-    assert result["provenance"]["profile"] == "smoke"
+    # The baseline is scored on the calibration rows (the regime's reference); nobody trained on them.
+    assert len(result["calibration_predictions"]) == config.calibration_rows
+    assert result["provenance"]["profile"] == "smoke" and result["provenance"]["seed"] == seed
     assert result["provenance"]["data_fingerprint"] == smoke_workspace.data_fingerprint
-    assert result["provenance"]["commit"] and result["provenance"]["schema"]
+    assert result["provenance"]["code_hash"] and result["provenance"]["schema"]
     # Loaded from its results file the second time, not retrained; its epoch checkpoints are gone.
-    assert pipeline.load_or_train_student(smoke_workspace, seed=0)["provenance"] == result["provenance"]
-    run_dir = pipeline.Path(pipeline.student_checkpoint(smoke_workspace.config, result)).parent
+    assert pipeline.load_or_train_student(smoke_workspace, seed=seed)["provenance"] == result["provenance"]
+    run_dir = pipeline.Path(pipeline.student_checkpoint(config, result)).parent
     assert (run_dir / "final" / "config.json").exists() and not list(run_dir.glob("checkpoint-*"))
 
 
@@ -48,6 +53,7 @@ def test_every_distillation_family_trains_and_logs_its_component(smoke_workspace
     spec = DistillSpec(name="all-families", kd_loss_weight=1.0, temperature=2.0, teacher_label_weight=0.5,
                        teacher_label_mode="agree", feature_weight=1.0, attention_weight=1.0, relation_weight=1.0)
     result = pipeline.load_or_train_student(smoke_workspace, spec, seed=0)
+    assert result["bert_teacher"]
     train, _ = plots.history_frames(result["history"])
     for component in ("hard_label", "soft_target", "teacher_label", "feature", "attention", "relation"):
         assert train[f"loss_{component}"].notna().all(), component
@@ -98,28 +104,84 @@ def test_cached_logits_of_the_wrong_length_are_refused(smoke_workspace):
 
 
 def test_unlabelled_rows_get_soft_targets_only(smoke_workspace):
-    from helpers import experiments
-    from helpers.train import DistillationTrainer
-
     spec = experiments.TRANSFER
+    seed = smoke_workspace.config.seeds[0]
     rows = pipeline.with_unlabelled_rows(smoke_workspace, pipeline.with_teacher_logits(
         smoke_workspace.tokenized["student_train"],
-        pipeline.load_or_compute_teacher_logits(smoke_workspace, "student_train")[0]), "transfer")
+        pipeline.load_or_compute_teacher_logits(smoke_workspace, "student_train")[0]), spec, seed, "final")
     labels = np.asarray(rows["labels"])
     assert (labels == -100).sum() == len(smoke_workspace.transfer) > 0
     assert not set(smoke_workspace.transfer["text"]) & set(smoke_workspace.student_train["text"])
-    # A batch of unlabelled rows only: no cross-entropy, a finite loss that still trains the student.
-    from helpers.models import load_student
-    from helpers.train import collator_for
-
-    student = load_student(smoke_workspace.config, seed=0).train()
+    # The unlabelled rows carry the teacher's logits on the transfer rows, in their order.
+    transfer_logits = pipeline.load_or_compute_teacher_logits(smoke_workspace, "transfer")[0]
+    np.testing.assert_allclose(np.asarray(rows["teacher_logits"])[labels == -100], transfer_logits, rtol=1e-6)
+    # A batch of unlabelled rows only, through a real student: no cross-entropy, a finite loss that trains it.
+    student = models.load_student(smoke_workspace.config, seed=0).train()
     batch = collator_for(smoke_workspace.tokenizer)([rows[int(i)] for i in np.flatnonzero(labels == -100)[:8]])
-    trainer = DistillationTrainer.__new__(DistillationTrainer)  # only compute_loss's state is needed
-    trainer.spec, trainer._component_sums, trainer._component_steps = spec, __import__("collections").Counter(), 0
-    loss = trainer.compute_loss(student, batch)
-    assert torch.isfinite(loss) and trainer._component_sums["hard_label"] == 0.0
+    outputs = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    loss, components = distill.distillation_loss(spec, outputs, batch["labels"], batch["attention_mask"],
+                                                 teacher_logits=batch["teacher_logits"])
+    assert components["hard_label"].item() == 0.0 and components["soft_target"].item() > 0
+    assert torch.isfinite(loss)
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+
+
+def test_the_trainer_gives_the_teacher_its_window_and_trains_student_and_projections(smoke_workspace, tmp_path):
+    """compute_loss of a real trainer, a real batch and the profile's tiny teacher and student (a wider, deeper
+    teacher: projections and a layer map), the teacher reading fewer tokens than the student."""
+    config, tokenizer = smoke_workspace.config, smoke_workspace.tokenizer
+    window = 12  # smoke's rows are 9-20 tokens: shorter than its teacher_max_length, so set one that cuts
+    spec = DistillSpec(name="online", feature_weight=1.0, attention_weight=1.0, relation_weight=1.0)
+    teacher = models.load_teacher(config, attn_implementation="eager")
+    student = models.load_student(config, seed=0, attn_implementation="eager").train()
+    arguments = training_arguments(config, tmp_path, seed=0, quiet=True, eval_strategy="no")
+    trainer = DistillationTrainer(model=student, args=arguments, spec=spec, teacher=teacher, teacher_max_length=window,
+                                  sep_token_id=tokenizer.sep_token_id)
+    assert trainer.layer_mapping == distill.layer_map(1, 2) and len(trainer.projections) == 1
+
+    rows = smoke_workspace.tokenized["student_train"]
+    lengths = np.asarray(rows["length"] if "length" in rows.column_names else [len(i) for i in rows["input_ids"]])
+    picked = [*np.flatnonzero(lengths > window)[:3], *np.flatnonzero(lengths < window)[:2],
+              *np.flatnonzero(lengths == window)[:1]]
+    batch = Collator(tokenizer.pad_token_id)([rows[int(i)] for i in picked])
+    seen = trainer.teacher_window(batch)
+    assert seen["input_ids"].shape == seen["attention_mask"].shape == (len(picked), window)
+    assert torch.equal(seen["attention_mask"], batch["attention_mask"][:, :window])
+    for row, index in enumerate(picked):
+        ids = batch["input_ids"][row, :window].tolist()
+        if lengths[index] > window:  # cut as the teacher's tokenizer would: its last token becomes [SEP]
+            ids[-1] = tokenizer.sep_token_id
+        assert seen["input_ids"][row].tolist() == ids, (row, lengths[index])
+    assert batch["input_ids"][0, window - 1] != tokenizer.sep_token_id  # the batch itself is left as it was
+    short = Collator(tokenizer.pad_token_id)([rows[int(i)] for i in picked[3:5]])
+    assert trainer.teacher_window(short)["input_ids"] is short["input_ids"]  # nothing to cut
+
+    torch.manual_seed(0)
+    loss = trainer.compute_loss(student, batch)
+    assert set(trainer._component_sums) == {"hard_label", "feature", "attention", "relation"}
+    assert torch.isfinite(loss) and all(v.item() > 0 for v in trainer._component_sums.values())
+    # The same loss as distillation_loss on the teacher's outputs over the window (same dropout draws).
+    torch.manual_seed(0)
+    student_outputs = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                              output_hidden_states=True, output_attentions=True)
+    with torch.no_grad():
+        teacher_outputs = teacher(**seen, output_hidden_states=True, output_attentions=True)
+    expected, _ = distill.distillation_loss(spec, student_outputs, batch["labels"], batch["attention_mask"],
+                                            teacher_outputs=teacher_outputs, layer_mapping=trainer.layer_mapping,
+                                            projections=trainer.projections)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.projections.parameters())
+    assert all(p.grad is None for p in teacher.parameters())
+    # Outside training (validation) the loss is plain cross-entropy, whatever the spec.
+    student.eval()
+    with torch.no_grad():
+        validation = trainer.compute_loss(student, batch)
+        plain = torch.nn.functional.cross_entropy(
+            student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits, batch["labels"])
+    assert validation.item() == pytest.approx(plain.item(), rel=1e-6)
 
 
 def test_transfer_needs_plain_soft_targets():
@@ -129,16 +191,25 @@ def test_transfer_needs_plain_soft_targets():
         DistillSpec(name="bad", kd_loss_weight=1.0, unlabelled="elsewhere")
 
 
-def test_every_strategy_and_control_trains_at_the_selection_budget(smoke_workspace):
-    from helpers import experiments
-
+def test_the_grid_trains_every_strategy_at_the_selection_budget_and_reads_no_test(smoke_workspace):
+    config = smoke_workspace.config
     grid = experiments.run_grid(smoke_workspace)
-    assert set(grid) >= {"baseline", *experiments.STRATEGIES, *experiments.CONTROLS}
+    smoothing = {f"label-smoothing-{e:g}" for e in experiments.LABEL_SMOOTHING}
+    assert set(grid) == {"baseline", *experiments.STRATEGIES, *smoothing, experiments.TRANSFER.name}
+    assert all(run["seed"] == config.selection_seed and run["budget"] == "selection" for run in grid.values())
+    assert not any("test" in run or "test_predictions" in run for run in grid.values())  # the grid never reads test
     table = experiments.grid_table(grid, np.asarray(smoke_workspace.splits["validation"]["label"]))
     rows = len(smoke_workspace.raw("selection_train"))
+    assert rows < len(smoke_workspace.student_train)
     assert grid["augmented"]["train_rows"] == 2 * rows and grid["baseline"]["train_rows"] == rows
-    assert table.loc["matched-compute", "steps_vs_baseline"] == pytest.approx(experiments.LONGEST_STEPS_RATIO, 0.05)
-    assert not table.loc["self-distillation", "bert_teacher"] and table.loc["committee", "bert_teacher"]
-    assert np.median([run["test"]["accuracy"] for run in grid.values()]) > 0.4  # chance is 0.25
+    # Half the epochs over twice the rows: the baseline's steps.
+    assert table.loc["augmented", "steps_vs_baseline"] == pytest.approx(1.0, abs=0.1)
+    assert table.loc["feature", "teacher_every_step"] and not table.loc["response", "teacher_every_step"]
+    assert table.loc["committee", "bert_teacher"] and not table.loc[sorted(smoothing)[0], "bert_teacher"]
+    assert table.loc["baseline", "screening"] == "reference"
+    assert table.loc["baseline", "gain_points"] == 0.0
+    assert np.median(table["validation_accuracy"]) > 0.4  # chance is 0.25
     choice = experiments.choose(table)
-    assert choice["chosen"] in experiments.STRATEGIES and choice["label_smoothing"].startswith("label-smoothing")
+    assert choice["chosen"] in experiments.STRATEGIES and choice["label_smoothing"] in smoothing
+    assert table.loc[choice["chosen"], "validation_accuracy"] == table.loc[
+        table["bert_teacher"], "validation_accuracy"].max()
