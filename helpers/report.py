@@ -41,7 +41,7 @@ def headline_table(config: Config) -> pd.DataFrame:
     teacher = results.load_result(config, "teacher")
     rows = [{"model": f"teacher: {config.teacher_name}", "BERT teacher": "—", "seeds": "—",
              "test accuracy (%)": mean_std([teacher["test"]["accuracy"]]),
-             "macro-F1 (%)": mean_std([teacher["test"]["macro_f1"]]), "steps": "—",
+             "steps": "—",
              "parameters (M)": f"{teacher['parameters'] / 1e6:.1f}"}]
     document = results.load_result(config, "distillation")
     baseline_steps = student_runs(config, "baseline")[0]["optimizer_steps"]
@@ -50,7 +50,6 @@ def headline_table(config: Config) -> pd.DataFrame:
         rows.append({"model": f"**{name}**" if name == document["chosen"] else name,
                      "BERT teacher": "yes" if runs[0]["bert_teacher"] else "no", "seeds": len(runs),
                      "test accuracy (%)": mean_std([r["test"]["accuracy"] for r in runs]),
-                     "macro-F1 (%)": mean_std([r["test"]["macro_f1"] for r in runs]),
                      "steps": f"{runs[0]['optimizer_steps'] / baseline_steps:.1f}×",
                      "parameters (M)": f"{runs[0]['parameters'] / 1e6:.1f}"})
     return pd.DataFrame(rows)

@@ -90,10 +90,9 @@ def summary_block(config: Config) -> str | None:
     r = regime(config)
     share, versus = r["share"], r["versus_baseline"]
     lines = [
-        f"**Answer.** What the teacher itself adds — `{r['chosen']}` (the strategy chosen on validation) minus its "
-        f"no-teacher twin, identical but for taking its targets from a peer student of another seed that saw the same "
-        f"rows — is {interval(share)}: {share_meaning(share)}. Against plain fine-tuning at the same number of steps, "
-        f"`{r['chosen']}` is {WORDS[verdict(versus)]} the baseline: {interval(versus)}.",
+        f"**Answer.** What the teacher itself adds — `{r['chosen']}` (chosen on validation) minus its twin — is "
+        f"{interval(share)}: {share_meaning(share)}. Against plain fine-tuning at the same steps, `{r['chosen']}` is "
+        f"{WORDS[verdict(versus)]} the baseline: {interval(versus)}.",
         "",
         f"**The regime.** {regime_sentence(r)} {quoted_regime()}",
         "",
@@ -113,10 +112,9 @@ def regime_sentence(r: dict) -> str:
     targets = ("its soft targets there are nearly the gold label's one-hot" if memorised else
                f"short of memorised by this report's own bar ({experiments.MEMORISED['accuracy']:.0%} and "
                f"{experiments.MEMORISED['top_probability']})")
-    return (f"On the rows the students learn from, the teacher scores {seen['accuracy'] * 100:.2f}% with a mean top "
-            f"probability of {seen['mean_top_probability']:.3f}: {targets}. On test it scores "
-            f"{r['teacher'] * 100:.2f}%, {relation} the plain student ({r['baseline'] * 100:.2f}%, mean of "
-            f"{r['seeds']} seeds).")
+    return (f"On the students' rows the teacher scores {seen['accuracy'] * 100:.2f}%, mean top probability "
+            f"{seen['mean_top_probability']:.3f}: {targets}. On test: {r['teacher'] * 100:.2f}%, {relation} the plain "
+            f"student ({r['baseline'] * 100:.2f}%, {r['seeds']} seeds).")
 
 
 def quoted_regime() -> str:
@@ -124,10 +122,9 @@ def quoted_regime() -> str:
     facts = results.external_facts()
     card, public, distilbert = (facts["teacher_training"], facts["teacher_public_test_accuracy"],
                                 facts["distilbert_public_test_accuracy"])
-    return (f"The brief's teacher is in the same position (quoted, not measured here): its card trains it "
-            f"{card['epochs']} epochs over the train split, and a public run measured {public['accuracy'] * 100:.1f}% "
-            f"on test, below public DistilBERT fine-tunes ({distilbert['low'] * 100:.1f}–"
-            f"{distilbert['high'] * 100:.1f}%).")
+    return (f"The brief's teacher (quoted, not measured here): {card['epochs']} epochs over the train split, "
+            f"{public['accuracy'] * 100:.1f}% on test in a public run, below public DistilBERT fine-tunes "
+            f"({distilbert['low'] * 100:.1f}–{distilbert['high'] * 100:.1f}%).")
 
 
 def models_caveat(config: Config) -> str:
@@ -138,10 +135,9 @@ def models_caveat(config: Config) -> str:
         return (f"These are the brief's models (`{settings['teacher_name']}` → `{settings['student_name']}`) on AG "
                 "News' train split.")
     return (f"Stand-ins, **not the brief's models**: teacher {settings['teacher_name']} (reading "
-            f"{documents['teacher']['recipe']['max_length']} tokens), student {settings['student_name']}, trained on "
-            f"{settings['max_train_rows']:,} rows of {_train_split(documents)} and tested on all "
-            f"{documents['teacher']['test']['rows']:,} test rows. The brief's BERT → DistilBERT pair (`full`, same "
-            "code) has not been run for this page.")
+            f"{documents['teacher']['recipe']['max_length']} tokens), student {settings['student_name']}, "
+            f"{settings['max_train_rows']:,} training rows of {_train_split(documents)}, all "
+            f"{documents['teacher']['test']['rows']:,} test rows. `full` (same code) has not been run.")
 
 
 def _train_split(documents: dict) -> str:
@@ -271,11 +267,11 @@ def cost_sentence(config: Config) -> str:
         usd = f"${usd_low:.2f}" if cost["measured"] else f"${usd_low:.2f}–{usd_high:.2f}"
         parts.append(f"{span} on a {name} ({usd})")
     how = ("projected from the GPU benchmark's measured throughput" if all(c["measured"] for c in costs.values())
-           else "**estimated**, not measured (no GPU was lent to this project): the A100 from FLOPs per row at "
-                f"{min(benchmark.ASSUMED_SHARE_OF_PEAK):.0%}–{max(benchmark.ASSUMED_SHARE_OF_PEAK):.0%} of its quoted "
-                "peak, the others scaled by public speed ratios to an A100")
+           else "**estimated**, not measured: A100 FLOPs at "
+                f"{min(benchmark.ASSUMED_SHARE_OF_PEAK):.0%}–{max(benchmark.ASSUMED_SHARE_OF_PEAK):.0%} of peak, the "
+                "others scaled by public speed ratios")
     return (f"This page took {_duration(hours)} of training on {hardware(document)}. A `full` run: "
-            f"{', '.join(parts)}; {how}, at the hourly prices quoted in `results/external.json`.")
+            f"{', '.join(parts)}; {how}; prices quoted in `results/external.json`.")
 
 
 # --------------------------------------------------------------------------------------------------- settings
@@ -332,11 +328,9 @@ def interview_block(config: Config) -> str | None:
             f"validation; `{r['chosen']}` was chosen. It and plain response KD then ran beside their no-teacher twins "
             "and the baseline over fresh seeds; label smoothing was screened, twice the steps is the compute control.",
         "2 · Implementation":
-            "One function computes every student's loss, `distill.distillation_loss`, shown term by term on a real "
-            "batch in notebook 04. The frozen teacher's logits are computed once "
-            f"({sum(p['rows'] for p in passes):,} rows in {_teacher_pass_seconds(documents['teacher']):.0f} s) and "
-            "cached, so a response-KD step costs a baseline step; feature and attention terms run the teacher online "
-            "on its own input window; every term is fp32.",
+            "One function, `distill.distillation_loss`, computes every student's loss (notebook 04 shows it on a real "
+            f"batch). The teacher's logits are cached once ({sum(p['rows'] for p in passes):,} rows, "
+            f"{_teacher_pass_seconds(documents['teacher']):.0f} s); feature and attention terms run it online.",
         "3 · Model tuning":
             f"Screening on validation (one seed, so it ranks, it does not decide) ran from "
             f"{worst['validation_accuracy'] * 100:.2f}% (`{worst['student']}`) to "
@@ -351,8 +345,8 @@ def interview_block(config: Config) -> str | None:
             + f"Against the best no-teacher student picked on validation (`{r['control']}`): "
             f"{interval(r['versus_control'])}.",
         "5 · Pipeline and code quality":
-            "One code path for three profiles written as differences from `full`; every artefact keyed by what "
-            f"produced it, code included; this page comes from {len(documents)} results files of one code version.",
+            f"One code path, three profiles; every artefact keyed by what produced it, code included; "
+            f"{len(documents)} results files of one code version.",
         "6 · Limits, lessons, next": _limits(r),
     }
     return "\n\n".join(f"**{question}.** {answer}" for question, answer in answers.items())
