@@ -527,7 +527,8 @@ def distillation_loss(
             components["attention"] = attention_loss(student_attentions, teacher_outputs.attentions, mask,
                                                      layer_mapping)
         if spec.relation_weight > 0:
-            components["relation"] = relation_loss(mean_pool(student_outputs.hidden_states[-1], attention_mask),
+            # Both sides pooled over the same window of tokens: the relations compare like with like.
+            components["relation"] = relation_loss(mean_pool(student_outputs.hidden_states[-1][:, :window], mask),
                                                    mean_pool(teacher_outputs.hidden_states[-1], mask))
     weights = spec.weights()
     return combine_losses(components, {name: weights[name] for name in components}), components

@@ -41,7 +41,7 @@ def tokenizer_path(config: Config) -> str:
     """Hub id or local folder of the profile's tokenizer (built on first use for smoke)."""
     if config.teacher_source == "hub":
         return config.tokenizer_name
-    if config.profile == "cpu":
+    if config.local_base == "minilm":
         return minilm_path()
     folder = Path(config.cache_dir) / "tokenizer"
     if not (folder / "tokenizer_config.json").exists():
@@ -58,7 +58,7 @@ def load_tokenizer(config: Config):
 # ---------------------------------------------------------------------------------------------- teacher
 def base_teacher_path(config: Config) -> str:
     """Where a locally fine-tuned teacher starts from: MiniLM (cpu) or a tiny random BERT (smoke)."""
-    if config.profile == "cpu":
+    if config.local_base == "minilm":
         return minilm_path()
     folder = Path(config.cache_dir) / "teacher-init"
     if not cache.complete_model_folder(folder):
@@ -162,7 +162,7 @@ def student_init_path(config: Config) -> str:
     folder = Path(config.cache_dir) / "student-init"
     if not cache.complete_model_folder(folder):
         torch.manual_seed(config.data_seed)
-        if config.profile == "cpu":
+        if config.local_base == "minilm":
             minilm = BertForSequenceClassification.from_pretrained(minilm_path(), num_labels=4)
             step = minilm.config.num_hidden_layers // config.student_layers
             student = _distilbert_from_bert(minilm, list(range(0, minilm.config.num_hidden_layers, step)))

@@ -131,7 +131,7 @@ def test_final_specs_run_the_chosen_strategy_and_its_twin_on_every_seed():
     final = experiments.final_specs({"chosen": "augmented", "label_smoothing": "label-smoothing-0.1"})
     seeds = {name: which for name, (_, which) in final.items()}
     assert seeds == {"baseline": "all", "augmented": "all", "augmented-without-teacher": "all",
-                     "response": "control", "response-without-teacher": "control", "matched-compute": "control"}
+                     "response": "all", "response-without-teacher": "all", "matched-compute": "control"}
     assert final["augmented-without-teacher"][0] == experiments.twin(experiments.STRATEGIES["augmented"][0])
     assert final["baseline"][0] == BASELINE
     # Response chosen: it and its twin once, on every seed.
@@ -204,7 +204,7 @@ def recipe(length, seen_accuracy, seen_top, unseen_accuracy):
             "unseen_accuracy": unseen_accuracy}
 
 
-def test_teacher_rule_takes_the_longest_memorised_and_slightly_weaker_teacher():
+def test_teacher_rule_takes_the_memorised_teacher_nearest_the_middle_of_the_window():
     baseline = 0.880
     weaker = baseline - (experiments.WEAKER_BY[0] + experiments.WEAKER_BY[1]) / 2
     memorised = (0.995, 0.97)
@@ -218,6 +218,10 @@ def test_teacher_rule_takes_the_longest_memorised_and_slightly_weaker_teacher():
     assert experiments.teacher_rule([r for r in recipes if r["max_length"] != 32], baseline) == 24
     assert experiments.teacher_rule([recipes[0], recipes[1], recipes[5]], baseline) is None
     assert experiments.teacher_rule([], baseline) is None
+    # At the window's edge (0.45 points below) vs near its middle: the middle wins, though the input is shorter.
+    edge, middle = recipe(32, *memorised, baseline - 0.0045), recipe(24, *memorised, weaker - 0.001)
+    assert experiments.teacher_rule([edge, middle], baseline) == 24
+    assert experiments.teacher_rule([edge], baseline) == 32
 
 
 def test_memorisation_table_reports_accuracy_and_confidence_per_split():
@@ -256,9 +260,9 @@ def test_the_plan_counts_every_run_a_full_report_makes():
     grid = [name for name in names if name.startswith("grid ")]
     assert len(grid) == 1 + len(experiments.STRATEGIES) + len(experiments.LABEL_SMOOTHING)
     assert "grid matched-compute" not in grid  # the compute control runs in the final comparison only
-    # Final: baseline, augmented (priced as chosen) and its twin on 5 seeds; response, its twin, matched compute on 3.
+    # Final: baseline, augmented (priced as chosen), response and their twins on 5 seeds; matched compute on 3.
     final = [name for name in names if name.startswith("final ")]
-    assert len(final) == 3 * 5 + 3 * 3
+    assert len(final) == 5 * 5 + 1 * 3
     by_name = {run["name"]: run for run in plan}
     assert by_name["grid baseline"]["train_rows"] == 20_000 and by_name["grid baseline"]["epochs"] == 1
     assert by_name["final augmented seed 1"]["train_rows"] == 228_000

@@ -49,7 +49,7 @@ class BenchmarkSizes:
 def sizes_for(config: Config, quick: bool = False) -> BenchmarkSizes:
     """Sizes per profile: minutes on 2 CPU cores (cpu), seconds with --quick or the smoke profile."""
     batch = config.batch_size
-    if config.profile == "smoke":
+    if config.data_source == "synthetic":  # the smoke profile's tiny models: the code is checked, not timed
         return BenchmarkSizes(train_rows=2 * batch, naive_rows=batch, repeats=2, warmup_steps=1, logits_rows=64,
                               inference_rows=64, latency_rows=4, memory_steps=1, full_size_inference=False,
                               gpu_train_rows=2 * batch)
@@ -62,7 +62,7 @@ def sizes_for(config: Config, quick: bool = False) -> BenchmarkSizes:
     # deployment variants predict on the host's CPU: 2,000 test rows keep that to minutes.
     return BenchmarkSizes(train_rows=24 * batch, naive_rows=4 * batch, repeats=3, warmup_steps=2, logits_rows=768,
                           inference_rows=96, latency_rows=16, memory_steps=2, full_size_inference=True,
-                          gpu_train_rows=200 * batch, accuracy_rows=2_000 if config.profile == "full" else None)
+                          gpu_train_rows=200 * batch, accuracy_rows=2_000 if config.teacher_source == "hub" else None)
 
 
 # ------------------------------------------------------------------------------------------------------ models
@@ -73,11 +73,11 @@ def full_size_architectures() -> tuple[PretrainedConfig, PretrainedConfig]:
 
 def profile_architectures(config: Config) -> tuple[PretrainedConfig, PretrainedConfig]:
     """(teacher, student) configs of the profile's models, read without downloading or training anything."""
-    if config.profile == "full":
+    if config.teacher_source == "hub":  # the brief's models
         return full_size_architectures()
     teacher = AutoConfig.from_pretrained(models.base_teacher_path(config))  # the fine-tuned teacher's architecture
     student_folder = Path(config.cache_dir) / "student-init"
-    if config.profile == "cpu" and not (student_folder / "config.json").exists():
+    if config.local_base == "minilm" and not (student_folder / "config.json").exists():
         # models.student_init_path would build it from MiniLM (and write the cache); its architecture is this.
         student = DistilBertConfig(vocab_size=teacher.vocab_size,
                                    max_position_embeddings=teacher.max_position_embeddings, dim=teacher.hidden_size,
@@ -173,6 +173,6 @@ def available_cores() -> int:
 
 def default_output_dir(config: Config) -> Path:
     # Smoke-profile numbers only check the code: they go with the other (git-ignored) smoke results.
-    if config.profile == "smoke":
+    if config.data_source == "synthetic":
         return Path(config.results_dir) / "benchmark"
     return PROJECT_ROOT / "results" / "benchmark"
