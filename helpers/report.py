@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from helpers import report_data, results
 from helpers.config import PROJECT_ROOT, Config, get_config
-from helpers.report_data import (  # noqa: F401  (re-exported: the tests and the notebooks read them from here)
+from helpers.report_data import (
     README,
     REPORT_PROFILES,
     complete,
     markdown_table,
     mean_std,
     provenance_line,
-    report_documents,
     report_profile,
     student_runs,
 )
@@ -30,6 +30,7 @@ from helpers.report_prose import (
     compute_seconds,
     figures_block,
     interview_block,
+    more_figures_block,
     settings_block,
     summary_block,
 )
@@ -83,9 +84,10 @@ def distillation_block(config: Config) -> str | None:
         "verdict": [v if n > 1 else "one seed: not decided" for v, n in zip(headline["verdict"], headline["seeds"],
                                                                           strict=True)],
     })
+    # The provenance is the results table's, just above (one pass, checked by check_consistent).
     return (f"{markdown_table(final)}\n\n<sub>Each difference paired by seed, each seed on all test rows. The verdict "
             "reads the seed-level interval; the two-level bootstrap (seeds, then rows) stands beside it; every p is "
-            f"computed under the null. {provenance_line(document)}.</sub>")
+            "computed under the null.</sub>")
 
 
 def screening_block(config: Config) -> str | None:
@@ -193,6 +195,9 @@ def benchmark_block(config: Config) -> str | None:
     for path in files:
         document = results.load_result(path)
         table = benchmark.summary_table(document)
+        # One number per fact: the int8 student on trained checkpoints is the report's own measurement (notebook 05,
+        # question 6); the benchmark's rows of it are in its file.
+        table = table[~table.iloc[:, 0].astype(str).str.startswith("trained checkpoints")]
         for column in ("ours / student", "reference / teacher", "ratio"):
             table[column] = table[column].map(lambda v: f"{v:,.3g}" if isinstance(v, int | float) else v)
         load = document.get("load_average_1min", {})
@@ -205,7 +210,7 @@ def benchmark_block(config: Config) -> str | None:
 BLOCKS: dict[str, Callable[[Config], str | None]] = {
     "summary": summary_block, "results": results_block, "settings": settings_block,
     "distillation": distillation_block, "screening": screening_block, "interview": interview_block,
-    "figures": figures_block,
+    "figures": figures_block, "more_figures": more_figures_block,
     "speed": speed_block, "decoder": decoder_block, "compute": compute_block,
     "benchmark": benchmark_block,
 }
@@ -237,12 +242,49 @@ def _render(text: str, config: Config) -> str:
     return text
 
 
+# ------------------------------------------------------------------------------------------ the repository URL
+REPOSITORY_LINKS = (  # (pattern, replacement) with {url} and {path}: every place a notebook or the README names it
+    (r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/main/",
+     "https://colab.research.google.com/github/{path}/blob/main/"),
+    (r'repository = "https://github\.com/[\w.-]+/[\w.-]+"', 'repository = "{url}"'),
+    (r"`https://github\.com/[\w.-]+/[\w.-]+`", "`{url}`"),
+)
+
+
+def repository_url() -> str:
+    """The repository's address, from pyproject.toml's [project.urls] (the one place it is set)."""
+    import tomllib
+
+    return tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+
+
+def with_repository_links(text: str, url: str) -> str:
+    """``text`` with every Colab badge, Colab clone line and quoted repository address pointing at ``url``."""
+    path = url.removeprefix("https://github.com/")
+    for pattern, replacement in REPOSITORY_LINKS:
+        text = re.sub(pattern, replacement.format(url=url, path=path), text)
+    return text
+
+
+def sync_repository_links() -> list[Path]:
+    """Rewrite the notebooks and the README to name pyproject.toml's repository; returns the files changed."""
+    url, changed = repository_url(), []
+    for path in [README, *sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))]:
+        text = path.read_text()
+        if (new := with_repository_links(text, url)) != text:
+            path.write_text(new)
+            changed.append(path)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description="Regenerate the README's numbers from one profile's results.")
     parser.add_argument("--profile", choices=REPORT_PROFILES, help="default: the first complete of full, cpu")
     config = get_config(report_profile(parser.parse_args(argv).profile))
+    for path in sync_repository_links():
+        print(f"{path.relative_to(PROJECT_ROOT)}: repository links now name {repository_url()}")
     README.write_text(render(README.read_text(), config))
     print(f"README.md regenerated from results/{config.profile}/")
 

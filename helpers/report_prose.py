@@ -265,13 +265,13 @@ def cost_sentence(config: Config) -> str:
         (low, high), (usd_low, usd_high) = cost["hours"], cost["usd"]
         span = _duration(low) if cost["measured"] else f"{_duration(low)}–{_duration(high)}"
         usd = f"${usd_low:.2f}" if cost["measured"] else f"${usd_low:.2f}–{usd_high:.2f}"
-        parts.append(f"{span} on a {name} ({usd})")
+        parts.append(f"{name} {span} ({usd})")
     how = ("projected from the GPU benchmark's measured throughput" if all(c["measured"] for c in costs.values())
            else "**estimated**, not measured: A100 FLOPs at "
                 f"{min(benchmark.ASSUMED_SHARE_OF_PEAK):.0%}–{max(benchmark.ASSUMED_SHARE_OF_PEAK):.0%} of peak, the "
-                "others scaled by public speed ratios")
-    return (f"This page took {_duration(hours)} of training on {hardware(document)}. A `full` run: "
-            f"{', '.join(parts)}; {how}; prices quoted in `results/external.json`.")
+                "others by public speed ratios")
+    return (f"This page took {_duration(hours)} of training on {hardware(document)}. A `full` run ({how}; prices in "
+            f"`results/external.json`): {', '.join(parts)}.")
 
 
 # --------------------------------------------------------------------------------------------------- settings
@@ -372,7 +372,12 @@ def _recipes(teacher: dict) -> str:
                 else f"{-t['below_baseline_points']:.2f} points above") + " the baseline"
              for t in tried]
     rule = teacher.get("rule_takes")
-    return "; ".join(parts) + (f"; the rule takes {rule}" if rule else "; no recipe met both targets")
+    low, high = (bound * 100 for bound in experiments.WEAKER_BY)
+    if not rule:
+        return "; ".join(parts) + "; no recipe met both targets"
+    how = (f"the rule takes the one nearest the middle of the {low:.1f}–{high:.1f}-point window: {rule}"
+           if len(tried) > 1 else f"the rule takes {rule}")
+    return "; ".join(parts) + f"; {how}"
 
 
 def _limits(r: dict) -> str:
@@ -405,7 +410,14 @@ def _limits(r: dict) -> str:
                "worse": "a peer student of the same rows was the better teacher",
                "no detectable difference": "beside a twin that trains the same, the teacher's own contribution "
                                            "was not detectable"}[verdict(r["share"])]
-    parts.append(f"Learned: {learned}. Next: `full` on a GPU with the same design; more seeds for plain response KD.")
+    nexts = ["`full` on a GPU with the same design"]
+    compute = r["compute"]
+    if compute and verdict(compute) == "worse":
+        nexts.append("a student recipe where twice the steps neither help nor hurt, so that the compute control is "
+                     "neutral")
+    if verdict(r["share"]) != "better":
+        nexts.append("more seeds for the teacher's own share")
+    parts.append(f"Learned: {learned}. Next: {'; '.join(nexts)}.")
     return " ".join(parts)
 
 
@@ -425,14 +437,20 @@ def _brief_sizes() -> dict | None:
 
 
 # ----------------------------------------------------------------------------------------------------- figures
-def figures_block(config: Config) -> str | None:
-    """The profile's key figures inline and the rest as links, all from the profile's own folder."""
+def figures_block(config: Config, more: bool = False) -> str | None:
+    """The profile's key figures inline (``more``: the others, as a list of links), from the profile's own folder."""
     folder = Path(config.figures_dir)
     present = [name for name in FIGURES if (folder / f"{name}.png").exists()]
     if not complete(config) or not present:
         return None
     resolved = folder.resolve()
     relative = (resolved.relative_to(PROJECT_ROOT) if resolved.is_relative_to(PROJECT_ROOT) else folder).as_posix()
-    shown = [f"**{FIGURES[name]}**\n\n![{name}]({relative}/{name}.png)" for name in SHOWN if name in present]
-    linked = [f"[{name.replace('_', ' ')}]({relative}/{name}.png)" for name in present if name not in SHOWN]
-    return "\n\n".join(shown + ([f"More: {' · '.join(linked)}."] if linked else []))
+    if not more:
+        return "\n\n".join(f"**{FIGURES[name]}**\n\n![{name}]({relative}/{name}.png)" for name in SHOWN
+                           if name in present)
+    return "\n".join(f"- [{FIGURES[name]}]({relative}/{name}.png)" for name in present if name not in SHOWN)
+
+
+def more_figures_block(config: Config) -> str | None:
+    """Every other figure of the profile, linked with what it shows (under Details)."""
+    return figures_block(config, more=True)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import cache, data, pipeline, report, results
+from helpers import cache, data, pipeline, report_data, results
 from helpers.config import get_config
 
 
@@ -119,5 +119,5 @@ def test_the_report_refuses_results_that_do_not_belong_together():
 def test_a_partial_run_never_replaces_a_complete_report(tmp_path, monkeypatch):
     partial = get_config("full", results_dir=str(tmp_path / "full"))
     results.save_result(partial, "teacher", {"test": {"accuracy": 0.9}})
-    assert not report.complete(partial)
+    assert not report_data.complete(partial)
     assert json.loads(results.result_path(partial, "teacher").read_text())["provenance"]["profile"] == "full"

@@ -4,13 +4,13 @@ import json
 
 import pytest
 
-from helpers import report, results
-from helpers.config import get_config
+from helpers import report, report_data, report_prose, results
+from helpers.config import PROJECT_ROOT, get_config
 
 
 def test_readme_matches_the_committed_results():
-    config = get_config(report.report_profile())
-    text = report.README.read_text()
+    config = get_config(report_data.report_profile())
+    text = report_data.README.read_text()
     assert report.render(text, config) == text, "README is stale: run `python -m helpers.report`"
 
 
@@ -76,8 +76,8 @@ def fake_report(tmp_path, chosen: str, share: float, equivalent: bool = False, s
     ("response", 0.0, True, "equivalent within ±0.5 points")])
 def test_the_first_screen_says_what_the_teachers_share_supports(tmp_path, chosen, share, equivalent, words):
     config = fake_report(tmp_path, chosen, share, equivalent)
-    assert report.complete(config)
-    summary = report.summary_block(config)
+    assert report_data.complete(config)
+    summary = report_prose.summary_block(config)
     assert f"`{chosen}`" in summary and words in summary
     assert "not the brief's models" in summary  # smoke is a stand-in: the caveat says so
     assert "estimated" in summary and "T4" in summary  # no GPU benchmark file: the cost is an estimate, said so
@@ -85,13 +85,13 @@ def test_the_first_screen_says_what_the_teachers_share_supports(tmp_path, chosen
 
 
 def test_the_regime_sentence_follows_the_measured_memorisation(tmp_path):
-    assert "nearly the gold label's one-hot" in report.summary_block(fake_report(tmp_path / "a", "response", 0.0))
-    summary = report.summary_block(fake_report(tmp_path / "b", "response", 0.0, seen_top=0.6))
+    assert "nearly the gold label's one-hot" in report_prose.summary_block(fake_report(tmp_path / "a", "response", 0.0))
+    summary = report_prose.summary_block(fake_report(tmp_path / "b", "response", 0.0, seen_top=0.6))
     assert "short of memorised" in summary and "one-hot" not in summary
 
 
 def test_the_six_answers_each_have_a_paragraph_with_numbers(tmp_path):
-    answers = report.interview_block(fake_report(tmp_path, "augmented", 0.02))
+    answers = report_prose.interview_block(fake_report(tmp_path, "augmented", 0.02))
     paragraphs = answers.split("\n\n")
     assert len(paragraphs) == 6
     assert all(any(ch.isdigit() for ch in paragraph.split(".**", 1)[1]) for paragraph in paragraphs)
@@ -108,19 +108,20 @@ def test_one_seed_comparisons_are_not_decided(tmp_path):
 
 def test_figure_links_name_the_report_profile_only(tmp_path):
     config = fake_report(tmp_path, "augmented", 0.02)
-    assert report.figures_block(config) is None  # no figure saved yet: no links
+    assert report_prose.figures_block(config) is None  # no figure saved yet: no links
     folder = tmp_path / "figures"
     folder.mkdir()
     (folder / "per_class_f1.png").write_bytes(b"png")
-    assert f"{folder.as_posix()}/per_class_f1.png" in report.figures_block(config)
+    assert f"{folder.as_posix()}/per_class_f1.png" in report_prose.more_figures_block(config)
+    assert "per_class_f1" not in report_prose.figures_block(config)  # linked under Details, not shown inline
     mixed = "![a](figures/cpu/per_class_f1.png) ![b](figures/full/efficiency.png)"
     assert report.foreign_figure_links(mixed, "cpu") == ["figures/full/efficiency.png"]
     assert report.foreign_figure_links(mixed.replace("full", "cpu"), "cpu") == []
 
 
 def test_the_readme_shows_one_profiles_figures():
-    profile = report.report_profile()
-    assert report.foreign_figure_links(report.README.read_text(), profile) == []
+    profile = report_data.report_profile()
+    assert report.foreign_figure_links(report_data.README.read_text(), profile) == []
 
 
 def edit_provenance(config, name: str, **changes) -> None:
@@ -146,7 +147,7 @@ def test_results_of_the_same_code_at_another_commit_belong_together(tmp_path):
     """A commit that changes no computing code (documentation, the README generator) keeps every result valid."""
     config = fake_report(tmp_path, "augmented", 0.02)
     edit_provenance(config, "students/augmented-seed1-abcdef12", commit="0000000another")
-    assert report.complete(config, strict=True)
+    assert report_data.complete(config, strict=True)
     assert "No complete" not in report.render(HEADLINE, config)
 
 
@@ -160,7 +161,7 @@ def test_results_without_a_code_hash_are_refused_saying_to_rerun_the_report(tmp_
 def test_the_provenance_line_shows_the_code_hash_and_the_commit(tmp_path):
     config = fake_report(tmp_path, "augmented", 0.02)
     edit_provenance(config, "teacher", code_hash="0123456789abcdef", commit="9eb4b85" + "0" * 33)
-    line = report.provenance_line(results.load_result(config, "teacher"))
+    line = report_data.provenance_line(results.load_result(config, "teacher"))
     assert "code `01234567` (commit `9eb4b85`)" in line
 
 
@@ -188,10 +189,23 @@ def test_every_readme_link_and_image_points_at_a_file():
 
     from helpers.config import PROJECT_ROOT
 
-    text = report.README.read_text()
+    text = report_data.README.read_text()
     targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
     local = [t for t in targets if not t.startswith(("http://", "https://", "mailto:"))]
     assert local, "no local link found: the pattern is wrong"
     missing = [t for t in local if not (PROJECT_ROOT / t).exists()]
     assert not missing, f"README links to files that do not exist: {missing}"
     assert "../" not in "".join(local), "README links must stay inside the repository"
+
+
+def test_the_repository_url_is_set_in_one_place():
+    url = report.repository_url()
+    for path in [report_data.README, *sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))]:
+        text = path.read_text()
+        assert report.with_repository_links(text, url) == text, f"{path.name} names another repository: make readme"
+        assert "colab.research.google.com/github/" not in text or url.removeprefix("https://github.com/") in text
+    moved = report.with_repository_links(
+        '[![b](https://colab.research.google.com/github/a/b/blob/main/n.ipynb)] repository = "https://github.com/a/b" '
+        "`https://github.com/a/b`", "https://github.com/me/fork")
+    assert moved == ('[![b](https://colab.research.google.com/github/me/fork/blob/main/n.ipynb)] '
+                     'repository = "https://github.com/me/fork" `https://github.com/me/fork`')
