@@ -90,7 +90,8 @@ def summary_block(config: Config) -> str | None:
     r = regime(config)
     share, versus = r["share"], r["versus_baseline"]
     lines = [
-        f"**Answer.** What the teacher itself adds — `{r['chosen']}` (chosen on validation) minus its twin — is "
+        f"**Answer.** What the teacher itself adds — `{r['chosen']}` ({_what(r['chosen'])}; chosen on validation) "
+        "minus its twin — is "
         f"{interval(share)}: {share_meaning(share)}. Against plain fine-tuning at the same steps, `{r['chosen']}` is "
         f"{WORDS[verdict(versus)]} the baseline: {interval(versus)}.",
         "",
@@ -101,6 +102,13 @@ def summary_block(config: Config) -> str | None:
         f"**Cost.** {cost_sentence(config)}",
     ]
     return "\n".join(lines)
+
+
+def _what(strategy: str) -> str:
+    """A strategy's one-line description, without its family prefix ("response: ...")."""
+    why = experiments.STRATEGIES[strategy][1]
+    return why.split(": ", 1)[1] if why.split(": ", 1)[0] in ("response", "feature", "similarity",
+                                                               "discrete output") else why
 
 
 def regime_sentence(r: dict) -> str:
@@ -391,8 +399,12 @@ def _limits(r: dict) -> str:
         base = by_model.get("baseline")
         chosen = next((row for name, row in by_model.items() if name.startswith("distilled")), None)
         if base and chosen:
+            worse = chosen["ece"] > base["ece"] and chosen["nll"] > base["nll"]
+            better = chosen["ece"] < base["ece"] and chosen["nll"] < base["nll"]
+            how = ("the distilled student is the worse calibrated (temperature scaling, not run here, is the usual "
+                   "fix)" if worse else "the distilled student is the better calibrated" if better else "mixed")
             parts.append(f"Calibration: ECE {base['ece']:.3f} (baseline) and {chosen['ece']:.3f} (chosen), NLL "
-                         f"{base['nll']:.3f} and {chosen['nll']:.3f}, means over seeds.")
+                         f"{base['nll']:.3f} and {chosen['nll']:.3f}, means over seeds: {how}.")
         deployment = analysis.get("deployment")
         if deployment:
             speedup = deployment["int8_student_speedup_over_teacher_batch32"]
