@@ -374,10 +374,10 @@ def _recipes(teacher: dict) -> str:
     tried = teacher.get("recipes_tried") or []
     if not tried:
         return "none tried: the teacher comes from the hub"
-    parts = [f"{t['max_length']} tokens: {t['seen_accuracy'] * 100:.1f}% on its rows, top probability "
-             f"{t['seen_top_probability']:.3f}; on unseen rows "
+    parts = [f"{t['max_length']} tokens: {t['seen_accuracy'] * 100:.1f}% and top probability "
+             f"{t['seen_top_probability']:.3f} on its rows, "
              + (f"{t['below_baseline_points']:.2f} points below" if t["below_baseline_points"] > 0
-                else f"{-t['below_baseline_points']:.2f} points above") + " the baseline"
+                else f"{-t['below_baseline_points']:.2f} points above") + " the baseline on unseen ones"
              for t in tried]
     rule = teacher.get("rule_takes")
     low, high = (bound * 100 for bound in experiments.WEAKER_BY)
