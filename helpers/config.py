@@ -152,7 +152,8 @@ PROFILE_CHANGES = {
         # The card's recipe (full's defaults) on 128 tokens ended above the student on unseen rows in issue 20's probe;
         # reading only the first tokens (headline and first words) keeps the memorisation and makes it weaker.
         # Notebook 02 scores both lengths on calibration rows and its rule takes the one nearest the middle of the
-        # target window (a teacher costs ~12 min here). 32 tokens sat at the window's edge in the previous pass.
+        # target window (each teacher's minutes: results/cpu/teacher.json). 32 tokens sat at the window's edge in an
+        # earlier pass.
         teacher_max_length=24,
         teacher_lengths_tried=(32, 24),
         epochs=3,

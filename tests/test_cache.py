@@ -53,7 +53,7 @@ def test_another_data_folder_gets_another_teacher_and_students(tmp_path):
         for split, rows, seed in (("train", 400, 1), ("test", 80, 2)):
             frame = data.synthetic_frame(rows, seed + (name == "b") * 10)
             frame.to_parquet(folder / f"{split}.parquet")
-        frames[name] = get_config("cpu", data_dir=str(folder), cache_dir=str(tmp_path / "cache"))
+        frames[name] = get_config("cpu", data_source="local", data_dir=str(folder), cache_dir=str(tmp_path / "cache"))
     from helpers import models
 
     assert models.fine_tuned_teacher_path(frames["a"]) != models.fine_tuned_teacher_path(frames["b"])
