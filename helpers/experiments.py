@@ -127,9 +127,9 @@ def teacher_recipes(workspace: pipeline.Workspace, baseline: dict) -> list[dict]
 def teacher_rule(recipes: list[dict], baseline_accuracy: float) -> int | None:
     """The input length whose teacher is memorised on the students' rows and weaker than the baseline on unseen rows
     by ``WEAKER_BY``, nearest the middle of that window (None when no recipe meets both). Reads the calibration rows
-    only. Why the middle: on 4,000 calibration rows a paired gap is known to about ±0.9 points (95%), so a teacher at
-    the window's edge there lands outside it on another sample about half the time (as a 32-token teacher did in an
-    earlier pass: inside the window on calibration, below its floor on test)."""
+    only. Why the middle: a gap measured on the calibration rows carries their sampling noise, so a teacher at the
+    window's edge there can land outside it on other rows (as a 32-token teacher did in an earlier pass: inside the
+    window on calibration, below its floor on test)."""
     middle = sum(WEAKER_BY) / 2
     fitting = {r["max_length"]: abs(baseline_accuracy - r["unseen_accuracy"] - middle) for r in recipes
                if r["seen_accuracy"] >= MEMORISED["accuracy"]
