@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
+from datasets import Dataset
 
 from helpers import evaluate, models, pipeline, results
 from helpers.config import LABELS, Config
@@ -39,16 +41,6 @@ def load_models(config: Config) -> list[ModelRuns]:
 def recorded_runs(config: Config, document: dict, name: str) -> list[dict]:
     """The results documents of student ``name`` that notebook 04 recorded as its final runs (one per seed)."""
     return [results.load_result(config, run) for run in document["runs"][name]]
-
-
-def speed_table(
-    config: Config, entries: list[ModelRuns], texts: list[str], tokenizer, repeats: int = 3
-) -> pd.DataFrame:
-    """Latency at batch 1 and throughput at batch 32 of each checkpoint and of the chosen student's int8 copy, side
-    by side on CPU on real test texts (``helpers.benchmark.speed_table``)."""
-    from helpers import benchmark
-
-    return benchmark.speed_table(config, entries, texts, tokenizer, repeats)
 
 
 def comparison_table(entries: list[ModelRuns], labels: np.ndarray, speed: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -95,3 +87,42 @@ def error_examples(entries: list[ModelRuns], texts: list[str], labels: np.ndarra
 def reliability(entries: list[ModelRuns]) -> dict[str, pd.DataFrame]:
     """Each model's reliability-diagram data (first seed), as stored with its test metrics."""
     return {entry.name: pd.DataFrame(entry.runs[0]["test"]["reliability"]) for entry in entries}
+
+
+# ---------------------------------------------------------------------------------------------- examples
+def example_batch_table(batch: dict[str, torch.Tensor], student_logits: torch.Tensor, temperature: float
+                        ) -> pd.DataFrame:
+    """Per row of a batch: the gold label, and the teacher's and the student's probability of it at ``temperature``
+    (what the soft-target term pulls the student towards), with the teacher's top class."""
+    teacher = torch.softmax(batch["teacher_logits"] / temperature, dim=-1)
+    student = torch.softmax(student_logits.detach().float() / temperature, dim=-1)
+    gold = batch["labels"]
+    return pd.DataFrame({
+        "gold": [LABELS[i] for i in gold], "teacher's class": [LABELS[i] for i in teacher.argmax(-1)],
+        f"teacher p(gold), T={temperature:g}": teacher[range(len(gold)), gold].numpy().round(3),
+        f"student p(gold), T={temperature:g}": student[range(len(gold)), gold].numpy().round(3)})
+
+
+def example_rows(dataset: Dataset, per_class: int = 2) -> pd.DataFrame:
+    """The first ``per_class`` rows of each class: a fixed set of headlines to show before/after training."""
+    frame = dataset.to_pandas()
+    picked = frame.groupby("label", sort=True).head(per_class).sort_values("label", kind="stable")
+    return picked.reset_index(names="row")
+
+
+@torch.inference_mode()
+def predict_texts(model, tokenizer, texts: list[str], max_length: int) -> np.ndarray:
+    """Class probabilities (N, 4) for raw texts."""
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt",
+                        return_token_type_ids=False).to(next(model.parameters()).device)
+    return torch.softmax(model.eval()(**encoded).logits.float(), dim=-1).cpu().numpy()
+
+
+def before_after_predictions(examples: pd.DataFrame, before: np.ndarray, after: np.ndarray) -> pd.DataFrame:
+    """Predicted class and its probability before and after fine-tuning, beside the gold label."""
+    return pd.DataFrame({
+        "headline": examples["text"].str.slice(0, 90),
+        "gold": [LABELS[i] for i in examples["label"]],
+        "before": [f"{LABELS[p.argmax()]} ({p.max():.2f})" for p in before],
+        "after": [f"{LABELS[p.argmax()]} ({p.max():.2f})" for p in after],
+    })

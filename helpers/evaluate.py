@@ -17,14 +17,14 @@ from sklearn.metrics import (
 )
 from tqdm.auto import tqdm
 
-from helpers import precision
+from helpers import hardware
 from helpers.config import LABELS, show_progress
 
 
 @torch.inference_mode()
 def predict_logits(model, dataset: Dataset, collator, batch_size: int, precision_name: str = "auto") -> np.ndarray:
     """Logits (N, C) in the dataset's order; rows are batched longest-first so each batch pads little."""
-    device = precision.device()
+    device = hardware.device()
     model = model.to(device).eval()
     lengths = np.asarray(dataset["length"])
     order = np.argsort(-lengths, kind="stable")
@@ -37,7 +37,7 @@ def predict_logits(model, dataset: Dataset, collator, batch_size: int, precision
         rows = columns[index.tolist()]
         batch = collator([{"input_ids": ids, "labels": label}
                           for ids, label in zip(rows["input_ids"], rows["labels"], strict=True)])
-        with precision.autocast(precision_name):
+        with hardware.autocast(precision_name):
             out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
         logits[index] = out.logits.float().cpu().numpy()
     return logits

@@ -75,12 +75,12 @@ def base_teacher_path(config: Config) -> str:
 def fine_tuned_teacher_path(config: Config) -> Path:
     """The keyed folder of a teacher fine-tuned here: another data source, row cap or training setting names
     another folder, so a teacher is never reused for data it was not trained on."""
-    from helpers import data, precision, results
+    from helpers import data, hardware, results
 
     key = cache.key_of(config.profile, data.source_fingerprint(config), config.data_seed, config.validation_rows,
                        config.max_train_rows, config.teacher_epochs, config.teacher_batch_size,
                        config.teacher_learning_rate, config.teacher_warmup_ratio, config.teacher_length,
-                       config.weight_decay, precision.resolve_precision(config.precision), results.code_hash())
+                       config.weight_decay, hardware.resolve_precision(config.precision), results.code_hash())
     return Path(config.cache_dir) / f"teacher-{key}"
 
 

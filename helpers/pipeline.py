@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from datasets import Dataset, DatasetDict, Value, concatenate_datasets, load_from_disk
 
-from helpers import cache, data, evaluate, models, precision, results
+from helpers import cache, data, evaluate, hardware, models, results
 from helpers.config import LABELS, Config
 from helpers.distill import BASELINE, DistillSpec
 from helpers.train import collator_for, train_classifier
@@ -311,7 +310,7 @@ def training_settings(config: Config, spec: DistillSpec, budget: str) -> dict:
             "learning_rate": config.learning_rate, "weight_decay": config.weight_decay,
             "warmup_ratio": config.warmup_ratio, "max_length": config.max_length,
             "student_name": config.student_name, "student_layers": config.student_layers,
-            "tokenizer_name": config.tokenizer_name, "precision": precision.resolve_precision(config.precision)}
+            "tokenizer_name": config.tokenizer_name, "precision": hardware.resolve_precision(config.precision)}
 
 
 def student_key(workspace: Workspace, spec: DistillSpec, seed: int, budget: str) -> str:
@@ -410,41 +409,3 @@ def example_batch(workspace: Workspace, rows: int = 8) -> dict[str, torch.Tensor
     dataset = with_teacher_logits(tokenized(workspace, "student_train"),
                                   load_or_compute_teacher_logits(workspace, "student_train")[0]).select(range(rows))
     return collator_for(workspace.tokenizer)([dataset[i] for i in range(rows)])
-
-
-def example_batch_table(batch: dict[str, torch.Tensor], student_logits: torch.Tensor, temperature: float
-                        ) -> pd.DataFrame:
-    """Per row of a batch: the gold label, and the teacher's and the student's probability of it at ``temperature``
-    (what the soft-target term pulls the student towards), with the teacher's top class."""
-    teacher = torch.softmax(batch["teacher_logits"] / temperature, dim=-1)
-    student = torch.softmax(student_logits.detach().float() / temperature, dim=-1)
-    gold = batch["labels"]
-    return pd.DataFrame({
-        "gold": [LABELS[i] for i in gold], "teacher's class": [LABELS[i] for i in teacher.argmax(-1)],
-        f"teacher p(gold), T={temperature:g}": teacher[range(len(gold)), gold].numpy().round(3),
-        f"student p(gold), T={temperature:g}": student[range(len(gold)), gold].numpy().round(3)})
-
-
-def example_rows(dataset: Dataset, per_class: int = 2) -> pd.DataFrame:
-    """The first ``per_class`` rows of each class: a fixed set of headlines to show before/after training."""
-    frame = dataset.to_pandas()
-    picked = frame.groupby("label", sort=True).head(per_class).sort_values("label", kind="stable")
-    return picked.reset_index(names="row")
-
-
-@torch.inference_mode()
-def predict_texts(model, tokenizer, texts: list[str], max_length: int) -> np.ndarray:
-    """Class probabilities (N, 4) for raw texts."""
-    encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt",
-                        return_token_type_ids=False).to(next(model.parameters()).device)
-    return torch.softmax(model.eval()(**encoded).logits.float(), dim=-1).cpu().numpy()
-
-
-def before_after_table(examples: pd.DataFrame, before: np.ndarray, after: np.ndarray) -> pd.DataFrame:
-    """Predicted class and its probability before and after fine-tuning, beside the gold label."""
-    return pd.DataFrame({
-        "headline": examples["text"].str.slice(0, 90),
-        "gold": [LABELS[i] for i in examples["label"]],
-        "before": [f"{LABELS[p.argmax()]} ({p.max():.2f})" for p in before],
-        "after": [f"{LABELS[p.argmax()]} ({p.max():.2f})" for p in after],
-    })

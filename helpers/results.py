@@ -33,12 +33,10 @@ OUTSIDE = "<outside>"
 PATH_SETTINGS = ("cache_dir", "results_dir", "figures_dir", "data_dir")
 
 
-def hardware() -> dict:
-    import torch
+def _hardware() -> dict:
+    from helpers import hardware  # imports torch: only when a result is saved
 
-    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return hardware.describe()
 
 
 def library_versions() -> dict:
@@ -143,7 +141,7 @@ def provenance(config: Config, seed: int | None = None, data_fingerprint: str | 
     settings.update({name: portable_path(settings[name]) for name in PATH_SETTINGS if settings.get(name)})
     return {"profile": config.profile, "seed": config.seed if seed is None else seed, "schema": SCHEMA_VERSION,
             "code_hash": code_hash(), "commit": git_commit(), "data_fingerprint": data_fingerprint,
-            "hardware": hardware(), "versions": library_versions(),
+            "hardware": _hardware(), "versions": library_versions(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "config": settings}
 
 

@@ -17,7 +17,7 @@ from transformers import PreTrainedModel, PrinterCallback, Trainer, TrainerCallb
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.utils import logging as hf_logging
 
-from helpers import cache, distill, precision
+from helpers import cache, distill, hardware
 from helpers.config import Config, show_progress
 from helpers.distill import BASELINE, DistillSpec
 
@@ -220,7 +220,7 @@ def training_arguments(config: Config, output_dir: str | Path, *, seed: int, epo
         dataloader_pin_memory=torch.cuda.is_available(),
         report_to="none",
         disable_tqdm=not show_progress() if quiet is None else quiet,
-        **precision.trainer_flags(config.precision),
+        **hardware.trainer_flags(config.precision),
     )
     return TrainingArguments(**{**values, **overrides})
 

@@ -1,5 +1,5 @@
-"""The one place that decides numeric precision: bf16 from compute capability 8.0 (A100, H100), fp16 on older GPUs
-(T4, V100), fp32 on CPU.
+"""The one place that decides where and in what precision this process computes, and how that hardware is named:
+bf16 from compute capability 8.0 (A100, H100), fp16 on older GPUs (T4, V100), fp32 on CPU.
 
 ``torch.cuda.is_bf16_supported()`` is not used: by default it counts emulation and answers True on a T4 (sm75),
 where bf16 runs without tensor cores, several times slower than fp16.
@@ -8,6 +8,9 @@ where bf16 runs without tensor cores, several times slower than fp16.
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
+import re
 
 import torch
 
@@ -17,6 +20,31 @@ BF16_MIN_CAPABILITY = (8, 0)
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def gpu_name() -> str | None:
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def describe() -> dict:
+    """The machine, as every results file's provenance records it."""
+    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu_name()}
+
+
+def label() -> str:
+    """Where this process computes, in words: the GPU's name, else the CPU's core count and torch threads."""
+    return gpu_name() or f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def slug() -> str:
+    """``nvidia-h100-80gb-hbm3`` on a GPU, ``cpu-2cores`` on CPU: one benchmark file per hardware."""
+    name = gpu_name()
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") if name else f"cpu-{os.cpu_count()}cores"
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def resolve_precision(requested: str = "auto") -> str:
