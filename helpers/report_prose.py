@@ -197,7 +197,7 @@ def compute_seconds(config: Config) -> list[tuple[str, float, int]]:
 def full_cost(config: Config) -> dict[str, dict]:
     """The `full` report's GPU time and cost per quoted GPU: projected from a GPU benchmark's measured throughput
     where one exists, else estimated from FLOPs at an assumed share of the GPU's quoted peak (a range)."""
-    from helpers import benchmark
+    from helpers.benchmark import projection
 
     facts = results.external_facts()
     full = get_config("full")
@@ -217,8 +217,8 @@ def full_cost(config: Config) -> dict[str, dict]:
         model = next(word for word in name.split() if any(ch.isdigit() for ch in word))
         measured = _measured_throughput(model)
         if measured is not None:
-            projection = benchmark.project_runtime(runs, measured, price["usd_per_hour"])
-            costs[name] = {"hours": (projection["total_hours"],) * 2, "usd": (projection["cost"],) * 2,
+            projected = projection.project_runtime(runs, measured, price["usd_per_hour"])
+            costs[name] = {"hours": (projected["total_hours"],) * 2, "usd": (projected["cost"],) * 2,
                            "measured": True, "usd_per_hour": price["usd_per_hour"]}
             continue
         # Other GPUs scale the A100 estimate by measured public speed ratios, not by quoted peaks.
@@ -234,21 +234,21 @@ def full_cost(config: Config) -> dict[str, dict]:
 
 def _a100_estimate(runs: list[dict], facts: dict, tokens: float, lm_max_length: int) -> tuple[float, float]:
     """Hours of the planned runs on an A100 from their FLOPs at the assumed share of its quoted peak (a range)."""
-    from helpers import benchmark
+    from helpers.benchmark import projection
 
     peak = facts["gpu_peak_tflops"]["A100"]["tflops"]
-    hours = [benchmark.project_runtime(runs, benchmark.flops_throughput("A100", peak, share, tokens, lm_max_length),
-                                       None)["total_hours"] for share in reversed(benchmark.ASSUMED_SHARE_OF_PEAK)]
+    hours = [projection.project_runtime(runs, projection.flops_throughput("A100", peak, share, tokens, lm_max_length),
+                                        None)["total_hours"] for share in reversed(projection.ASSUMED_SHARE_OF_PEAK)]
     return hours[0], hours[1]
 
 
 def _measured_throughput(model: str):
     """The throughput a committed GPU benchmark measured on a ``model`` GPU (T4, A100, H100), if any."""
-    from helpers import benchmark
+    from helpers.benchmark import projection
 
     for path in sorted((PROJECT_ROOT / "results" / "benchmark").glob("*.json")):
         if model.lower() in path.stem.lower():
-            found = benchmark.load_throughput(path.parent, path.stem)
+            found = projection.load_throughput(path.parent, path.stem)
             if found is not None:
                 return found
     return None
@@ -260,7 +260,7 @@ def _duration(hours: float) -> str:
 
 def cost_sentence(config: Config) -> str:
     """This report's measured compute, and the `full` report's GPU time and cost (measured or estimated, said so)."""
-    from helpers import benchmark
+    from helpers.benchmark import projection
 
     hours = sum(seconds for _, seconds, _ in compute_seconds(config)) / 3600
     document = report_documents(config)["teacher"]
@@ -276,7 +276,7 @@ def cost_sentence(config: Config) -> str:
         parts.append(f"{name} {span} ({usd})")
     how = ("projected from the GPU benchmark's measured throughput" if all(c["measured"] for c in costs.values())
            else "**estimated**, not measured: A100 FLOPs at "
-                f"{min(benchmark.ASSUMED_SHARE_OF_PEAK):.0%}–{max(benchmark.ASSUMED_SHARE_OF_PEAK):.0%} of peak, the "
+                f"{min(projection.ASSUMED_SHARE_OF_PEAK):.0%}–{max(projection.ASSUMED_SHARE_OF_PEAK):.0%} of peak, the "
                 "others by public speed ratios")
     return (f"This page took {_duration(hours)} of training on {hardware(document)}. A `full` run ({how}; prices in "
             f"`results/external.json`): {', '.join(parts)}.")

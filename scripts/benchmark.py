@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from helpers import benchmark, models
-from helpers.benchmark.common import build, inference_batches, interleaved_seconds, median, profile_architectures
-from helpers.benchmark.inference import forward_pass
+from helpers import models, pipeline
+from helpers.benchmark import common, inference, run
 from helpers.config import get_config
 from helpers.notebook import quiet_libraries
 from helpers.train import collator_for
@@ -33,20 +32,17 @@ def onnx_comparison(document: dict, config, sizes) -> dict:
     import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from helpers import pipeline
-
     deployed = document.get("deployment") or {}
     checkpoint = next((row["checkpoint"] for row in deployed.get("rows", []) if row["variant"] == "student fp32"), None)
-    student = models.load_classifier(checkpoint) if checkpoint else build(profile_architectures(config)[1])
+    student = (models.load_classifier(checkpoint) if checkpoint
+               else common.build(common.profile_architectures(config)[1]))
     student.eval()
     workspace = pipeline.prepare(config)
-    collator = collator_for(workspace.tokenizer)
     test = workspace.tokenized["test"]
-    single = inference_batches(test.select(range(sizes.latency_rows)), collator, 1)[0]
-    batched = inference_batches(test.select(range(sizes.inference_rows)), collator, sizes.inference_batch_size)[0]
+    batch = sizes.inference_batch_size
+    example = common.inference_batches(test.select(range(batch)), collator_for(workspace.tokenizer), batch)[0][0]
     folder = Path(tempfile.mkdtemp())
     fp32_path, int8_path = folder / "student.onnx", folder / "student.int8.onnx"
-    example = batched[0]
     torch.onnx.export(student, (example["input_ids"], example["attention_mask"]), str(fp32_path), dynamo=False,
                       input_names=["input_ids", "attention_mask"], output_names=["logits"], opset_version=17,
                       dynamic_axes={name: {0: "batch", 1: "tokens"} for name in ("input_ids", "attention_mask")})
@@ -60,24 +56,19 @@ def onnx_comparison(document: dict, config, sizes) -> dict:
         return lambda batch: session.run(None, {k: v.numpy() for k, v in batch.items()})[0]
 
     cpu = torch.device("cpu")
-    int8 = benchmark.quantize_int8(student)
-    passes = {"torch fp32": forward_pass(student, cpu), "torch int8": forward_pass(int8, cpu),
+    passes = {"torch fp32": common.forward_pass(student, cpu),
+              "torch int8": common.forward_pass(common.quantize_int8(student), cpu),
               "onnxruntime fp32": ort_pass(fp32_path), "onnxruntime int8": ort_pass(int8_path)}
-    reference = np.asarray(passes["torch fp32"](example))
-    agreement = {name: float(np.mean(np.asarray(run(example)).argmax(-1) == reference.argmax(-1)))
-                 for name, run in passes.items()}
-    for run in passes.values():
-        for batch in single[: sizes.warmup_steps] + batched[:1]:
-            run(batch)
-    latency = interleaved_seconds(passes, single, sizes.repeats)
-    throughput = interleaved_seconds(passes, batched, sizes.repeats)
-    rows_timed = sum(len(batch["input_ids"]) for batch in batched)
+    reference = np.asarray(passes["torch fp32"](example)).argmax(-1)
+    agreement = {name: float(np.mean(np.asarray(forward(example)).argmax(-1) == reference))
+                 for name, forward in passes.items()}
+    # The deployment rows' timing on the same rows: batch 1 and 32, interleaved.
+    speed = inference.speed_of(passes, test, workspace.tokenizer, sizes, device=cpu, seed=config.seed)
     return {
-        "kept": False, "decision": benchmark.ONNX_DECISION, "student": checkpoint or "random weights",
+        "kept": False, "decision": inference.ONNX_DECISION, "student": checkpoint or "random weights",
         "versions": {"onnxruntime": onnxruntime.__version__}, "threads": torch.get_num_threads(),
-        "batch1_median_ms": {name: 1000 * median([s for r in runs for s in r]) for name, runs in latency.items()},
-        "batch32_rows_per_second": {name: median([rows_timed / sum(r) for r in runs])
-                                    for name, runs in throughput.items()},
+        "batch1_median_ms": speed["batch1"]["median_ms"],
+        "batch32_rows_per_second": speed[f"batch{batch}"]["rows_per_second"],
         "argmax_agreement_with_torch_fp32": agreement,
         "size_mb": {"onnxruntime fp32": fp32_path.stat().st_size / 2**20,
                     "onnxruntime int8": int8_path.stat().st_size / 2**20},
@@ -112,21 +103,21 @@ def main() -> None:
         print(f"warning: 1-min load average {busy:.1f} on {os.cpu_count()} cores before starting; where other jobs "
               "share the machine, --threads 1 measures faster and steadier.")
     planned = json.loads(Path(args.plan).read_text()) if args.plan else None
-    sizes = benchmark.sizes_for(config, quick=args.quick)
+    sizes = common.sizes_for(config, quick=args.quick)
     if args.accuracy_rows is not None:
         rows = None if args.accuracy_rows == "all" else int(args.accuracy_rows)
         sizes = dataclasses.replace(sizes, accuracy_rows=rows)
-    document = benchmark.run_benchmark(config, sizes, args.output_dir, student_checkpoint=args.student,
-                                       teacher_checkpoint=args.teacher, planned_runs=planned,
-                                       price_per_hour=args.price, threads=args.threads)
+    document = run.run_benchmark(config, sizes, args.output_dir, student_checkpoint=args.student,
+                                 teacher_checkpoint=args.teacher, planned_runs=planned, price_per_hour=args.price,
+                                 threads=args.threads)
     if args.onnx:
         print("ONNX Runtime beside torch (same student, same rows, interleaved)")
         document["onnx"] = onnx_comparison(document, config, sizes)
-        document = benchmark.write(document, Path(document["path"]))
+        document = run.write(document, Path(document["path"]))
     with pd.option_context("display.float_format", "{:,.3f}".format, "display.width", 200):
         print()
-        print(benchmark.summary_table(document).to_string(index=False))
-        deployed = benchmark.deployment_table(document)
+        print(run.summary_table(document).to_string(index=False))
+        deployed = inference.deployment_table(document)
         print(f"\ndeployment: {deployed.to_string()}" if deployed is not None
               else f"\ndeployment: {document['deployment']['skipped']}")
         if "batch1_median_ms" in document["onnx"]:
@@ -134,8 +125,8 @@ def main() -> None:
             print("\n" + pd.DataFrame({"batch 1 (ms)": onnx["batch1_median_ms"],
                                        "batch 32 (rows/s)": onnx["batch32_rows_per_second"]}).to_string())
         print(f"\npeak memory per phase: {document['memory_method']}")
-        print(benchmark.memory_table(document).to_string(index=False))
-        gpu = benchmark.gpu_table(document)
+        print(run.memory_table(document).to_string(index=False))
+        gpu = run.gpu_table(document)
         if gpu is not None:
             print()
             print(gpu.to_string(index=False))

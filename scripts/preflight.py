@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from helpers import benchmark, experiments, results
+from helpers import experiments, results
+from helpers.benchmark import projection
 from helpers.config import get_config
 
 # AG News' sizes in full (the hub's train split less the validation carve, and the test split); the cpu and smoke
@@ -31,12 +32,12 @@ def main() -> None:
     if not torch.cuda.is_available():
         print(f"No GPU. {committed_duration(config)}")
         return
-    throughput = benchmark.load_throughput() or benchmark.warmup_throughput(config)
-    price = benchmark.price_for_device(results.external_facts()["gpu_hourly_usd"], throughput.device)
-    projection = benchmark.project_runtime(plan, throughput, price[1] if price else None)
-    cost = (f", about ${projection['cost']:.2f} at the quoted {price[0]} price of ${price[1]:.2f}/h "
+    throughput = projection.load_throughput() or projection.warmup_throughput(config)
+    price = projection.price_for_device(results.external_facts()["gpu_hourly_usd"], throughput.device)
+    projected = projection.project_runtime(plan, throughput, price[1] if price else None)
+    cost = (f", about ${projected['cost']:.2f} at the quoted {price[0]} price of ${price[1]:.2f}/h "
             "(results/external.json)") if price else " (no quoted price for this GPU)"
-    print(f"Projected on {throughput.device} ({throughput.source}): {projection['total_hours']:.2f} h{cost}. "
+    print(f"Projected on {throughput.device} ({throughput.source}): {projected['total_hours']:.2f} h{cost}. "
           "A projection from measured rates, not a measurement; per-run overheads are not counted.")
 
 

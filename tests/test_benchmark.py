@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import benchmark, pipeline
-from helpers.benchmark import training
-from helpers.benchmark.memory import peak_memory_mb
+from helpers import hardware, pipeline
+from helpers.benchmark import common, inference, projection, run, training
 
 HEADLINE_KEYS = ("kd_step_over_baseline_step", "train_speedup_over_naive", "student_speedup_over_teacher_batch32",
                  "student_speedup_over_teacher_batch1", "kd_online_step_over_baseline_step",
@@ -31,11 +30,11 @@ def trained_student(smoke_workspace):
 @pytest.fixture(scope="module")
 def document(smoke_config, smoke_workspace, trained_student, tmp_path_factory):
     # The GPU section runs too, on CPU and tiny, so its code path is exercised where no GPU is.
-    planned = [benchmark.PlannedRun("cached-logits", train_rows=640, epochs=2, eval_rows=200),
-               benchmark.PlannedRun("lm", train_rows=256, epochs=3)]
-    return benchmark.run_benchmark(smoke_config, benchmark.sizes_for(smoke_config), tmp_path_factory.mktemp("out"),
-                                   student_checkpoint=trained_student, planned_runs=planned, price_per_hour=2.0,
-                                   with_gpu_section=True, threads=1, log=lambda _: None)
+    planned = [projection.PlannedRun("cached-logits", train_rows=640, epochs=2, eval_rows=200),
+               projection.PlannedRun("lm", train_rows=256, epochs=3)]
+    return run.run_benchmark(smoke_config, common.sizes_for(smoke_config), tmp_path_factory.mktemp("out"),
+                             student_checkpoint=trained_student, planned_runs=planned, price_per_hour=2.0,
+                             with_gpu_section=True, threads=1, log=lambda _: None)
 
 
 def finite_positive(value) -> bool:
@@ -44,14 +43,14 @@ def finite_positive(value) -> bool:
 
 def test_json_is_written_with_provenance_and_headline_keys(document):
     stored = json.loads(open(document["path"]).read())
-    assert document["path"].endswith(f"{benchmark.hardware_slug()}.json")
+    assert document["path"].endswith(f"{hardware.slug()}.json")
     assert stored["provenance"]["profile"] == "smoke"
     assert {"hardware", "versions", "config", "code_hash", "commit"} <= set(stored["provenance"])
     for key in HEADLINE_KEYS:
         assert finite_positive(stored[key]), (key, stored[key])
     # Negative = the int8 student loses accuracy; a tiny model may gain or lose, but it is a measured number.
     assert math.isfinite(stored["int8_accuracy_delta_points"])
-    assert set(stored["targets"]) == set(benchmark.TARGETS)
+    assert set(stored["targets"]) == set(run.TARGETS)
     for name, target in stored["targets"].items():  # each target judged on this run's own measurement
         assert target["value"] == pytest.approx(stored[name]) and isinstance(target["met"], bool), name
 
@@ -63,7 +62,7 @@ def test_the_written_file_names_no_folder_of_this_machine(tmp_path):
     checkpoint = str(PROJECT_ROOT / "cache" / "smoke" / "runs" / "baseline" / "final")
     document = {"deployment": {"rows": [{"variant": "student fp32", "checkpoint": checkpoint}]},
                 "threads": np.int64(2)}
-    written = benchmark.write(document, tmp_path / "machine.json")
+    written = run.write(document, tmp_path / "machine.json")
     stored = json.loads((tmp_path / "machine.json").read_text())
     assert stored["deployment"]["rows"][0]["checkpoint"] == "cache/smoke/runs/baseline/final"
     assert stored["threads"] == 2
@@ -90,8 +89,12 @@ def test_ratios_are_quotients_of_their_parts(document):
     rows = {row["variant"]: row for row in document["deployment"]["rows"]}
     assert document["int8_student_speedup_over_teacher_batch32"] == pytest.approx(
         rows["student int8"]["throughput_batch32_rows_per_s"] / rows["teacher fp32"]["throughput_batch32_rows_per_s"])
+    int8 = rows["student int8"]
     assert document["int8_accuracy_delta_points"] == pytest.approx(
-        100 * (rows["student int8"]["accuracy"] - rows["student fp32"]["accuracy"]))
+        100 * (int8["accuracy"] - rows["student fp32"]["accuracy"]))
+    for metric in ("accuracy", "macro_f1"):  # the interval in points, around its own estimate
+        assert int8[f"{metric}_delta_ci_low"] <= int8[f"{metric}_delta_points"] <= int8[f"{metric}_delta_ci_high"]
+        assert -100 <= int8[f"{metric}_delta_ci_low"] and int8[f"{metric}_delta_ci_high"] <= 100
 
 
 @pytest.mark.parametrize("name, value, met", [
@@ -105,8 +108,8 @@ def test_ratios_are_quotients_of_their_parts(document):
     ("int8_student_speedup_over_teacher_batch32", None, None),  # not measured: neither met nor missed
 ])
 def test_a_target_is_met_on_its_own_side_of_its_bound(name, value, met):
-    document = {target: None for target in benchmark.TARGETS} | {name: value}
-    check = benchmark.check_targets(document)[name]
+    document = {target: None for target in run.TARGETS} | {name: value}
+    check = run.check_targets(document)[name]
     assert check["met"] is met and check["value"] == value
     assert check["target"].split()[0] == (">=" if name != "kd_step_over_baseline_step" else "<=")
 
@@ -133,7 +136,7 @@ def test_onnx_runtime_stays_outside_the_package():
 def test_every_measurement_is_recorded(document, smoke_config):
     training_ = document["training"]
     assert set(training_["seconds"]) == set(training.TRAINING_VARIANTS)
-    sizes = benchmark.sizes_for(smoke_config)
+    sizes = common.sizes_for(smoke_config)
     for values in training_["seconds"].values():
         assert len(values) == sizes.repeats and all(finite_positive(v) for v in values)
     for name in ("teacher", "student", "student_int8"):
@@ -161,21 +164,18 @@ def test_ours_computes_on_fewer_tokens_than_padding_to_max_length(document):
 
 
 def test_tables_read_the_document(document):
-    summary = benchmark.summary_table(document)
+    summary = run.summary_table(document)
     # + tokens/s beside samples/s, the full-size int8 ratio (CPU), the int8 accuracy change
     assert len(summary) == len(HEADLINE_KEYS) + 3
     assert set(summary.loc[summary["target"] != "", "met"]) <= {"yes", "NO"}
-    deployment = benchmark.deployment_table(document)
+    deployment = inference.deployment_table(document)
     assert list(deployment.index) == ["teacher fp32", "student fp32", "student int8"]
-    assert benchmark.gpu_table(document)["measurement"].str.contains("projected report").any()
+    assert run.gpu_table(document)["measurement"].str.contains("projected report").any()
 
 
-def test_no_trained_student_skips_deployment_with_null_keys(smoke_config, tmp_path):
-    document = {"int8_student_speedup_over_teacher_batch32": None, "int8_accuracy_delta_points": None}
-    checks = benchmark.check_targets(document | {name: 1.0 for name in benchmark.TARGETS if name not in document})
-    assert checks["int8_accuracy_delta_points"]["met"] is None
+def test_no_notebook_04_results_means_no_chosen_student(smoke_config, tmp_path):
     empty = dataclasses.replace(smoke_config, results_dir=str(tmp_path / "results"))
-    assert benchmark.chosen_student_checkpoint(empty) is None  # no notebook 04 results there
+    assert run.chosen_student_checkpoint(empty) is None
 
 
 def test_strided_batches_spread_over_the_epoch_longest_first():
@@ -188,16 +188,9 @@ def test_strided_batches_spread_over_the_epoch_longest_first():
     assert picked.tolist() == [12, 13, 2, 3, 6, 7, 16, 17]
 
 
-def test_naive_collator_pads_every_row_to_max_length():
-    collator = training.naive_collator(type("Tokenizer", (), {"pad_token_id": 0})(), max_length=16)
-    batch = collator([{"input_ids": [5, 6, 7], "labels": 1}, {"input_ids": [5] * 9, "labels": 2}])
-    assert batch["input_ids"].shape == (2, 16)
-    assert batch["attention_mask"].sum().item() == 12
-
-
 def test_peak_memory_sees_an_allocation():
     def allocate():
         tensor = torch.ones(16 * 2**20)  # 64 MB, every page touched
         return float(tensor[-1])
 
-    assert 48 < peak_memory_mb(allocate) < 256
+    assert 48 < common.peak_memory_mb(allocate) < 256

@@ -1,12 +1,14 @@
-"""What every measurement shares: how much work it does, the models it times, and how a pass is timed."""
+"""What every measurement shares: how much work it does, the models it times, the one clock, peak memory, rows."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import os
-import re
-import statistics
+import ctypes
+import functools
+import gc
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +25,8 @@ from transformers import (
     PreTrainedModel,
 )
 
-from helpers import models
-from helpers.config import LABELS, PROJECT_ROOT, Config
+from helpers import hardware, models
+from helpers.config import LABELS, Config
 from helpers.train import Collator
 
 
@@ -104,15 +106,40 @@ def describe(model: torch.nn.Module) -> dict:
             "hidden": getattr(config, "hidden_size", None) or config.dim}
 
 
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Post-training dynamic int8 quantization of a copy of ``model``'s Linear layers (CPU only): weights stored as
+    int8 with one scale per tensor, activations quantized on the fly per batch. Embeddings and LayerNorm stay fp32."""
+    fp32 = copy.deepcopy(model).to("cpu").eval()
+    with warnings.catch_warnings():
+        # torch 2.10+ flags torch.ao.quantization for a move to the torchao package (one more dependency); it still
+        # works in 2.13. Where it goes, torchao's quantize_(model, Int8DynamicActivationInt8WeightConfig()) replaces it.
+        warnings.filterwarnings("ignore", message=".*(torch.ao.quantization|quantize_per_tensor).*")
+        quantized = torch.ao.quantization.quantize_dynamic(fp32, {torch.nn.Linear}, dtype=torch.qint8)
+    quantized.config = fp32.config
+    return quantized
+
+
+def forward_pass(model: torch.nn.Module, device: torch.device, precision: str = "auto"
+                 ) -> Callable[[dict], torch.Tensor]:
+    """``batch -> logits`` of ``model`` on ``device`` in inference mode, at evaluate.predict_logits' precision (CPU:
+    fp32)."""
+    model = model.to(device).eval()
+
+    @torch.inference_mode()
+    def run(batch: dict) -> torch.Tensor:
+        with hardware.autocast(precision) if device.type == "cuda" else contextlib.nullcontext():
+            return model(**{k: v.to(device) for k, v in batch.items()}).logits
+
+    return run
+
+
 # ------------------------------------------------------------------------------------------------------ timing
-def sync() -> None:
-    """Wait for queued GPU work, so a timer stops when the work is done rather than when it was queued."""
+def clock() -> float:
+    """The benchmark's one clock: ``time.perf_counter`` once queued GPU work is done, so a timer stops when the work
+    is done rather than when it was queued. Every duration in the results is a difference of two readings."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-
-
-def median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
+    return time.perf_counter()
 
 
 def interleaved_seconds(passes: dict[str, Callable[[object], object]], inputs: Sequence[object], repeats: int
@@ -131,15 +158,62 @@ def interleaved_seconds(passes: dict[str, Callable[[object], object]], inputs: S
             seconds[name].append([])
         for x in inputs:
             for name in order:
-                sync()
-                start = time.perf_counter()
+                start = clock()
                 passes[name](x)
-                sync()
-                seconds[name][-1].append(time.perf_counter() - start)
+                seconds[name][-1].append(clock() - start)
     return seconds
 
 
-# -------------------------------------------------------------------------------------------------------- data
+# ------------------------------------------------------------------------------------------------------ memory
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """glibc on Linux, where the peak RSS (VmHWM) can be reset through /proc/self/clear_refs; else None."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def _rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def memory_method() -> str:
+    if torch.cuda.is_available():
+        return ("torch.cuda.max_memory_allocated during the phase minus memory allocated before it: tensors only "
+                "(weights, gradients, optimizer state, activations), not the CUDA context or allocator cache")
+    if _glibc() is not None:
+        return ("resident set size: the process's peak (VmHWM, reset before the phase via /proc/self/clear_refs) "
+                "minus its RSS before the phase, after gc and malloc_trim; includes building the phase's models")
+    return "not measured: needs a GPU or Linux's /proc/self/clear_refs"
+
+
+def peak_memory_mb(phase: Callable[[], object]) -> float:
+    """Extra memory (MB) that ``phase()`` needs at its peak, over what the process held before it (nan where it
+    cannot be read: a CPU without Linux's /proc)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        phase()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    if _glibc() is None:
+        return float("nan")
+    _glibc().malloc_trim(0)  # hand freed heap back, so the phase's allocations show up as new resident pages
+    Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the current RSS
+    before = _rss_mb("VmRSS")
+    phase()
+    return _rss_mb("VmHWM") - before
+
+
+# -------------------------------------------------------------------------------------------------------- rows
 def sample(dataset: Dataset, rows: int | None, seed: int) -> Dataset:
     """``rows`` random rows of ``dataset`` in their original order (all of them for None)."""
     if rows is None or rows >= len(dataset):
@@ -157,22 +231,3 @@ def inference_batches(dataset: Dataset, collator: Collator, batch_size: int) -> 
         batch = collator([{"input_ids": ids, "labels": 0} for ids in rows])
         batches.append({k: batch[k] for k in ("input_ids", "attention_mask")})
     return batches, order
-
-
-# ---------------------------------------------------------------------------------------------------- hardware
-def hardware_slug() -> str:
-    """``nvidia-h100-80gb-hbm3`` on a GPU, ``cpu-2cores`` on CPU: one results file per hardware."""
-    if torch.cuda.is_available():
-        return re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(0).lower()).strip("-")
-    return f"cpu-{os.cpu_count()}cores"
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def default_output_dir(config: Config) -> Path:
-    # Smoke-profile numbers only check the code: they go with the other (git-ignored) smoke results.
-    if config.data_source == "synthetic":
-        return Path(config.results_dir) / "benchmark"
-    return PROJECT_ROOT / "results" / "benchmark"

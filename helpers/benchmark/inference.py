@@ -1,76 +1,62 @@
-"""Inference speed: batch-1 latency and batch-32 throughput of models side by side on real test rows, and the
-teacher-logit pass computed once, then read from the cache."""
+"""Inference speed: batch-1 latency and batch-32 throughput of models side by side on real test rows; the deployment
+options of the chosen student on CPU (fp32 teacher, fp32 student, its dynamic int8 copy) with accuracy and size; the
+analysis notebook's speed table of trained checkpoints.
+
+ONNX Runtime is measured against this torch path by scripts/benchmark.py and left out of the package: see
+``ONNX_DECISION``.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import dataclasses
-import time
-import warnings
+import statistics
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from datasets import Dataset
-from transformers import PretrainedConfig, PreTrainedModel
+from transformers import PretrainedConfig
 
-from helpers import cache, models, pipeline, precision
+from helpers import evaluate, hardware, models
 from helpers.benchmark.common import (
     BenchmarkSizes,
     build,
     describe,
+    forward_pass,
     inference_batches,
     interleaved_seconds,
-    median,
+    quantize_int8,
     sample,
 )
+from helpers.config import Config
 from helpers.train import collator_for
 
-
-def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Post-training dynamic int8 quantization of a copy of ``model``'s Linear layers (CPU only): weights stored as
-    int8 with one scale per tensor, activations quantized on the fly per batch. Embeddings and LayerNorm stay fp32."""
-    fp32 = copy.deepcopy(model).to("cpu").eval()
-    with warnings.catch_warnings():
-        # torch 2.10+ flags torch.ao.quantization for a move to the torchao package (one more dependency); it still
-        # works in 2.13. Where it goes, torchao's quantize_(model, Int8DynamicActivationInt8WeightConfig()) replaces it.
-        warnings.filterwarnings("ignore", message=".*(torch.ao.quantization|quantize_per_tensor).*")
-        quantized = torch.ao.quantization.quantize_dynamic(fp32, {torch.nn.Linear}, dtype=torch.qint8)
-    quantized.config = fp32.config
-    return quantized
+TARGETS = {  # name -> (comparison, threshold), checked on the same run's measurements
+    "int8_student_speedup_over_teacher_batch32": (">=", 3.0),
+    "int8_accuracy_delta_points": (">=", -0.3),  # negative = the int8 student loses accuracy
+}
+ONNX_DECISION = (
+    "ONNX Runtime (torch.onnx export, graph optimisations on, its own dynamic int8 quantization) is measured beside "
+    "the torch path by `python scripts/benchmark.py --onnx` and recorded under `onnx` where it ran. It is not part "
+    "of the package whatever it measures: it needs packages that `pip install -e .` does not install (onnxruntime and "
+    "onnx; onnxscript too for torch's current exporter, the TorchScript one being deprecated)."
+)
 
 
-def forward_pass(model: torch.nn.Module, device: torch.device, precision_name: str = "auto"
-                 ) -> Callable[[dict], torch.Tensor]:
-    """``batch -> logits`` of ``model`` on ``device`` in inference mode, at evaluate.predict_logits' precision (CPU:
-    fp32)."""
-    model = model.to(device).eval()
-
-    @torch.inference_mode()
-    def run(batch: dict) -> torch.Tensor:
-        inputs = {k: v.to(device) for k, v in batch.items()}
-        context = precision.autocast(precision_name) if device.type == "cuda" else contextlib.nullcontext()
-        with context:
-            return model(**inputs).logits
-
-    return run
-
-
-def speed_of(variants: dict[str, torch.nn.Module], test_rows: Dataset, tokenizer, sizes: BenchmarkSizes,
-             device: torch.device | None = None, seed: int = 0) -> dict:
-    """Latency at batch 1 and rows/s at batch 32 of every model in ``variants``, interleaved on real test rows.
-
-    Int8 models run on CPU only: pass ``device=torch.device("cpu")`` with them. Returns per-repeat seconds and the
-    medians: ``batch1.median_ms[name]``, ``batch32.rows_per_second[name]``.
-    """
-    device = device or precision.device()
+def speed_of(variants: dict[str, torch.nn.Module | Callable[[dict], object]], test_rows: Dataset, tokenizer,
+             sizes: BenchmarkSizes, device: torch.device | None = None, seed: int = 0) -> dict:
+    """Latency at batch 1 and rows/s at batch 32 of every model (or ``batch -> logits`` callable) in ``variants``,
+    interleaved on real test rows. Int8 models run on CPU only: pass ``device=torch.device("cpu")`` with them.
+    Returns per-repeat seconds and the medians: ``batch1.median_ms[name]``, ``batch32.rows_per_second[name]``."""
+    device = device or hardware.device()
     collator = collator_for(tokenizer)
     single, _ = inference_batches(sample(test_rows, sizes.latency_rows, seed), collator, 1)
     batched_rows = sample(test_rows, sizes.inference_rows, seed + 1)
     batched, _ = inference_batches(batched_rows, collator, sizes.inference_batch_size)
-    passes = {name: forward_pass(model, device) for name, model in variants.items()}
+    passes = {name: forward_pass(model, device) if isinstance(model, torch.nn.Module) else model
+              for name, model in variants.items()}
     for run in passes.values():  # warm-up: kernels, allocator, oneDNN's first-call setup
         for batch in single[: sizes.warmup_steps] + batched[:1]:
             run(batch)
@@ -81,11 +67,11 @@ def speed_of(variants: dict[str, torch.nn.Module], test_rows: Dataset, tokenizer
     return {
         "device": device.type, "threads": torch.get_num_threads(),
         "batch1": {"rows": len(single), "seconds": flat,
-                   "median_ms": {name: 1000 * median(values) for name, values in flat.items()}},
+                   "median_ms": {name: 1000 * statistics.median(values) for name, values in flat.items()}},
         f"batch{sizes.inference_batch_size}": {
             "rows": len(batched_rows), "mean_padded_length": float(np.mean([b["input_ids"].shape[1] for b in batched])),
             "rows_per_second_per_repeat": throughput,
-            "rows_per_second": {name: median(values) for name, values in throughput.items()}},
+            "rows_per_second": {name: statistics.median(values) for name, values in throughput.items()}},
     }
 
 
@@ -95,57 +81,140 @@ def measure_inference(test_rows: Dataset, tokenizer, architectures: tuple[Pretra
     student's int8 copy too. Returns the measurements and, per model and batch size, a memory phase."""
     named = dict(zip(("teacher", "student"), architectures, strict=True))
     built = {name: build(architecture) for name, architecture in named.items()}
-    if precision.device().type == "cpu":
+    if hardware.device().type == "cpu":
         built["student_int8"] = quantize_int8(built["student"])
     measured = speed_of(built, test_rows, tokenizer, sizes, seed=seed)
     measured["models"] = {name: describe(model) for name, model in built.items()}
-    measured["precision"] = precision.resolve_precision()
+    measured["precision"] = hardware.resolve_precision()
     collator = collator_for(tokenizer)
     memory = {}
     for name, architecture in named.items():
         for batch_size in (1, sizes.inference_batch_size):
             batch = inference_batches(sample(test_rows, batch_size, seed), collator, batch_size)[0][:1]
             memory[f"inference_{name}_batch{batch_size}"] = (
-                lambda a=architecture, b=batch: forward_pass(build(a), precision.device())(b[0]))
+                lambda a=architecture, b=batch: forward_pass(build(a), hardware.device())(b[0]))
     return measured, memory
 
 
-def measure_teacher_logits(workspace: pipeline.Workspace, teacher_architecture: PretrainedConfig,
-                           picked: np.ndarray, repeats: int, folder: str | Path
-                           ) -> tuple[dict, dict[str, Callable[[], object]], np.ndarray, Dataset]:
-    """Time pipeline.load_or_compute_teacher_logits on the training rows ``picked``: the first pass, then from the
-    cache (which lives in ``folder``). Returns the timings, the memory phases, the logits and the tokenized rows
-    they belong to, in the order of ``picked``."""
-    config = dataclasses.replace(workspace.config, cache_dir=str(Path(folder) / "logits-cache"))
-    raw, tokenized = workspace.student_train.select(picked), workspace.tokenized["student_train"].select(picked)
-    # Registered as unlabelled rows: the random-weight teacher would fail the label-order check (a cheap step).
-    split = "transfer"
-    space = dataclasses.replace(workspace, config=config, named={split: raw}, tokenized={split: tokenized},
-                                fingerprints={split: cache.key_of("benchmark", picked.tolist())})
-    teacher = build(teacher_architecture, seed=1)
-    if config.teacher_source == "local":  # the cache key reads the teacher's folder
-        teacher.save_pretrained(models.fine_tuned_teacher_path(config))
+# -------------------------------------------------------------------------------------------------- deployment
+def size_on_disk_mb(model: torch.nn.Module) -> float:
+    """Megabytes of ``torch.save(model.state_dict())``: the same serialisation for fp32 and int8 models (an int8
+    model's packed Linear weights cannot be written as safetensors)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "weights.pt"
+        torch.save(model.state_dict(), path)
+        return path.stat().st_size / 2**20
 
-    def one_pass(expect_cached: bool, model: PreTrainedModel | None = None) -> np.ndarray:
-        if not expect_cached:
-            for stale in Path(config.cache_dir, "teacher_logits").glob("*"):
-                stale.unlink()
-        logits, info = pipeline.load_or_compute_teacher_logits(space, split, teacher=model or teacher)
-        if info["cached"] is not expect_cached:
-            raise RuntimeError(f"teacher-logit cache: expected cached={expect_cached}, got {info}")
-        return logits
 
-    one_pass(False)  # warm-up
-    first, cached = [], []
-    for _ in range(repeats):
-        for timings, expect_cached in ((first, False), (cached, True)):
-            start = time.perf_counter()
-            logits = one_pass(expect_cached)
-            timings.append(time.perf_counter() - start)
-    measured = {"rows": len(tokenized), "batch_size": config.eval_batch_size, "first_seconds": first,
-                "cached_seconds": cached, "first_median_seconds": median(first),
-                "cached_median_seconds": median(cached), "first_rows_per_second": len(tokenized) / median(first)}
-    # In this order: the first pass (its teacher built inside it) leaves the file the cached pass reads.
-    memory = {"teacher_logits_first": lambda: one_pass(False, build(teacher_architecture, seed=1)),
-              "teacher_logits_cached": lambda: one_pass(True)}
-    return measured, memory, logits, tokenized
+def linear_weight_mb(model: torch.nn.Module) -> float:
+    """Megabytes of the weights of every Linear layer, fp32 or dynamically quantized int8."""
+    total = 0
+    for module in model.modules():
+        if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
+            total += module.weight().numel() * module.weight().element_size()
+        elif isinstance(module, torch.nn.Linear):
+            total += module.weight.numel() * module.weight.element_size()
+    return total / 2**20
+
+
+def predict_on_cpu(model: torch.nn.Module, test: Dataset, tokenizer, batch_size: int = 64) -> np.ndarray:
+    """Predicted classes (N,) of ``model`` on ``test``, in fp32 (or int8) on CPU, in the dataset's order."""
+    batches, order = inference_batches(test, collator_for(tokenizer), batch_size)
+    run = forward_pass(model, torch.device("cpu"))
+    predictions = np.concatenate([run(batch).argmax(-1).numpy() for batch in batches])
+    return predictions[np.argsort(order)]
+
+
+def deployment_rows(student_checkpoint: str | Path, test: Dataset, tokenizer, teacher_checkpoint: str | Path,
+                    sizes: BenchmarkSizes, seed: int = 0) -> dict:
+    """Teacher fp32 / student fp32 / student int8 of trained checkpoints, side by side on this machine's CPU.
+
+    ``test``: the tokenized test split (``labels`` and ``length`` columns); ``sizes.accuracy_rows`` of its rows
+    (all for None) are predicted by each variant, and the speed is timed on ``sizes`` rows of it. Returns
+    ``rows`` (one dict per variant) and the two target ratios; deltas are the int8 student against the fp32 one.
+    """
+    fp32 = {"teacher fp32": models.load_classifier(str(teacher_checkpoint)),
+            "student fp32": models.load_classifier(str(student_checkpoint))}
+    variants = {**fp32, "student int8": quantize_int8(fp32["student fp32"])}
+    speed = speed_of(variants, test, tokenizer, sizes, device=torch.device("cpu"), seed=seed)
+    rows = sample(test, sizes.accuracy_rows, seed + 2)
+    labels = np.asarray(rows["labels"])
+    predictions = {name: predict_on_cpu(model, rows, tokenizer) for name, model in variants.items()}
+    batch = f"batch{sizes.inference_batch_size}"
+    table = []
+    for name, model in variants.items():
+        row = {"variant": name, "checkpoint": str(teacher_checkpoint if name.startswith("teacher")
+                                                  else student_checkpoint),
+               "runtime": "torch int8 (dynamic, Linear)" if name.endswith("int8") else "torch fp32",
+               "hardware": f"CPU ({speed['threads']} threads)",
+               "parameters_m": models.parameter_count(fp32.get(name, fp32["student fp32"])) / 1e6,
+               "size_on_disk_mb": size_on_disk_mb(model), "linear_weights_mb": linear_weight_mb(model),
+               "latency_batch1_ms": speed["batch1"]["median_ms"][name],
+               "throughput_batch32_rows_per_s": speed[batch]["rows_per_second"][name],
+               "accuracy": float(np.mean(predictions[name] == labels)),
+               "macro_f1": evaluate.macro_f1(labels, predictions[name]),
+               "agreement_with_student_fp32": float(np.mean(predictions[name] == predictions["student fp32"]))}
+        if name == "student int8":
+            for metric in evaluate.METRICS:  # in points, with the paired bootstrap interval over test rows
+                delta = evaluate.two_level_bootstrap(labels, predictions[name][None], predictions["student fp32"][None],
+                                                     seed=seed, metric=metric)
+                row.update({f"{metric}_delta_points": 100 * delta["difference"],
+                            f"{metric}_delta_ci_low": 100 * delta["ci_low"],
+                            f"{metric}_delta_ci_high": 100 * delta["ci_high"]})
+        table.append(row)
+    by_name = {row["variant"]: row for row in table}
+    throughput = {name: row["throughput_batch32_rows_per_s"] for name, row in by_name.items()}
+    return {
+        "rows": table, "accuracy_rows": len(rows), "speed": speed,
+        "int8_student_speedup_over_teacher_batch32": throughput["student int8"] / throughput["teacher fp32"],
+        "student_speedup_over_teacher_batch32_cpu": throughput["student fp32"] / throughput["teacher fp32"],
+        "int8_speedup_over_fp32_student_batch32": throughput["student int8"] / throughput["student fp32"],
+        "int8_accuracy_delta_points": by_name["student int8"]["accuracy_delta_points"],
+        "int8_macro_f1_delta_points": by_name["student int8"]["macro_f1_delta_points"],
+    }
+
+
+def deployment_table(document: dict) -> pd.DataFrame | None:
+    """Teacher fp32 / student fp32 / student int8: accuracy, macro-F1, the int8 change with its interval, latency,
+    throughput and size (``document``: a benchmark document, or ``deployment_rows``' own)."""
+    deployed = document.get("deployment", document)
+    if not deployed or "rows" not in deployed:
+        return None
+    frame = pd.DataFrame(deployed["rows"]).set_index("variant")
+    keep = ["runtime", "hardware", "accuracy", "macro_f1", "accuracy_delta_points", "accuracy_delta_ci_low",
+            "accuracy_delta_ci_high", "macro_f1_delta_points", "latency_batch1_ms", "throughput_batch32_rows_per_s",
+            "size_on_disk_mb", "parameters_m"]
+    return frame[[column for column in keep if column in frame]]
+
+
+def speed_table(config: Config, entries: list, texts: list[str], tokenizer, repeats: int = 3) -> pd.DataFrame:
+    """Latency at batch 1 and throughput at batch 32 of each checkpoint (``entries``: analysis.ModelRuns, teacher
+    first, the chosen student second) and of the chosen student's int8 copy, side by side on real test texts on
+    CPU (where int8 runs)."""
+    encoded = [tokenizer(t, truncation=True, max_length=config.max_length, return_token_type_ids=False)
+               for t in texts]
+    rows = Dataset.from_dict({"input_ids": [e["input_ids"] for e in encoded],
+                              "length": [len(e["input_ids"]) for e in encoded]})
+    variants = {entry.name: models.load_classifier(entry.checkpoint) for entry in entries}
+    int8_name = f"{entries[1].name} int8"
+    variants[int8_name] = quantize_int8(variants[entries[1].name])
+    sizes = BenchmarkSizes(train_rows=0, naive_rows=0, repeats=repeats, warmup_steps=2, logits_rows=0,
+                           inference_rows=len(rows), latency_rows=min(32, len(rows)), memory_steps=0,
+                           full_size_inference=False, gpu_train_rows=0)
+    speed = speed_of(variants, rows, tokenizer, sizes, device=torch.device("cpu"))
+    table = []
+    for name, model in variants.items():
+        fp32 = variants[entries[1].name] if name == int8_name else model  # int8 weights are not nn.Parameters
+        table.append({"model": name, "runtime": "torch int8 (dynamic, Linear)" if name == int8_name else "torch fp32",
+                      "latency_batch1_ms": speed["batch1"]["median_ms"][name],
+                      "throughput_batch32_rows_per_s": speed["batch32"]["rows_per_second"][name],
+                      "device": f"cpu ({speed['threads']} threads)", "parameters_m": models.parameter_count(fp32) / 1e6,
+                      # One serialisation for every row: a hub id is not a folder, and int8 weights no safetensors.
+                      "size_on_disk_mb": size_on_disk_mb(model)})
+    frame = pd.DataFrame(table).set_index("model")
+    teacher = frame.iloc[0]
+    frame["speedup_vs_teacher_batch32"] = frame["throughput_batch32_rows_per_s"] / teacher[
+        "throughput_batch32_rows_per_s"]
+    frame["latency_speedup_vs_teacher"] = teacher["latency_batch1_ms"] / frame["latency_batch1_ms"]
+    frame["size_ratio_vs_teacher"] = frame["size_on_disk_mb"] / teacher["size_on_disk_mb"]
+    return frame.replace([np.inf], np.nan)

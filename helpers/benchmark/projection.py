@@ -8,24 +8,25 @@ synthetic batches, for a GPU that has no benchmark file yet.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.benchmark import Timer
 from transformers import AutoModelForCausalLM, LlamaConfig, PretrainedConfig, PreTrainedModel
 
-from helpers import evaluate, pipeline, precision
+from helpers import evaluate, hardware, pipeline
 from helpers.benchmark.common import (
     BenchmarkSizes,
     build,
+    clock,
     describe,
+    forward_pass,
     full_size_architectures,
-    hardware_slug,
-    median,
     sample,
 )
 from helpers.benchmark.training import KD_SPEC, our_epoch, our_trainer, strided_batches
@@ -121,7 +122,7 @@ def price_for_device(gpu_prices: dict, device_name: str) -> tuple[str, float] | 
 
 def load_throughput(folder: str | Path | None = None, slug: str | None = None) -> Throughput | None:
     """The throughput a benchmark file measured on this hardware (``results/benchmark/<slug>.json``), if any."""
-    path = Path(folder or PROJECT_ROOT / "results" / "benchmark") / f"{slug or hardware_slug()}.json"
+    path = Path(folder or PROJECT_ROOT / "results" / "benchmark") / f"{slug or hardware.slug()}.json"
     if not path.exists():
         return None
     gpu = json.loads(path.read_text()).get("gpu") or {}
@@ -171,10 +172,28 @@ def smollm2_architecture() -> LlamaConfig:
                        tie_word_embeddings=True)
 
 
-def _seconds(function, min_run_time: float) -> float:
-    """Median seconds of ``function()`` (torch.utils.benchmark.Timer: CUDA synchronised, blocks of calls)."""
-    timer = Timer(stmt="function()", globals={"function": function}, num_threads=torch.get_num_threads())
-    return timer.blocked_autorange(min_run_time=min_run_time).median
+def per_call_seconds(function, min_run_time: float) -> float:
+    """Median seconds per call of ``function()`` over blocks of calls timed for ``min_run_time`` seconds in all.
+
+    ``torch.utils.benchmark.Timer.blocked_autorange``'s loop on the benchmark's clock: calls per block grow tenfold
+    until a block lasts 10 ms (or a thousandth of ``min_run_time``), so one GPU synchronisation per block, not per
+    call, reaches the timings (the first, sizing blocks are the warm-up).
+    """
+    def block(calls: int) -> float:
+        start = clock()
+        for _ in range(calls):
+            function()
+        return clock() - start
+
+    calls = 1
+    while (first := block(calls)) < max(0.01, min_run_time / 1000) and first <= min_run_time:
+        calls *= 10
+    per_call, total = [], 0.0
+    while total < min_run_time:
+        seconds = block(calls)
+        per_call.append(seconds / calls)
+        total += seconds
+    return statistics.median(per_call)
 
 
 def _synthetic_batch(rows: int, length: int, vocab_size: int, device: torch.device) -> dict:
@@ -193,7 +212,7 @@ def _train_step(model: PreTrainedModel, batch: dict, precision_name: str, labels
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
 
     def step():
-        with precision.autocast(precision_name):
+        with hardware.autocast(precision_name):
             if teacher is not None:
                 with torch.no_grad():
                     teacher(**batch)
@@ -205,36 +224,26 @@ def _train_step(model: PreTrainedModel, batch: dict, precision_name: str, labels
     return step
 
 
-def _forward(model: PreTrainedModel, batch: dict, precision_name: str):
-    model = model.to(batch["input_ids"].device).eval()
-
-    @torch.inference_mode()
-    def forward():
-        with precision.autocast(precision_name):
-            model(**batch)
-
-    return forward
-
-
 def warmup_throughput(config: Config, seconds: float = 3.0, tokens_per_row: int = 64,
                       architectures: tuple[PretrainedConfig, PretrainedConfig] | None = None,
                       lm_architecture: PretrainedConfig | None = None) -> Throughput:
     """A short timed warm-up on this device with synthetic batches of ``tokens_per_row`` tokens (AG News averages
     ~50 BERT tokens; the LM's rows are ``config.lm_max_length``): the brief's models with random weights, each rate
     the median of a ``seconds``-long block. About 30 s on a T4."""
-    device = precision.device()
+    device = hardware.device()
     teacher_architecture, student_architecture = architectures or full_size_architectures()
     teacher, student = build(teacher_architecture, seed=1).to(device), build(student_architecture).to(device)
     train = _synthetic_batch(config.batch_size, tokens_per_row, student.config.vocab_size, device)
     labels = torch.randint(0, len(LABELS), (config.batch_size,), device=device)
     evaluation = _synthetic_batch(config.eval_batch_size, tokens_per_row, student.config.vocab_size, device)
-    cached = _seconds(_train_step(student, train, config.precision, labels), seconds)
-    online = _seconds(_train_step(copy.deepcopy(student), train, config.precision, labels, teacher=teacher.eval()),
-                      seconds)
-    student_eval = _seconds(_forward(student, evaluation, config.precision), seconds)
-    teacher_eval = _seconds(_forward(teacher, evaluation, config.precision), seconds)
+    cached = per_call_seconds(_train_step(student, train, config.precision, labels), seconds)
+    online = per_call_seconds(_train_step(copy.deepcopy(student), train, config.precision, labels,
+                                          teacher=teacher.eval()), seconds)
+    student_eval, teacher_eval = (per_call_seconds(functools.partial(forward_pass(model, device, config.precision),
+                                                                     evaluation), seconds)
+                                  for model in (student, teacher))
     del teacher, student
-    return Throughput(device=_device_name(), student_train_rows_per_second=config.batch_size / cached,
+    return Throughput(device=hardware.gpu_name() or "cpu", student_train_rows_per_second=config.batch_size / cached,
                       online_teacher_step_ratio=online / cached,
                       student_eval_rows_per_second=config.eval_batch_size / student_eval,
                       teacher_eval_rows_per_second=config.eval_batch_size / teacher_eval,
@@ -242,20 +251,11 @@ def warmup_throughput(config: Config, seconds: float = 3.0, tokens_per_row: int 
                       source=f"warm-up: synthetic batches of {tokens_per_row} tokens, random weights")
 
 
-def _device_name() -> str:
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-
-
 def matmul_peak_tflops(size: int = 8192, dtype: torch.dtype = torch.bfloat16, seconds: float = 1.0) -> float:
-    """Measured dense matmul rate of the device (TFLOP/s): (size × size) @ (size × size), median of Timer blocks."""
-    a = torch.randn(size, size, device=precision.device(), dtype=dtype)
-    b = torch.randn(size, size, device=precision.device(), dtype=dtype)
-    return 2 * size**3 / _seconds(lambda: a @ b, seconds) / 1e12
-
-
-def training_flops_per_token(model: PreTrainedModel) -> float:
-    """≈ 6 × non-embedding parameters (forward 2, backward 4); attention scores add ~1-2% at AG News lengths."""
-    return 6.0 * non_embedding_parameters(model)
+    """Measured dense matmul rate of the device (TFLOP/s): (size × size) @ (size × size), median of timed blocks."""
+    a = torch.randn(size, size, device=hardware.device(), dtype=dtype)
+    b = torch.randn(size, size, device=hardware.device(), dtype=dtype)
+    return 2 * size**3 / per_call_seconds(lambda: a @ b, seconds) / 1e12
 
 
 def gpu_section(config: Config, workspace: pipeline.Workspace, epoch_batches: list[list[int]],
@@ -279,10 +279,12 @@ def gpu_section(config: Config, workspace: pipeline.Workspace, epoch_batches: li
                                      max_steps=max_steps, grouped=False))
 
     one_pass("gpu-warmup", max_steps=sizes.warmup_steps)
-    seconds = median([one_pass(f"gpu-{repeat}") for repeat in range(sizes.repeats)])
+    seconds = statistics.median([one_pass(f"gpu-{repeat}") for repeat in range(sizes.repeats)])
     real_tokens = int(np.sum(rows["length"]))
     peak = matmul_peak_tflops(matmul_size)
-    achieved = training_flops_per_token(student) * real_tokens / seconds / 1e12
+    # ≈ 6 × non-embedding parameters (forward 2, backward 4); attention scores add ~1-2% at AG News lengths.
+    flops_per_token = 6.0 * non_embedding_parameters(student)
+    achieved = flops_per_token * real_tokens / seconds / 1e12
     # Teacher and student evaluation passes: the real prediction path at the eval batch size.
     eval_rows = sample(workspace.tokenized["test"], 8 * config.eval_batch_size, seed=3)
     collator = collator_for(workspace.tokenizer)
@@ -294,17 +296,17 @@ def gpu_section(config: Config, workspace: pipeline.Workspace, epoch_batches: li
             evaluate.predict_logits(model, eval_rows, collator, config.eval_batch_size, config.precision)
 
         predict()  # warm-up
-        eval_rate[name] = len(eval_rows) / _seconds(predict, 0.5)
+        eval_rate[name] = len(eval_rows) / per_call_seconds(predict, 0.5)
     lm_rate = warmup_lm_rate(config, lm_architecture)
-    throughput = Throughput(device=_device_name(), student_train_rows_per_second=len(rows) / seconds,
+    throughput = Throughput(device=hardware.gpu_name() or "cpu", student_train_rows_per_second=len(rows) / seconds,
                             online_teacher_step_ratio=online_teacher_step_ratio,
                             student_eval_rows_per_second=eval_rate["student"],
                             teacher_eval_rows_per_second=eval_rate["teacher"], lm_train_rows_per_second=lm_rate,
                             source="benchmark: real AG News rows, our Trainer step, random weights")
     return {
-        "device": _device_name(), "precision": precision.resolve_precision(config.precision),
+        "device": hardware.gpu_name() or "cpu", "precision": hardware.resolve_precision(config.precision),
         "batch_size": config.batch_size, "rows": len(rows), "student": describe(student), "train_seconds": seconds,
-        "tokens_per_second": real_tokens / seconds, "flops_per_token": training_flops_per_token(student),
+        "tokens_per_second": real_tokens / seconds, "flops_per_token": flops_per_token,
         "achieved_tflops": achieved, "matmul_peak_tflops": peak, "share_of_matmul_peak": achieved / peak,
         "throughput": asdict(throughput),
     }
@@ -312,8 +314,9 @@ def gpu_section(config: Config, workspace: pipeline.Workspace, epoch_batches: li
 
 def warmup_lm_rate(config: Config, lm_architecture: PretrainedConfig | None = None, seconds: float = 2.0) -> float:
     """Rows per second of the decoder student's training step (random weights, rows of ``config.lm_max_length``)."""
-    device = precision.device()
+    device = hardware.device()
     torch.manual_seed(0)
     lm = AutoModelForCausalLM.from_config(lm_architecture or smollm2_architecture()).to(device)
     batch = _synthetic_batch(config.lm_batch_size, config.lm_max_length, lm.config.vocab_size, device)
-    return config.lm_batch_size / _seconds(_train_step(lm, batch, config.precision, batch["input_ids"]), seconds)
+    step = _train_step(lm, batch, config.precision, batch["input_ids"])
+    return config.lm_batch_size / per_call_seconds(step, seconds)

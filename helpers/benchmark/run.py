@@ -1,5 +1,5 @@
 """The benchmark run: every measurement in one process on one data set, its headline ratios and targets, written to
-``results/benchmark/<hardware>.json``."""
+``results/benchmark/<hardware>.json``; the tables the README, the script and notebook 05 show from that file."""
 
 from __future__ import annotations
 
@@ -7,44 +7,48 @@ import dataclasses
 import json
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+from transformers import LlamaConfig
 
-from helpers import models, pipeline, precision, results
-from helpers.benchmark import deployment
+from helpers import hardware, models, pipeline, results
+from helpers.benchmark import inference
 from helpers.benchmark.common import (
     BenchmarkSizes,
-    available_cores,
-    default_output_dir,
+    clock,
     full_size_architectures,
-    hardware_slug,
+    memory_method,
+    peak_memory_mb,
     profile_architectures,
     sizes_for,
 )
-from helpers.benchmark.inference import measure_inference, measure_teacher_logits
-from helpers.benchmark.memory import memory_method, peak_memory_mb
 from helpers.benchmark.projection import PlannedRun, Throughput, gpu_section, project_runtime
-from helpers.benchmark.training import measure_training, real_epoch, strided_batches
-from helpers.config import Config
+from helpers.benchmark.training import measure_teacher_logits, measure_training, real_epoch, strided_batches
+from helpers.config import PROJECT_ROOT, Config
 
 TARGETS = {  # name -> (comparison, threshold)
     "train_speedup_over_naive": (">=", 2.0),
     "kd_step_over_baseline_step": ("<=", 1.05),
     "student_speedup_over_teacher_batch32": (">=", 1.8),
-    **deployment.TARGETS,
+    **inference.TARGETS,
 }
 
 
-def ratios(training: dict, inference: dict, teacher_logits: dict, batch_size: int) -> dict[str, float]:
+# The smoke profile's stand-in for the decoder student: the GPU section's code is checked, not timed.
+TINY_LM = LlamaConfig(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1)
+
+
+def ratios(training: dict, speed: dict, teacher_logits: dict, batch_size: int) -> dict[str, float]:
     """The headline ratios, each from its measured parts (> 1 means ours / the student / the cache is faster,
     except the step-cost ratios, where > 1 means the distillation step costs more)."""
     seconds, per_second = training["median_seconds"], training["samples_per_second"]
-    batched = inference[f"batch{batch_size}"]["rows_per_second"]
-    latency = inference["batch1"]["median_ms"]
+    batched = speed[f"batch{batch_size}"]["rows_per_second"]
+    latency = speed["batch1"]["median_ms"]
     found = {
         "train_speedup_over_naive": per_second["kd_cached"] / per_second["naive_kd"],
         "train_tokens_speedup_over_naive": training["tokens_per_second"]["kd_cached"]
@@ -93,7 +97,7 @@ def _deployment(config: Config, workspace: pipeline.Workspace, sizes: BenchmarkS
         teacher_checkpoint = teacher_checkpoint or models.teacher_path(config)
     except FileNotFoundError as error:
         return {"skipped": str(error)}
-    return deployment.deployment_rows(student_checkpoint, workspace.tokenized["test"], workspace.tokenizer,
+    return inference.deployment_rows(student_checkpoint, workspace.tokenized["test"], workspace.tokenizer,
                                       teacher_checkpoint, sizes, seed=config.seed)
 
 
@@ -110,9 +114,9 @@ def run_benchmark(config: Config, sizes: BenchmarkSizes | None = None, output_di
     every core this process may use).
     """
     sizes = sizes or sizes_for(config)
-    torch.set_num_threads(threads or available_cores())
+    torch.set_num_threads(threads or hardware.available_cores())
     load_before = os.getloadavg()
-    started = time.perf_counter()
+    started = clock()
     workspace = pipeline.prepare(config)
     architectures = profile_architectures(config)
     with tempfile.TemporaryDirectory() as folder:
@@ -132,8 +136,8 @@ def run_benchmark(config: Config, sizes: BenchmarkSizes | None = None, output_di
         training["real_epoch"] = epoch
         log("inference: student vs teacher at batch 1 and 32")
         inference_architectures = full_size_architectures() if sizes.full_size_inference else architectures
-        inference, inference_memory = measure_inference(workspace.tokenized["test"], workspace.tokenizer,
-                                                        inference_architectures, sizes)
+        speed, inference_memory = inference.measure_inference(workspace.tokenized["test"], workspace.tokenizer,
+                                                              inference_architectures, sizes)
         log("deployment: teacher fp32, student fp32 and int8 on CPU (accuracy, latency, throughput, size)")
         deployed = _deployment(config, workspace, sizes, student_checkpoint, teacher_checkpoint)
         log("peak memory per phase")
@@ -145,24 +149,26 @@ def run_benchmark(config: Config, sizes: BenchmarkSizes | None = None, output_di
             gpu = gpu_section(config, workspace, epoch_batches, sizes, folder,
                               training["median_seconds"]["kd_online"] / training["median_seconds"]["baseline"],
                               architectures=None if sizes.full_size_inference else architectures,
-                              lm_architecture=None if sizes.full_size_inference else _tiny_lm(),
+                              lm_architecture=None if sizes.full_size_inference else TINY_LM,
                               matmul_size=8192 if torch.cuda.is_available() else 256)
             if planned_runs is not None:
                 gpu["projection"] = project_runtime(planned_runs, Throughput(**gpu["throughput"]), price_per_hour)
     document = {
         "provenance": results.provenance(config, data_fingerprint=workspace.data_fingerprint),
-        "hardware_slug": hardware_slug(), "threads": torch.get_num_threads(), "device": precision.device().type,
+        "hardware_slug": hardware.slug(), "threads": torch.get_num_threads(), "device": hardware.device().type,
         "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
-        "seconds": time.perf_counter() - started, "sizes": dataclasses.asdict(sizes),
-        **ratios(training, inference, teacher_logits, sizes.inference_batch_size),
+        "seconds": clock() - started, "sizes": dataclasses.asdict(sizes),
+        **ratios(training, speed, teacher_logits, sizes.inference_batch_size),
         "int8_student_speedup_over_teacher_batch32": deployed.get("int8_student_speedup_over_teacher_batch32"),
         "int8_accuracy_delta_points": deployed.get("int8_accuracy_delta_points"),
         "peak_memory_mb": peak, "memory_method": memory_method(),
-        "training": training, "inference": inference, "teacher_logits": teacher_logits, "deployment": deployed,
-        "onnx": {"kept": False, "decision": deployment.ONNX_DECISION}, "gpu": gpu,
+        "training": training, "inference": speed, "teacher_logits": teacher_logits, "deployment": deployed,
+        "onnx": {"kept": False, "decision": inference.ONNX_DECISION}, "gpu": gpu,
     }
     document["targets"] = check_targets(document)
-    return write(document, Path(output_dir or default_output_dir(config)) / f"{hardware_slug()}.json")
+    # Smoke-profile numbers only check the code: they go with the other (git-ignored) smoke results.
+    default_dir = (Path(config.results_dir) if config.data_source == "synthetic" else PROJECT_ROOT / "results")
+    return write(document, Path(output_dir or default_dir / "benchmark") / f"{hardware.slug()}.json")
 
 
 def write(document: dict, path: Path) -> dict:
@@ -176,14 +182,91 @@ def write(document: dict, path: Path) -> dict:
     return {**document, "path": str(path)}
 
 
-def _tiny_lm():
-    from transformers import LlamaConfig
-
-    return LlamaConfig(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                       num_attention_heads=2, num_key_value_heads=1)
-
-
 def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# -------------------------------------------------------------------------------------------------------- tables
+def summary_table(document: dict) -> pd.DataFrame:
+    """One row per comparison: ours/student, reference/teacher, their ratio, the target and whether it is met."""
+    training, speed, logits = document["training"], document["inference"], document["teacher_logits"]
+    batch = document["sizes"]["inference_batch_size"]
+    targets = check_targets(document)  # from the stored measurements, so a target added later is checked too
+
+    def row(what, ours, reference, unit, ratio_name):
+        target = targets.get(ratio_name, {})
+        return {"measurement": what, "ours / student": ours, "reference / teacher": reference, "unit": unit,
+                "ratio": document.get(ratio_name), "target": target.get("target", ""),
+                "met": {True: "yes", False: "NO"}.get(target.get("met"), "")}
+
+    per_second, tokens, seconds = (training["samples_per_second"], training["tokens_per_second"],
+                                   training["median_seconds"])
+    latency, batched = speed["batch1"]["median_ms"], speed[f"batch{batch}"]["rows_per_second"]
+    models_named = "full-size, random weights" if document["sizes"].get("full_size_inference") else "profile's models"
+    rows = [
+        row("train: ours (KD, cached logits) vs naive KD", per_second["kd_cached"], per_second["naive_kd"],
+            "samples/s", "train_speedup_over_naive"),
+        row("train: ours vs naive, real tokens", tokens["kd_cached"], tokens["naive_kd"], "tokens/s",
+            "train_tokens_speedup_over_naive"),
+        row("train: KD step (cached logits) vs baseline step", seconds["kd_cached"], seconds["baseline"],
+            "s/pass", "kd_step_over_baseline_step"),
+        row("train: KD step (online teacher) vs baseline step", seconds["kd_online"], seconds["baseline"],
+            "s/pass", "kd_online_step_over_baseline_step"),
+        row(f"inference batch 1: student vs teacher latency ({models_named})", latency["student"],
+            latency["teacher"], "ms (ratio: speed-up)", "student_speedup_over_teacher_batch1"),
+        row(f"inference batch {batch}: student vs teacher ({models_named})", batched["student"], batched["teacher"],
+            "rows/s", f"student_speedup_over_teacher_batch{batch}"),
+    ]
+    if "student_int8" in batched:
+        rows.append(row(f"inference batch {batch}: int8 student vs fp32 teacher ({models_named})",
+                        batched["student_int8"], batched["teacher"], "rows/s",
+                        f"full_size_int8_speedup_over_teacher_batch{batch}"))
+    deployed = {r["variant"]: r for r in (document.get("deployment") or {}).get("rows", [])}
+    if deployed:
+        rows += [
+            row(f"trained checkpoints, CPU batch {batch}: int8 student vs fp32 teacher",
+                deployed["student int8"]["throughput_batch32_rows_per_s"],
+                deployed["teacher fp32"]["throughput_batch32_rows_per_s"], "rows/s",
+                "int8_student_speedup_over_teacher_batch32"),
+            row("trained checkpoints: int8 student vs fp32 student accuracy", deployed["student int8"]["accuracy"],
+                deployed["student fp32"]["accuracy"], "accuracy (ratio: change in points)",
+                "int8_accuracy_delta_points"),
+        ]
+    rows.append(row("teacher logits: first pass vs cached", logits["first_median_seconds"],
+                    logits["cached_median_seconds"], "s (ratio: first/cached)", "teacher_logits_first_over_cached"))
+    return pd.DataFrame(rows)
+
+
+def memory_table(document: dict) -> pd.DataFrame:
+    return pd.DataFrame({"phase": list(document["peak_memory_mb"]),
+                         "peak MB": list(document["peak_memory_mb"].values())})
+
+
+def gpu_table(document: dict) -> pd.DataFrame | None:
+    """The GPU section: measured rates, the share of the matmul peak and, where runs were planned, the projection."""
+    gpu = document.get("gpu")
+    if not gpu:
+        return None
+    rates = gpu["throughput"]
+    rows = [
+        {"measurement": f"full-size student training ({gpu['precision']}, batch {gpu['batch_size']})",
+         "value": rates["student_train_rows_per_second"], "unit": "rows/s"},
+        {"measurement": "online-teacher step over cached-logit step", "value": rates["online_teacher_step_ratio"],
+         "unit": "×"},
+        {"measurement": "student / teacher evaluation", "unit": "rows/s",
+         "value": f"{rates['student_eval_rows_per_second']:,.0f} / {rates['teacher_eval_rows_per_second']:,.0f}"},
+        {"measurement": "decoder student training", "value": rates["lm_train_rows_per_second"], "unit": "rows/s"},
+        {"measurement": "achieved training throughput", "value": gpu["achieved_tflops"], "unit": "TFLOP/s"},
+        {"measurement": "measured bf16 matmul peak", "value": gpu["matmul_peak_tflops"], "unit": "TFLOP/s"},
+        {"measurement": "share of matmul peak", "value": gpu["share_of_matmul_peak"], "unit": ""},
+    ]
+    projection = gpu.get("projection")
+    if projection:
+        rows.append({"measurement": f"projected report ({projection['runs']} runs)",
+                     "value": projection["total_hours"], "unit": "h"})
+        if projection["cost"] is not None:
+            rows.append({"measurement": f"at ${projection['price_per_hour']:.2f}/h", "value": projection["cost"],
+                         "unit": "USD"})
+    return pd.DataFrame(rows)

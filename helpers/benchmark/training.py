@@ -1,10 +1,12 @@
 """Training speed, naive vs ours: our Trainer step (length-grouped batches, dynamic padding, cached teacher logits,
-the profile's precision, fused AdamW) against a first-draft KD loop, and distillation against the baseline step."""
+the profile's precision, fused AdamW) against a first-draft KD loop, and distillation against the baseline step; the
+teacher-logit pass computed once, then read from the cache."""
 
 from __future__ import annotations
 
 import copy
-import time
+import dataclasses
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,8 +16,8 @@ from datasets import Dataset
 from transformers import PretrainedConfig, PreTrainedModel, PrinterCallback, TrainerCallback
 from transformers.utils import logging as hf_logging
 
-from helpers import distill, pipeline, precision
-from helpers.benchmark.common import BenchmarkSizes, build, describe, median, profile_architectures, sync
+from helpers import cache, distill, hardware, models, pipeline
+from helpers.benchmark.common import BenchmarkSizes, build, clock, describe, profile_architectures
 from helpers.config import Config
 from helpers.train import BASELINE, Collator, DistillationTrainer, DistillSpec, collator_for, training_arguments
 
@@ -24,19 +26,14 @@ TRAINING_VARIANTS = ("naive_kd", "baseline", "kd_cached", "kd_online")
 
 
 class _EpochTimer(TrainerCallback):
-    """Seconds from the start to the end of the Trainer's epoch: every step, batch loading included."""
-
-    def __init__(self):
-        self.seconds: float | None = None
-        self._start = 0.0
+    """Seconds from the start to the end of the Trainer's epoch: every step, batch loading included (not the
+    Trainer's setup)."""
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        sync()
-        self._start = time.perf_counter()
+        self.start = clock()
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        sync()
-        self.seconds = time.perf_counter() - self._start
+        self.seconds = clock() - self.start
 
 
 class OnlineLogitsTrainer(DistillationTrainer):
@@ -57,7 +54,7 @@ class OnlineLogitsTrainer(DistillationTrainer):
 
 def our_trainer(config: Config, student: PreTrainedModel, rows: Dataset, tokenizer, spec: DistillSpec,
                 output_dir: str | Path, *, online_teacher: PreTrainedModel | None = None,
-                max_steps: int | None = None, grouped: bool = True, seed: int = 0) -> DistillationTrainer:
+                max_steps: int | None = None, grouped: bool = True) -> DistillationTrainer:
     """A DistillationTrainer with train_classifier's settings, for one epoch over ``rows`` (or ``max_steps``).
 
     ``grouped=False``: batches of consecutive rows, for rows already laid out in batches of the real sampler.
@@ -67,7 +64,7 @@ def our_trainer(config: Config, student: PreTrainedModel, rows: Dataset, tokeniz
     overrides = dict(max_steps=max_steps or -1, eval_strategy="no", save_strategy="no", disable_tqdm=True)
     if not grouped:
         overrides.update(train_sampling_strategy="sequential")
-    args = training_arguments(config, output_dir, seed=seed, epochs=1, **overrides)
+    args = training_arguments(config, output_dir, seed=0, epochs=1, **overrides)
     kwargs = dict(model=student, args=args, train_dataset=rows, data_collator=collator_for(tokenizer), spec=spec)
     trainer = (OnlineLogitsTrainer(**kwargs, logit_teacher=online_teacher) if online_teacher is not None
                else DistillationTrainer(**kwargs))
@@ -113,23 +110,17 @@ def strided_batches(batches: list[list[int]], count: int, batch_size: int, lengt
     return np.concatenate(picked)
 
 
-def naive_collator(tokenizer, max_length: int) -> Collator:
-    """Every row padded to max_length (a Collator rounding each batch up to a multiple of max_length)."""
-    return Collator(tokenizer.pad_token_id, pad_to_multiple_of=max_length)
-
-
 def naive_epoch(config: Config, student: PreTrainedModel, teacher: PreTrainedModel, rows: Dataset, tokenizer,
-                spec: DistillSpec = KD_SPEC, max_steps: int | None = None, seed: int = 0) -> float:
+                max_steps: int | None = None) -> float:
     """Seconds of a first-draft KD loop over ``rows``: random order, padded to max_length, fp32, the teacher run at
     every step, torch's default AdamW."""
-    device = precision.device()
+    device = hardware.device()
     student, teacher = student.to(device).train(), teacher.to(device).eval()
-    loader = torch.utils.data.DataLoader(rows, batch_size=config.batch_size, shuffle=True,
-                                         collate_fn=naive_collator(tokenizer, config.max_length),
-                                         generator=torch.Generator().manual_seed(seed))
+    padded = Collator(tokenizer.pad_token_id, pad_to_multiple_of=config.max_length)  # every row to max_length
+    loader = torch.utils.data.DataLoader(rows, batch_size=config.batch_size, shuffle=True, collate_fn=padded,
+                                         generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    sync()
-    start = time.perf_counter()
+    start = clock()
     for step, batch in enumerate(loader):
         if max_steps is not None and step >= max_steps:
             break
@@ -137,13 +128,12 @@ def naive_epoch(config: Config, student: PreTrainedModel, teacher: PreTrainedMod
         with torch.no_grad():
             teacher_logits = teacher(**inputs).logits
         logits = student(**inputs).logits
-        loss = (spec.hard_label_weight * torch.nn.functional.cross_entropy(logits, batch["labels"].to(device))
-                + spec.kd_loss_weight * distill.soft_target_loss(logits, teacher_logits, spec.temperature))
+        loss = (KD_SPEC.hard_label_weight * torch.nn.functional.cross_entropy(logits, batch["labels"].to(device))
+                + KD_SPEC.kd_loss_weight * distill.soft_target_loss(logits, teacher_logits, KD_SPEC.temperature))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    sync()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def measure_training(config: Config, workspace: pipeline.Workspace, rows: Dataset,
@@ -192,13 +182,13 @@ def measure_training(config: Config, workspace: pipeline.Workspace, rows: Datase
     padded = {"ours": sum(int(batch["input_ids"].numel()) for batch in counter.get_train_dataloader()),
               "naive_kd": len(rows) * config.max_length}
     real_tokens = int(np.sum(rows["length"]))
-    medians = {variant: median(values) for variant, values in seconds.items()}
+    medians = {variant: statistics.median(values) for variant, values in seconds.items()}
     rows_per_pass = {variant: len(naive_rows) if variant == "naive_kd" else len(rows) for variant in seconds}
     per_second = {variant: rows_per_pass[variant] / medians[variant] for variant in seconds}
     measured = {
         "rows": len(rows), "naive_rows": len(naive_rows), "rows_per_pass": rows_per_pass,
         "batch_size": config.batch_size, "max_length": config.max_length,
-        "precision": {"ours": precision.resolve_precision(config.precision), "naive_kd": "fp32"},
+        "precision": {"ours": hardware.resolve_precision(config.precision), "naive_kd": "fp32"},
         "optimizer": {"ours": getattr(counter.args.optim, "value", str(counter.args.optim)),
                       "naive_kd": "torch.optim.AdamW (defaults)"},
         "teacher": describe(teacher), "student": describe(student),
@@ -210,3 +200,45 @@ def measure_training(config: Config, workspace: pipeline.Workspace, rows: Datase
     }
     memory = {f"train_{variant}": fresh(variant, sizes.memory_steps) for variant in TRAINING_VARIANTS}
     return measured, memory
+
+
+def measure_teacher_logits(workspace: pipeline.Workspace, teacher_architecture: PretrainedConfig,
+                           picked: np.ndarray, repeats: int, folder: str | Path
+                           ) -> tuple[dict, dict[str, Callable[[], object]], np.ndarray, Dataset]:
+    """Time pipeline.load_or_compute_teacher_logits on the training rows ``picked``: the first pass, then from the
+    cache (which lives in ``folder``). Returns the timings, the memory phases, the logits and the tokenized rows
+    they belong to, in the order of ``picked``."""
+    config = dataclasses.replace(workspace.config, cache_dir=str(Path(folder) / "logits-cache"))
+    raw, tokenized = workspace.student_train.select(picked), workspace.tokenized["student_train"].select(picked)
+    # Registered as unlabelled rows: the random-weight teacher would fail the label-order check (a cheap step).
+    split = "transfer"
+    space = dataclasses.replace(workspace, config=config, named={split: raw}, tokenized={split: tokenized},
+                                fingerprints={split: cache.key_of("benchmark", picked.tolist())})
+    teacher = build(teacher_architecture, seed=1)
+    if config.teacher_source == "local":  # the cache key reads the teacher's folder
+        teacher.save_pretrained(models.fine_tuned_teacher_path(config))
+
+    def one_pass(expect_cached: bool, model: PreTrainedModel | None = None) -> np.ndarray:
+        if not expect_cached:
+            for stale in Path(config.cache_dir, "teacher_logits").glob("*"):
+                stale.unlink()
+        logits, info = pipeline.load_or_compute_teacher_logits(space, split, teacher=model or teacher)
+        if info["cached"] is not expect_cached:
+            raise RuntimeError(f"teacher-logit cache: expected cached={expect_cached}, got {info}")
+        return logits
+
+    one_pass(False)  # warm-up
+    first, cached = [], []
+    for _ in range(repeats):
+        for timings, expect_cached in ((first, False), (cached, True)):
+            start = clock()
+            logits = one_pass(expect_cached)
+            timings.append(clock() - start)
+    measured = {"rows": len(tokenized), "batch_size": config.eval_batch_size, "first_seconds": first,
+                "cached_seconds": cached, "first_median_seconds": statistics.median(first),
+                "cached_median_seconds": statistics.median(cached),
+                "first_rows_per_second": len(tokenized) / statistics.median(first)}
+    # In this order: the first pass (its teacher built inside it) leaves the file the cached pass reads.
+    memory = {"teacher_logits_first": lambda: one_pass(False, build(teacher_architecture, seed=1)),
+              "teacher_logits_cached": lambda: one_pass(True)}
+    return measured, memory, logits, tokenized
