@@ -1,53 +1,463 @@
-"""Notebook 06's experiment: did the BERT teacher help the decoder-only student? The same rows and steps fine-tune
-the LM with the teacher's class distribution distilled onto its label words (λ = lm_kd_weight) and without it
-(λ = 0), over several seeds; the results document; the README's before/after section (``decoder_markdown``).
+"""The decoder-only student of notebook 06: its prompt and one-token answers, its starting model (SmolLM2 from the hub,
+or a stand-in of the same family pretrained here), one-pass scoring, and fine-tuning with and without the teacher.
 
-The prompt, scoring and losses are in ``lm_prompts``, the starting model in ``lm_models``, fine-tuning in
-``lm_training``, predictions, examples and intervals in ``lm_evaluation``.
+Symbols, the same in notebook 06:
+  x          the prompt (instruction, article, ``Topic:``) in the LM's own tokens
+  v_k        the verbalizer of class k, one token each: " World", " Sports", " Business", " Science"
+  e          the end-of-sequence token; the answer to x is v_y followed by e, so a trained LM stops after the word
+  s_k        = log p_θ(v_k | x): all four read from the logits at x's last position (one forward pass + a gather);
+             the prediction is argmax_k s_k
+  z_t        the teacher's logits for the same article, computed through the teacher's own tokenizer (cached)
+  CE_answer  = −(1 / 2B) Σ_b [log p_θ(v_y_b | x_b) + log p_θ(e | x_b, v_y_b)]: the causal-LM loss with every prompt and
+             padding position set to −100, so only the answer word and its end are learned
+  L          = CE_answer + λ · T² · KL(softmax(z_t / T) ‖ softmax(s / T)),  λ = lm_kd_weight, T = lm_temperature
+
+softmax(s) renormalises the LM's probabilities of the four verbalizers, so the KL compares two distributions over the
+same four classes although the two models never share a token id.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import torch
 from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PrinterCallback, Trainer
+from transformers.utils import logging as hf_logging
 
-from helpers import data, evaluate, precision, results
+from helpers import cache, data, distill, hardware, pipeline, train
 from helpers.config import LABELS, Config
-from helpers.lm_evaluation import predict_scores, seed_and_row_bootstrap, shown_generation
-from helpers.lm_models import hardware_label, load_lm
-from helpers.lm_prompts import ANSWER_CUE, ARTICLE_CUE, INSTRUCTION, VERBALIZERS, build_prompt
-from helpers.lm_training import finetune_lm
-from helpers.plots import plt
-from helpers.report_data import hardware, markdown_table
+from helpers.results import atomic_write_text
 
-RUN_VERSION = 1  # bump when fine-tuning or scoring changes: it is part of each run's cache key
+IGNORE_INDEX = -100  # the label the causal-LM loss skips (prompt and padding positions)
+INSTRUCTION = "What is the topic of this news article: World, Sports, Business or Science?"
+ARTICLE_CUE = "\nArticle:"
+ANSWER_CUE = "\nTopic:"
+VERBALIZERS: tuple[str, ...] = (" World", " Sports", " Business", " Science")  # in LABELS order; leading space
+ANSWER_TOKENS = 2  # the verbalizer and the end-of-sequence token
+NOT_A_LABEL = -1  # the answer code of a greedy answer that is not exactly one verbalizer then the end token
+
+# The stand-in: the SmolLM2 family (LlamaForCausalLM) at a size that pretrains in CPU minutes. SmolLM2-135M itself is
+# 576 wide, 30 layers, 9 query / 3 key-value heads, tied embeddings and a 49,152-token byte-level BPE.
+LOCAL_LM_ARCHITECTURE = {"hidden_size": 96, "intermediate_size": 256, "num_hidden_layers": 3,
+                         "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
+                         "tie_word_embeddings": True}
+LOCAL_VOCAB_SIZE = 4_096
+END_OF_TEXT = "<|endoftext|>"  # SmolLM2's bos and eos; like SmolLM2, the stand-in has no pad token
+PRETRAIN_BATCH_SIZE = 16  # blocks of lm_max_length tokens per step
+PRETRAIN_LEARNING_RATE = 3e-3  # tiny models take large steps; warm-up then linear decay to zero
+HELDOUT_TEXTS = 256  # train rows kept out of pretraining, to measure the LM loss it reaches on unseen text
+STAND_IN_VERSION = 1  # bump when the stand-in's recipe changes: it is part of the cache key
+RUN_VERSION = 2  # bump when fine-tuning or scoring changes (2: answer codes stored beside the scores)
 
 
-def lm_seeds(config: Config) -> tuple[int, ...]:
-    """Seeds of each arm (``config.lm_seeds``)."""
-    return config.lm_seeds
+# ------------------------------------------------------------------------------------------------------- prompts
+def build_prompt(article: str) -> str:
+    """The one prompt template: instruction, article, answer cue. The answer follows ``Topic:`` (a verbalizer)."""
+    return f"{INSTRUCTION}{ARTICLE_CUE} {article.strip()}{ANSWER_CUE}"
 
 
-def arm_name(kd_weight: float) -> str:
-    return f"with teacher (λ={kd_weight:g})" if kd_weight > 0 else "without teacher (λ=0)"
+def encode_prompts(tokenizer, articles: list[str], max_prompt_tokens: int) -> list[list[int]]:
+    """Token ids of ``build_prompt(article)`` for each article, the article cut so the prompt fits the budget.
+
+    The instruction, the article and the cue are tokenized apart and joined, so truncation never cuts the cue; a
+    byte-level BPE splits at those boundaries anyway, so the ids equal those of the whole prompt string.
+    """
+    head = tokenizer(INSTRUCTION + ARTICLE_CUE, add_special_tokens=False)["input_ids"]
+    tail = tokenizer(ANSWER_CUE, add_special_tokens=False)["input_ids"]
+    budget = max_prompt_tokens - len(head) - len(tail)
+    if budget < 8:
+        raise ValueError(f"A prompt budget of {max_prompt_tokens} tokens leaves {budget} for the article (the "
+                         f"instruction and cue take {len(head) + len(tail)}): raise lm_max_length.")
+    bodies = tokenizer([" " + article.strip() for article in articles], add_special_tokens=False)["input_ids"]
+    return [head + body[:budget] + tail for body in bodies]
 
 
-# ------------------------------------------------------------------------------------------------------- runs
+def verbalizer_token_ids(tokenizer, verbalizers: tuple[str, ...] = VERBALIZERS) -> list[int]:
+    """The token id of each verbalizer, in LABELS order; raises where one is not exactly one token or two coincide
+    (one-pass scoring reads one logit per class)."""
+    if len(verbalizers) != len(LABELS):
+        raise ValueError(f"{len(verbalizers)} verbalizers for {len(LABELS)} classes {LABELS}.")
+    ids = tokenizer(list(verbalizers), add_special_tokens=False)["input_ids"]
+    split = {word: tokenizer.convert_ids_to_tokens(token_ids) for word, token_ids in zip(verbalizers, ids, strict=True)
+             if len(token_ids) != 1}
+    if split:
+        raise ValueError(f"Verbalizers must be one token each in {type(tokenizer).__name__} (vocabulary "
+                         f"{len(tokenizer):,}), but {split} are not: pick label words this tokenizer keeps whole.")
+    flat = [token_ids[0] for token_ids in ids]
+    if len(set(flat)) != len(flat):
+        raise ValueError(f"Verbalizers {verbalizers} tokenize to {flat}: each class needs its own token.")
+    return flat
+
+
+def answer_ids(labels: list[int], verbalizer_ids: list[int], end_token_id: int) -> list[list[int]]:
+    """The answer each row is trained on: its gold verbalizer, then the end-of-sequence token."""
+    return [[verbalizer_ids[label], end_token_id] for label in labels]
+
+
+def join_prompts_and_answers(prompt_ids: list[list[int]], answer_ids: list[list[int]],
+                             pad_token_id: int) -> dict[str, torch.Tensor]:
+    """A left-padded batch of rows prompt + answer whose labels are the answer ids, IGNORE_INDEX elsewhere.
+
+    Left padding ends every row at the same position, so each row's answer is its last tokens; position_ids restart
+    at 0 on each row's first real token. An empty answer gives a prompt-only row (for scoring and generation).
+    Returns input_ids, attention_mask, position_ids, labels: each (N, L) with L the longest prompt + answer.
+    """
+    if len(prompt_ids) != len(answer_ids):
+        raise ValueError(f"{len(prompt_ids)} prompts but {len(answer_ids)} answers.")
+    length = max(len(p) + len(a) for p, a in zip(prompt_ids, answer_ids, strict=True))
+    input_ids = torch.full((len(prompt_ids), length), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    for row, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids, strict=True)):
+        input_ids[row, length - len(prompt) - len(answer):] = torch.as_tensor(list(prompt) + list(answer))
+        attention_mask[row, length - len(prompt) - len(answer):] = 1
+        if answer:
+            labels[row, length - len(answer):] = torch.as_tensor(answer)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids, "labels": labels}
+
+
+# ------------------------------------------------------------------------------------------------------ scoring
+def score_batch(model: PreTrainedModel, batch: dict[str, torch.Tensor], verbalizer_ids: list[int],
+                answer_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass over left-padded rows that each end with an answer of exactly ``answer_length`` tokens.
+
+    Returns s (B, C), the log-probability of each verbalizer at the prompt's last position, and (B,) the total
+    log-probability of each row's answer tokens (zeros for ``answer_length`` 0). Logits are computed at the last
+    ``answer_length`` + 1 positions only: the vocabulary projection is the costliest matrix product of a small LM.
+    """
+    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    position_ids=batch["position_ids"], logits_to_keep=answer_length + 1, use_cache=False)
+    # Position t predicts token t + 1: the kept positions but the last predict the answer's tokens.
+    log_probs = torch.log_softmax(outputs.logits[:, : max(answer_length, 1)].float(), dim=-1)  # (B, max(A, 1), V)
+    scores = log_probs[:, 0, torch.as_tensor(verbalizer_ids, device=log_probs.device)]  # (B, C)
+    if answer_length == 0:
+        return scores, torch.zeros(len(scores), device=scores.device)
+    answer = batch["input_ids"][:, -answer_length:]  # (B, A)
+    return scores, log_probs.gather(-1, answer.unsqueeze(-1)).squeeze(-1).sum(-1)
+
+
+def next_token_log_probs(model: PreTrainedModel, sequences: list[list[int]], pad_token_id: int) -> torch.Tensor:
+    """(B, V) next-token log-probabilities after each of B sequences, from one forward pass over them left-padded
+    (logits at the last position only). After a prompt, its columns at the verbalizer ids are s (B, C)."""
+    device = next(model.parameters()).device
+    batch = join_prompts_and_answers(sequences, [[] for _ in sequences], pad_token_id)
+    logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                   position_ids=batch["position_ids"].to(device), logits_to_keep=1, use_cache=False).logits
+    return torch.log_softmax(logits[:, -1].float(), dim=-1)
+
+
+@torch.inference_mode()
+def predict(model: PreTrainedModel, tokenizer, articles: list[str], config: Config,
+            batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Scores s (N, C) of raw articles, and the answer code (N,) of what greedy decoding writes: class k where it is
+    exactly v_k then the end token, ``NOT_A_LABEL`` otherwise. Batched longest-first so batches pad little.
+
+    s comes from the prompt's forward pass; the code needs one more, over prompt + the greedy first token, to see
+    whether the second greedy token is the end (no 3-gram blocking here: it is the model's own answer, unaided).
+    """
+    model = model.to(hardware.device()).eval()
+    verbalizer_ids, end = verbalizer_token_ids(tokenizer), tokenizer.eos_token_id
+    prompts = encode_prompts(tokenizer, articles, config.lm_max_length - ANSWER_TOKENS)
+    order = np.argsort([-len(p) for p in prompts], kind="stable")
+    scores = np.zeros((len(prompts), len(verbalizer_ids)), dtype=np.float32)
+    codes = np.full(len(prompts), NOT_A_LABEL, dtype=np.int64)
+    batch_size = batch_size or config.eval_batch_size
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        with hardware.autocast(config.precision):
+            log_probs = next_token_log_probs(model, [prompts[i] for i in index], tokenizer.pad_token_id)  # (B, V)
+            first = log_probs.argmax(-1).tolist()
+            answered = [prompts[i] + [token] for i, token in zip(index, first, strict=True)]
+            ended = next_token_log_probs(model, answered, tokenizer.pad_token_id).argmax(-1).tolist()
+        scores[index] = log_probs[:, verbalizer_ids].cpu().numpy()
+        codes[index] = [verbalizer_ids.index(t) if t in verbalizer_ids and e == end else NOT_A_LABEL
+                        for t, e in zip(first, ended, strict=True)]
+    return scores, codes
+
+
+# ------------------------------------------------------------------------------------------------------- losses
+def answer_cross_entropy(answer_log_probs: torch.Tensor, answer_tokens: int = ANSWER_TOKENS) -> torch.Tensor:
+    """CE_answer = −Σ_b log p(answer_b | x_b) / (B · answer_tokens): the mean over answer tokens, as the HF causal-LM
+    loss with −100 on every prompt and padding position. answer_log_probs (B,) -> scalar."""
+    return -answer_log_probs.sum() / (answer_log_probs.numel() * answer_tokens)
+
+
+def verbalizer_kd_loss(scores: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T² · KL(softmax(z_t / T) ‖ softmax(s / T)): the teacher's classes onto the LM's four verbalizers.
+    scores (B, C) verbalizer log-probabilities of the LM, teacher_logits (B, C) -> scalar."""
+    return distill.soft_target_loss(scores, teacher_logits, temperature)
+
+
+# ------------------------------------------------------------------------------------------------ the starting model
+def train_tokenizer(texts: list[str]):
+    """A byte-level BPE (GPT-2 style, as SmolLM2's) trained on ``texts``; eos = bos = ``<|endoftext|>``, no pad.
+    The prompt and the verbalizers join the corpus, so each verbalizer is merged into one token."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=LOCAL_VOCAB_SIZE, special_tokens=[END_OF_TEXT], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(list(texts) + [build_prompt("") + verbalizer for verbalizer in VERBALIZERS] * 200, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT)
+    verbalizer_token_ids(tokenizer)  # raises if a verbalizer were split
+    return tokenizer
+
+
+def new_tiny_llama(tokenizer, seed: int) -> PreTrainedModel:
+    """A randomly initialised ``LlamaForCausalLM`` of ``LOCAL_LM_ARCHITECTURE`` over ``tokenizer``'s vocabulary."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    end = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), bos_token_id=end, eos_token_id=end,
+                                        **LOCAL_LM_ARCHITECTURE))
+
+
+def load_lm(path: str | Path):
+    """(model, tokenizer) through ``AutoModelForCausalLM`` / ``AutoTokenizer``, weights in float32 (mixed precision
+    comes from autocast). With no pad token (SmolLM2, the stand-in) it pads with eos: padding is masked and left of
+    the prompt, and generation is told the same id."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    except OSError as error:
+        hint = "" if Path(path).exists() else (" The hub is unreachable offline: use KD_PROFILE=cpu or smoke, "
+                                               "which pretrain a tiny stand-in of the same family here.")
+        raise OSError(f"Could not load the causal LM {str(path)!r}: {error}.{hint}") from error
+    if tokenizer.eos_token_id is None:
+        raise ValueError(f"The tokenizer of {str(path)!r} has no eos token: answers could not end.")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model, tokenizer
+
+
+def pack_blocks(tokenizer, texts: list[str], block_size: int) -> torch.Tensor:
+    """(N, block_size) token ids: the texts, each followed by eos, concatenated and cut into equal blocks."""
+    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    stream = np.fromiter((t for row in ids for t in [*row, tokenizer.eos_token_id]), dtype=np.int64)
+    if len(stream) < block_size:
+        raise ValueError(f"{len(stream)} tokens make no block of {block_size}: pass more text.")
+    blocks = len(stream) // block_size
+    return torch.from_numpy(stream[: blocks * block_size].reshape(blocks, block_size))
+
+
+@torch.inference_mode()
+def language_model_loss(model: PreTrainedModel, blocks: torch.Tensor, batch_size: int = 64) -> float:
+    """Mean next-token cross-entropy (nats per token) of ``model`` on ``blocks`` (N, T)."""
+    model = model.to(hardware.device()).eval()
+    total = sum(model(input_ids=(b := blocks[i : i + batch_size].to(model.device)), labels=b).loss * len(b)
+                for i in range(0, len(blocks), batch_size))
+    return float(total) / len(blocks)
+
+
+def pretrain_causal_lm(model: PreTrainedModel, blocks: torch.Tensor, steps: int, seed: int,
+                       log_every: int = 25) -> list[dict]:
+    """Next-token prediction on ``blocks`` (N, T) for ``steps`` AdamW steps (warm-up, linear decay); the loss history.
+    A plain loop: one loss, no evaluation or checkpoints, fp32 (too small a model for mixed precision to pay)."""
+    model = model.to(hardware.device()).train()
+    if steps <= 0:
+        return []
+    generator = torch.Generator().manual_seed(seed)
+    epochs = -(-steps * PRETRAIN_BATCH_SIZE // len(blocks))
+    order = torch.cat([torch.randperm(len(blocks), generator=generator) for _ in range(epochs)])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=PRETRAIN_LEARNING_RATE, weight_decay=0.01, betas=(0.9, 0.95))
+    warmup = max(1, steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))))
+    history, running = [], torch.zeros((), device=model.device)
+    for step in range(steps):
+        batch = blocks[order[step * PRETRAIN_BATCH_SIZE : (step + 1) * PRETRAIN_BATCH_SIZE]].to(model.device)
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        running += loss.detach()  # read once per log: float() every step would wait for the device
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            history.append({"step": step + 1, "loss": round(float(running) / ((step % log_every) + 1), 4)})
+            running.zero_()
+    return history
+
+
+@dataclass
+class StandIn:
+    """The pretrained stand-in's folder and the record of how it was made (texts, steps, losses, seconds)."""
+
+    path: str
+    record: dict
+
+
+def pretraining_texts(train_texts: list[str], seed: int) -> tuple[list[str], list[str]]:
+    """(pretraining texts, held-out texts): the train split shuffled, ``HELDOUT_TEXTS`` of them kept out. Validation
+    and test are never read, so no model is evaluated on a row the stand-in saw; labels are not used."""
+    order = np.random.default_rng(seed).permutation(len(train_texts))
+    held = min(HELDOUT_TEXTS, len(train_texts) // 10)
+    texts = [train_texts[i] for i in order]
+    return texts[held:], texts[:held]
+
+
+def load_or_pretrain_stand_in(config: Config, train_texts: list[str]) -> StandIn:
+    """The stand-in from ``<cache_dir>/lm-stand-in/<key>/`` or, the first time, built and pretrained there (written
+    atomically). The key holds the architecture, the recipe, ``lm_pretrain_steps``, the prompt and the texts."""
+    steps = config.lm_pretrain_steps
+    texts, heldout = pretraining_texts(train_texts, config.seed)
+    key = cache.key_of({"architecture": LOCAL_LM_ARCHITECTURE, "vocab_size": LOCAL_VOCAB_SIZE, "steps": steps,
+                        "batch_size": PRETRAIN_BATCH_SIZE, "learning_rate": PRETRAIN_LEARNING_RATE,
+                        "block_size": config.lm_max_length, "heldout": HELDOUT_TEXTS, "seed": config.seed,
+                        "version": STAND_IN_VERSION, "prompt": [INSTRUCTION, ARTICLE_CUE, ANSWER_CUE, VERBALIZERS]},
+                       texts)
+    folder = Path(config.cache_dir) / "lm-stand-in" / key
+    if (folder / "stand_in.json").exists() and cache.complete_model_folder(folder):
+        return StandIn(str(folder), {**json.loads((folder / "stand_in.json").read_text()), "cached": True})
+    start = time.perf_counter()
+    tokenizer = train_tokenizer(texts)
+    model = new_tiny_llama(tokenizer, config.seed)
+    blocks, heldout_blocks = (pack_blocks(tokenizer, t, config.lm_max_length) for t in (texts, heldout))
+    loss_before = language_model_loss(model, heldout_blocks)
+    history = pretrain_causal_lm(model, blocks, steps, config.seed)
+    record = {"texts": len(texts), "tokens": int(blocks.numel()), "steps": steps,
+              "tokens_seen": steps * PRETRAIN_BATCH_SIZE * config.lm_max_length, "block_size": config.lm_max_length,
+              "heldout_texts": len(heldout), "heldout_loss_before": loss_before,
+              "heldout_loss_after": language_model_loss(model, heldout_blocks), "history": history,
+              "seconds": time.perf_counter() - start, "hardware": hardware.label(),
+              "parameters": sum(p.numel() for p in model.parameters()), "architecture": LOCAL_LM_ARCHITECTURE,
+              "vocab_size": len(tokenizer)}
+    with cache.atomic_folder(folder) as temporary:
+        model.save_pretrained(temporary)
+        tokenizer.save_pretrained(temporary)
+        (temporary / "stand_in.json").write_text(json.dumps(record))
+    return StandIn(str(folder), {**record, "cached": False})
+
+
+def lm_init(config: Config, train_texts: list[str]) -> tuple[str, dict | None]:
+    """(path, stand-in record): the hub id where ``lm_source == "hub"``, else the pretrained stand-in's folder."""
+    if config.lm_source == "hub":
+        return config.lm_name, None
+    if config.lm_source != "local":
+        raise ValueError(f"lm_source must be 'hub' or 'local', not {config.lm_source!r}.")
+    stand_in = load_or_pretrain_stand_in(config, train_texts)
+    return stand_in.path, stand_in.record
+
+
+def describe_stand_in(record: dict) -> str:
+    """One plain sentence saying what the stand-in is and how it was made."""
+    return (f"A stand-in, not SmolLM2: a {LOCAL_LM_ARCHITECTURE['num_hidden_layers']}-layer, "
+            f"{LOCAL_LM_ARCHITECTURE['hidden_size']}-wide LlamaForCausalLM ({record['parameters'] / 1e6:.2f}M "
+            f"parameters, a {record['vocab_size']:,}-token byte-level BPE trained here), pretrained here as a plain "
+            f"causal LM on {record['texts']:,} AG News train texts (no labels, no prompt; {record['steps']:,} steps, "
+            f"{record['tokens_seen'] / 1e6:.1f}M tokens seen, {record['seconds'] / 60:.1f} min on {record['hardware']}"
+            f"). Held-out LM loss {record['heldout_loss_before']:.2f} → {record['heldout_loss_after']:.2f} nats per "
+            "token.")
+
+
+# ------------------------------------------------------------------------------------------------------ training
+@dataclass
+class AnswerCollator:
+    """B rows (prompt_ids, label, teacher_logits) -> left-padded rows prompt + gold verbalizer + eos, labels on the
+    two answer tokens only, plus the class labels and the teacher's logits."""
+
+    verbalizer_ids: list[int]
+    end_token_id: int
+    pad_token_id: int
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        labels = [feature["label"] for feature in features]
+        batch = join_prompts_and_answers([feature["prompt_ids"] for feature in features],
+                                         answer_ids(labels, self.verbalizer_ids, self.end_token_id), self.pad_token_id)
+        batch["class_labels"] = torch.tensor(labels, dtype=torch.long)
+        if "teacher_logits" in features[0]:
+            batch["teacher_logits"] = torch.tensor([f["teacher_logits"] for f in features], dtype=torch.float32)
+        return batch
+
+
+class AnswerTrainer(Trainer):
+    """``Trainer`` whose loss is CE_answer + kd_weight · the verbalizer KD loss; logs both components unweighted."""
+
+    def __init__(self, *args, verbalizer_ids: list[int], kd_weight: float, temperature: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.verbalizer_ids, self.kd_weight, self.temperature = verbalizer_ids, kd_weight, temperature
+        self._sums: dict[str, torch.Tensor] = {}
+        self._steps = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        scores, answer_log_probs = score_batch(model, inputs, self.verbalizer_ids, ANSWER_TOKENS)  # (B, C), (B,)
+        components, weights = {"answer_ce": answer_cross_entropy(answer_log_probs)}, {"answer_ce": 1.0}
+        if self.kd_weight > 0:
+            if "teacher_logits" not in inputs:
+                raise ValueError("lm_kd_weight > 0 but the training rows carry no teacher_logits column.")
+            components["verbalizer_kd"] = verbalizer_kd_loss(scores, inputs["teacher_logits"], self.temperature)
+            weights["verbalizer_kd"] = self.kd_weight
+        for name, value in components.items():  # summed on the device, read only when logged
+            self._sums[name] = value.detach() + self._sums.get(name, 0)
+        self._steps += 1
+        loss = distill.combine_losses(components, weights)
+        return (loss, {"scores": scores}) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs and self._steps:
+            logs.update({f"loss_{name}": round(float(total) / self._steps, 6) for name, total in self._sums.items()})
+            self._sums, self._steps = {}, 0
+        super().log(logs, *args, **kwargs)
+
+
+def training_rows(workspace: pipeline.Workspace) -> Dataset:
+    """A stratified ``lm_train_rows`` subset of the students' training rows, each with the teacher's cached logits
+    (looked up by row: the teacher read these articles through its own tokenizer). Both arms train on these rows."""
+    config = workspace.config
+    logits, _ = pipeline.load_or_compute_teacher_logits(workspace, "student_train")
+    rows = workspace.student_train
+    if len(logits) != len(rows):
+        raise ValueError(f"{len(logits)} cached teacher logits for {len(rows)} student_train rows: the cache is stale.")
+    subset = data.stratified_subset(rows.add_column("row", list(range(len(rows)))), config.lm_train_rows, config.seed)
+    return subset.add_column("teacher_logits", logits[np.asarray(subset["row"])].tolist()).remove_columns("row")
+
+
+def finetune_lm(model: PreTrainedModel, tokenizer, rows: Dataset, config: Config, output_dir: str | Path, *,
+                seed: int, kd_weight: float, quiet: bool = True) -> tuple[PreTrainedModel, list[dict], float]:
+    """Fine-tune on ``rows`` (text, label, teacher_logits) with L = CE_answer + λ · KD; (model, log history, seconds).
+    ``seed`` sets the order of the rows (every seed starts from the same pretrained weights)."""
+    if quiet:
+        hf_logging.set_verbosity_error()
+    args = train.training_arguments(
+        config, output_dir, seed=seed, epochs=config.lm_epochs, learning_rate=config.lm_learning_rate, quiet=quiet,
+        per_device_train_batch_size=config.lm_batch_size, eval_strategy="no", save_strategy="no",
+        save_total_limit=None)
+    budget = config.lm_max_length - ANSWER_TOKENS
+    encoded = rows.map(lambda batch: {"prompt_ids": (ids := encode_prompts(tokenizer, batch["text"], budget)),
+                                      "length": [len(i) for i in ids]}, batched=True, remove_columns=["text"])
+    verbalizer_ids = verbalizer_token_ids(tokenizer)
+    trainer = AnswerTrainer(
+        model=model, args=args, train_dataset=encoded,
+        data_collator=AnswerCollator(verbalizer_ids, tokenizer.eos_token_id, tokenizer.pad_token_id),
+        verbalizer_ids=verbalizer_ids, kd_weight=kd_weight, temperature=config.lm_temperature)
+    if quiet:
+        trainer.remove_callback(PrinterCallback)
+    start = time.perf_counter()
+    trainer.train()
+    return trainer.model, trainer.state.log_history, time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------------------------------------- runs
 @dataclass
 class LMRun:
-    """One fine-tuning run (one arm, one seed) and its scores on the evaluation rows."""
+    """One fine-tuning run (one arm, one seed): its scores and answer codes on the evaluation rows, its history."""
 
     kd_weight: float
     seed: int
     scores: np.ndarray  # (N, C) verbalizer log-probabilities on the evaluation rows
+    answers: np.ndarray  # (N,) class of a greedy answer that is one verbalizer then the end token, else NOT_A_LABEL
     history: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0
     evaluate_seconds: float = 0.0
@@ -60,218 +470,54 @@ class LMRun:
         return self.scores.argmax(-1)
 
 
-def _run_key(config: Config, init_path: str, rows: Dataset, eval_rows: Dataset, kd_weight: float, seed: int) -> str:
-    names = ("lm_name", "lm_source", "lm_train_rows", "lm_epochs", "lm_batch_size", "lm_learning_rate",
-             "lm_max_length", "lm_temperature", "weight_decay", "warmup_ratio")
-    settings = {name: getattr(config, name) for name in names} | {
-        "init": init_path, "kd_weight": kd_weight, "seed": seed, "version": RUN_VERSION,
-        "precision": precision.resolve_precision(config.precision),
-        "prompt": [INSTRUCTION, ARTICLE_CUE, ANSWER_CUE, VERBALIZERS]}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    digest.update(f"{data.fingerprint(rows)}|{data.fingerprint(eval_rows)}".encode())
-    digest.update(np.asarray(rows["teacher_logits"], dtype=np.float32).tobytes())
-    return digest.hexdigest()[:16]
-
-
 def load_or_run(config: Config, init_path: str, rows: Dataset, eval_rows: Dataset, kd_weight: float, seed: int,
                 keep_model: bool = False, quiet: bool = True) -> LMRun:
     """Fine-tune from ``init_path`` on ``rows`` with λ = ``kd_weight`` and ``seed``, then score ``eval_rows``; cached
-    under ``<cache_dir>/lm-runs/<key>/`` (key: settings, init, rows, teacher logits, evaluation rows, prompt).
-
-    Only the scores, loss history and seconds are kept, and the model where ``keep_model``: six SmolLM2 copies
-    would take 3 GB for what the report reads from their scores.
-    """
-    folder = Path(config.cache_dir) / "lm-runs" / _run_key(config, init_path, rows, eval_rows, kd_weight, seed)
-    record_file, model_folder = folder / "run.json", folder / "model"
-    if record_file.exists() and (not keep_model or (model_folder / "config.json").exists()):
-        record = json.loads(record_file.read_text())
-        return LMRun(kd_weight, seed, np.load(folder / "scores.npy"), record["history"], record["train_seconds"],
-                     record["evaluate_seconds"], record["hardware"], True,
-                     str(model_folder) if keep_model else None)
+    atomically under ``<cache_dir>/lm-runs/<key>/`` (key: settings, init, rows, teacher logits, evaluation rows,
+    prompt). Scores, answer codes, history and seconds are kept, the model only where ``keep_model``."""
+    names = ("lm_name", "lm_source", "lm_train_rows", "lm_epochs", "lm_batch_size", "lm_learning_rate",
+             "lm_max_length", "lm_temperature", "weight_decay", "warmup_ratio")
+    prompt = [INSTRUCTION, ARTICLE_CUE, ANSWER_CUE, VERBALIZERS]
+    key = cache.key_of({name: getattr(config, name) for name in names}, init_path, kd_weight, seed, RUN_VERSION,
+                       hardware.resolve_precision(config.precision), prompt,
+                       data.fingerprint(rows), data.fingerprint(eval_rows),
+                       np.asarray(rows["teacher_logits"], dtype=np.float32).round(5).tolist())
+    folder = Path(config.cache_dir) / "lm-runs" / key
+    model_folder = folder / "model" if keep_model else None
+    if (folder / "run.json").exists() and (not keep_model or cache.complete_model_folder(model_folder)):
+        stored = [cache.load_array(folder / name) for name in ("scores.npy", "answers.npy")]
+        if all(entry is not None for entry in stored):
+            record = json.loads((folder / "run.json").read_text())
+            return LMRun(kd_weight, seed, stored[0][0], stored[1][0], record["history"], record["train_seconds"],
+                         record["evaluate_seconds"], record["hardware"], True, model_folder and str(model_folder))
     model, tokenizer = load_lm(init_path)
-    tuned = finetune_lm(model, tokenizer, rows, config, Path(config.cache_dir) / "runs" / "lm-student", seed=seed,
-                        kd_weight=kd_weight, quiet=quiet)
+    tuned, history, train_seconds = finetune_lm(model, tokenizer, rows, config,
+                                                Path(config.cache_dir) / "runs" / "lm-student", seed=seed,
+                                                kd_weight=kd_weight, quiet=quiet)
     start = time.perf_counter()
-    scores = predict_scores(tuned.model, tokenizer, eval_rows["text"], config)
-    evaluate_seconds = time.perf_counter() - start
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    np.save(folder / "scores.npy", scores)
-    if keep_model:
-        tuned.model.save_pretrained(model_folder)
-        tokenizer.save_pretrained(model_folder)
-    record_file.write_text(json.dumps({"kd_weight": kd_weight, "seed": seed, "history": tuned.history,
-                                       "train_seconds": tuned.train_seconds, "evaluate_seconds": evaluate_seconds,
-                                       "hardware": tuned.hardware}))
-    return LMRun(kd_weight, seed, scores, tuned.history, tuned.train_seconds, evaluate_seconds, tuned.hardware, False,
-                 str(model_folder) if keep_model else None)
+    scores, answers = predict(tuned, tokenizer, eval_rows["text"], config)
+    record = {"kd_weight": kd_weight, "seed": seed, "history": history, "train_seconds": train_seconds,
+              "evaluate_seconds": time.perf_counter() - start, "hardware": hardware.label()}
+    with cache.atomic_folder(folder) as temporary:
+        cache.save_array(temporary / "scores.npy", scores)
+        cache.save_array(temporary / "answers.npy", answers)
+        if keep_model:
+            tuned.save_pretrained(temporary / "model")
+            tokenizer.save_pretrained(temporary / "model")
+        atomic_write_text(temporary / "run.json", json.dumps(record))
+    return LMRun(kd_weight, seed, scores, answers, history, record["train_seconds"], record["evaluate_seconds"],
+                 record["hardware"], False, model_folder and str(model_folder))
 
 
 def teacher_effect_runs(config: Config, init_path: str, rows: Dataset, eval_rows: Dataset,
                         quiet: bool = True) -> list[LMRun]:
     """Both arms, λ = lm_kd_weight then λ = 0, over ``lm_seeds``: same rows, same steps, same starting weights.
 
-    The first run (with the teacher, first seed) keeps its model: its answers are the notebook's "after".
+    Pre-registered: the first run (with the teacher, first seed) keeps its model, and its answers are the "after"
+    examples, whatever its accuracy.
     """
     if config.lm_kd_weight <= 0:
         raise ValueError(f"lm_kd_weight is {config.lm_kd_weight}: the teacher's effect needs a run with λ > 0.")
-    seeds = lm_seeds(config)
     return [load_or_run(config, init_path, rows, eval_rows, kd_weight, seed, quiet=quiet,
-                        keep_model=kd_weight > 0 and seed == seeds[0])
-            for kd_weight in (config.lm_kd_weight, 0.0) for seed in seeds]
-
-
-# ------------------------------------------------------------------------------------------------------ tables
-def seeds_table(runs: list[LMRun], labels: np.ndarray) -> pd.DataFrame:
-    """One row per run: arm, seed, accuracy, macro-F1 and training minutes."""
-    rows = []
-    for run in runs:
-        metrics = evaluate.classification_metrics(labels, run.scores)
-        rows.append({"arm": arm_name(run.kd_weight), "seed": run.seed, "accuracy": metrics["accuracy"],
-                     "macro_f1": metrics["macro_f1"], "train minutes": round(run.train_seconds / 60, 2),
-                     "cached": run.cached})
-    return pd.DataFrame(rows)
-
-
-def teacher_effect(runs: list[LMRun], labels: np.ndarray, resamples: int = 2000) -> dict:
-    """The two arms' mean accuracy and macro-F1 and their difference, with two-level (seeds, rows) intervals."""
-    arms = {}
-    for run in runs:
-        arms.setdefault(arm_name(run.kd_weight), []).append(run.predictions)
-    return seed_and_row_bootstrap(labels, {name: np.stack(p) for name, p in arms.items()}, resamples=resamples)
-
-
-def teacher_effect_table(summary: dict) -> pd.DataFrame:
-    """Accuracy and macro-F1 (%) with 95% intervals: each arm and the difference."""
-    def cell(value: dict, sign: str = "") -> str:
-        return (f"{value['mean'] * 100:{sign}.1f} [{value['ci_low'] * 100:{sign}.1f}, "
-                f"{value['ci_high'] * 100:{sign}.1f}]")
-
-    rows = [{"": name, "accuracy (%)": cell(arm["accuracy"]), "macro-F1 (%)": cell(arm["macro_f1"])}
-            for name, arm in summary["arms"].items()]
-    difference = summary["difference"]
-    rows.append({"": "difference (points)", "accuracy (%)": cell(difference["accuracy"], "+"),
-                 "macro-F1 (%)": cell(difference["macro_f1"], "+")})
-    return pd.DataFrame(rows).set_index("")
-
-
-def conclusion(summary: dict, test_rows: int) -> str:
-    """The notebook's and the README's conclusion, written from the numbers with ``evaluate.verdict``'s rule: a
-    difference whose interval covers 0 is called no detectable difference. ``test_rows``: the size of the whole test
-    split, to say when fewer were scored."""
-    (name_a, arm_a), (name_b, arm_b) = summary["arms"].items()
-    accuracy = summary["difference"]["accuracy"]
-    verdict = {"better": "the teacher helps: the whole interval lies above 0",
-               "worse": "the teacher hurts: the whole interval lies below 0",
-               "no detectable difference": "no detectable difference: the interval of the difference covers 0",
-               }[evaluate.verdict(accuracy)]
-    text = (f"Over {summary['seeds']} seeds and {summary['rows']:,} test rows, the LM student {name_a} reaches "
-            f"{arm_a['accuracy']['mean'] * 100:.1f}% accuracy and {name_b} {arm_b['accuracy']['mean'] * 100:.1f}%: "
-            f"{accuracy['mean'] * 100:+.1f} points (95% interval over seeds and rows {accuracy['ci_low'] * 100:+.1f} "
-            f"to {accuracy['ci_high'] * 100:+.1f}), {verdict}.")
-    if summary["rows"] < test_rows:
-        text += (f" Only {summary['rows']:,} of the {test_rows:,} test rows were scored (lm_eval_rows), to keep the "
-                 "notebook within its CPU budget; the row part of the interval is wider for it.")
-    return text
-
-
-def loss_figure(runs: list[LMRun], title: str = "Decoder student: train loss per arm and seed") -> plt.Figure:
-    """Total train loss per logging step, one line per run, coloured by arm (the KD term is part of the total only
-    where λ > 0; the answer cross-entropy is drawn dotted for comparison across arms)."""
-    figure, axis = plt.subplots(figsize=(8, 3.6))
-    colours = {}
-    for run in runs:
-        train = pd.DataFrame([entry for entry in run.history if "loss" in entry])
-        name = arm_name(run.kd_weight)
-        colour = colours.setdefault(name, f"C{len(colours)}")
-        axis.plot(train["step"], train["loss"], color=colour, alpha=0.8,
-                  label=f"{name}: total" if run.seed == runs[0].seed else None)
-        axis.plot(train["step"], train["loss_answer_ce"], color=colour, linestyle=":", alpha=0.8,
-                  label=f"{name}: answer CE" if run.seed == runs[0].seed else None)
-    axis.set(title=title, xlabel="step", ylabel="loss")
-    axis.legend()
-    figure.tight_layout()
-    return figure
-
-
-# ------------------------------------------------------------------------------------------------- time and cost
-def time_table(stand_in: dict | None, runs: list[LMRun], before_seconds: float) -> pd.DataFrame:
-    """Measured seconds per phase and where they were measured. CPU time stays CPU time: nothing here is priced."""
-    rows = []
-    if stand_in is not None:
-        rows.append({"phase": "pretrain the stand-in", "runs": 1, "seconds": stand_in["seconds"],
-                     "measured on": stand_in["hardware"], "cached now": stand_in.get("cached", False)})
-    rows.append({"phase": "score test rows before fine-tuning", "runs": 1, "seconds": before_seconds,
-                 "measured on": hardware_label(), "cached now": False})
-    for phase, attribute in (("fine-tune", "train_seconds"), ("score test rows after", "evaluate_seconds")):
-        rows.append({"phase": phase, "runs": len(runs), "seconds": sum(getattr(r, attribute) for r in runs),
-                     "measured on": " / ".join(sorted({r.hardware for r in runs})),
-                     "cached now": all(r.cached for r in runs)})
-    table = pd.DataFrame(rows)
-    table["minutes"] = (table["seconds"] / 60).round(2)
-    return table
-
-
-def gpu_cost(gpu_seconds: float, usd_per_hour: float, *, measured: bool) -> dict:
-    """US dollars for ``gpu_seconds`` at ``usd_per_hour`` (the caller's price: results/external.json, cited there).
-
-    ``measured``: the seconds were measured on that GPU; otherwise they are an assumption and the result is labelled
-    a projection. Never pass CPU seconds: they say nothing about a GPU's time.
-    """
-    return {"usd": gpu_seconds / 3600 * usd_per_hour, "gpu_seconds": gpu_seconds, "usd_per_hour": usd_per_hour,
-            "basis": "measured GPU time" if measured else "projection (GPU time assumed, not measured)"}
-
-
-# ------------------------------------------------------------------------------------------------------ results
-def payload(config: Config, *, model_name: str, stand_in: dict | None, examples: pd.DataFrame,
-            before_examples: pd.DataFrame, after_examples: pd.DataFrame, before: dict, runs: list[LMRun],
-            labels: np.ndarray, summary: dict, times: pd.DataFrame, test_rows: int) -> dict:
-    """The results document of notebook 06 (``results.save_result`` adds the provenance)."""
-    kept = ("accuracy", "macro_f1", "nll", "ece", "per_class", "confusion_matrix", "rows")
-    after_run = runs[0]
-    return {
-        "model": model_name, "stand_in": stand_in, "train_rows": config.lm_train_rows, "epochs": config.lm_epochs,
-        "prompt": build_prompt("{article}"), "verbalizers": list(VERBALIZERS), "answer": "verbalizer + eos",
-        "seeds": list(lm_seeds(config)), "kd_weight": config.lm_kd_weight, "temperature": config.lm_temperature,
-        "before": {name: before[name] for name in kept},
-        "after": {"arm": arm_name(after_run.kd_weight), "seed": after_run.seed,
-                  **{name: value for name, value in evaluate.classification_metrics(labels, after_run.scores).items()
-                     if name in kept}},
-        "examples": [{"row": example["row"], "text": example["text"], "gold": LABELS[example["label"]],
-                      "before": before_examples.iloc[i].to_dict(), "after": after_examples.iloc[i].to_dict()}
-                     for i, example in enumerate(examples.to_dict(orient="records"))],
-        "runs": seeds_table(runs, labels).to_dict(orient="records"),
-        "teacher_effect": summary, "conclusion": conclusion(summary, test_rows),
-        "history": {f"{arm_name(r.kd_weight)}, seed {r.seed}": r.history for r in runs},
-        "time": times.to_dict(orient="records"),
-        "wall_seconds": {"total": float(times["seconds"].sum())}, "hardware": hardware_label(),
-    }
-
-
-def save(config: Config, document: dict) -> Path:
-    return results.save_result(config, "decoder_student", document)
-
-
-def decoder_markdown(document: dict, examples: int = 4) -> str:
-    """The README's before/after section from a ``decoder_student`` results document: accuracy with and without the
-    teacher (intervals over seeds and rows), the conclusion, and the first ``examples`` fixed prompts."""
-    summary, before = document["teacher_effect"], document["before"]
-    zero_shot = pd.DataFrame([{"": "before fine-tuning (zero-shot)", "accuracy (%)": f"{before['accuracy'] * 100:.1f}",
-                               "macro-F1 (%)": f"{before['macro_f1'] * 100:.1f}"}])
-    table = pd.concat([zero_shot, teacher_effect_table(summary).reset_index()], ignore_index=True)
-    shown = pd.DataFrame({
-        "article": [e["text"][:60] + "…" for e in document["examples"][:examples]],
-        "gold": [e["gold"] for e in document["examples"][:examples]],
-        "before: generates → scored": [f"`{shown_generation(e['before']['generation'], e['before']['ended'])}` → "
-                                       f"{e['before']['prediction']}" for e in document["examples"][:examples]],
-        "after: generates → scored": [f"`{shown_generation(e['after']['generation'], e['after']['ended'])}` → "
-                                      f"{e['after']['prediction']}" for e in document["examples"][:examples]],
-    })
-    provenance = document["provenance"]
-    stand_in = " (a stand-in pretrained here, not SmolLM2)" if document.get("stand_in") else ""
-    return (f"{markdown_table(table)}\n\n{document['conclusion']}\n\n{markdown_table(shown)}\n\n"
-            f"<sub>{document['model']}{stand_in}; after: {document['after']['arm']}, seed {document['after']['seed']}; "
-            f"⏹ the model ended its answer, … the token limit cut it. Intervals: 95%, resampling seeds then test rows "
-            f"({summary['resamples']:,} replicates). Profile `{provenance['profile']}`, {hardware(document)}, "
-            f"{provenance['date'][:10]}.</sub>")
+                        keep_model=kd_weight > 0 and seed == config.lm_seeds[0])
+            for kd_weight in (config.lm_kd_weight, 0.0) for seed in config.lm_seeds]

@@ -190,3 +190,29 @@ def reliability_diagram(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     counts.set(xlabel="confidence", ylabel="rows per bin", yscale="log")
     figure.tight_layout()
     return figure
+
+
+def decoder_loss(curves: pd.DataFrame) -> plt.Figure:
+    """The decoder student's train loss per optimizer step on a log scale: one solid line per arm and seed (the total
+    loss), and, where the teacher is in the loss, its weighted KD term λ · T² · KL dashed in the same colour.
+
+    ``curves``: one row per logged step and run with arm, seed, step, loss and kd_term (NaN without the teacher), as
+    ``lm_report.loss_frame`` returns it. Seeds of an arm share its colour and differ in shade.
+    """
+    figure, axis = plt.subplots(figsize=(8, 3.8))
+    for colour, (arm, runs) in zip(sns.color_palette("deep"), curves.groupby("arm", sort=False), strict=False):
+        for shade, (seed, run) in enumerate(runs.groupby("seed", sort=True)):
+            alpha = 1.0 - 0.25 * shade
+            axis.plot(run["step"], run["loss"], color=colour, alpha=alpha, label=f"{arm}, seed {seed}: total")
+            kd = run[run["kd_term"] > 0]  # a log axis drops non-positive values; NaN rows have no KD term
+            if len(kd):
+                axis.plot(kd["step"], kd["kd_term"], color=colour, alpha=alpha, linestyle="--", marker=".",
+                          label=f"{arm}, seed {seed}: KD term λ·T²·KL")
+    axis.set_yscale("log")
+    for ticks in (axis.yaxis.set_major_formatter, axis.yaxis.set_minor_formatter):  # 0.8, 2, 6 rather than 6×10⁰
+        ticks(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set(title="Decoder student: train loss per seed (log scale)", xlabel="optimizer step",
+             ylabel="loss (nats, log scale)")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the lines, never over one
+    figure.tight_layout()
+    return figure

@@ -144,12 +144,12 @@ def decoder_block(config: Config) -> str | None:
     stops, and how each label's share of the answers moved."""
     if not results.has_result(config, "decoder_student"):
         return None
-    from helpers import lm_student
+    from helpers import lm_report
 
     document = results.load_result(config, "decoder_student")
     figure = f"figures/{config.profile}/decoder_student_loss.png"
     plot = f"![decoder student loss]({figure})\n\n" if (PROJECT_ROOT / figure).exists() else ""
-    return f"{plot}{lm_student.decoder_markdown(document, examples=3)}\n\n{decoder_behaviour(document)}"
+    return f"{plot}{lm_report.decoder_markdown(document, examples=3)}\n\n{decoder_behaviour(document)}"
 
 
 def decoder_behaviour(document: dict) -> str:
@@ -192,12 +192,12 @@ def benchmark_block(config: Config) -> str | None:
     files = sorted((PROJECT_ROOT / "results" / "benchmark").glob("*.json"))
     if not files:
         return None
-    from helpers import benchmark
+    from helpers.benchmark import run
 
     parts = []
     for path in files:
         document = results.load_result(path)
-        table = benchmark.summary_table(document)
+        table = run.summary_table(document)
         # One number per fact: the int8 student on trained checkpoints is the report's own measurement (notebook 05,
         # question 6); the benchmark's rows of it are in its file.
         table = table[~table.iloc[:, 0].astype(str).str.startswith("trained checkpoints")]

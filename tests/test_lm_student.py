@@ -1,10 +1,11 @@
 """The decoder-only student end to end at smoke size: the pretrained stand-in, generation that stops at the end token,
-the two-level interval, and fine-tuning with and without the teacher into a results document (thresholds, never
-exact floats)."""
+answer codes, the teacher effect through evaluate's two-level interval, and fine-tuning with and without the teacher
+into a results document and a loss figure (thresholds, never exact floats)."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from helpers import lm_evaluation, lm_models, lm_student, lm_training, pipeline, results
+from helpers import lm_report, lm_student, pipeline, plots, results
 from helpers.config import get_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run on one thread
@@ -28,90 +29,140 @@ def config(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stand_in(config, synthetic):
     """The smoke stand-in: pretrained on the synthetic train texts (seconds)."""
-    return lm_models.load_or_pretrain_stand_in(config, synthetic["train"]["text"])
+    return lm_student.load_or_pretrain_stand_in(config, synthetic["train"]["text"])
 
 
 # ------------------------------------------------------------------------------------------------- the stand-in
 def test_pretraining_lowers_the_held_out_lm_loss_and_is_cached(config, synthetic, stand_in):
     record = stand_in.record
-    assert not record["cached"] and record["steps"] == lm_models.pretrain_steps(config)
+    assert not record["cached"] and record["steps"] == config.lm_pretrain_steps
     assert record["heldout_loss_after"] < 0.75 * record["heldout_loss_before"]  # random init: ≈ log |V|
     losses = [entry["loss"] for entry in record["history"]]
     assert losses[-1] < losses[0]
-    again = lm_models.load_or_pretrain_stand_in(config, synthetic["train"]["text"])
+    again = lm_student.load_or_pretrain_stand_in(config, synthetic["train"]["text"])
     assert again.path == stand_in.path and again.record["cached"]
-    assert "stand-in, not SmolLM2" in lm_models.describe_stand_in(record)
+    assert "stand-in, not SmolLM2" in lm_student.describe_stand_in(record)
 
 
 def test_pretraining_texts_hold_out_rows_and_blocks_separate_texts_with_eos(stand_in):
-    texts, heldout = lm_models.pretraining_texts([f"text {i}" for i in range(100)], seed=0)
+    texts, heldout = lm_student.pretraining_texts([f"text {i}" for i in range(100)], seed=0)
     assert len(heldout) == 10 and not set(texts) & set(heldout) and len(texts) + len(heldout) == 100
-    _, tokenizer = lm_models.load_lm(stand_in.path)
-    blocks = lm_models.pack_blocks(tokenizer, ["one two", "three"], block_size=2)
+    _, tokenizer = lm_student.load_lm(stand_in.path)
+    blocks = lm_student.pack_blocks(tokenizer, ["one two", "three"], block_size=2)
     assert blocks.shape[1] == 2 and (blocks == tokenizer.eos_token_id).sum() >= 1
 
 
 def test_the_stand_in_loads_like_smollm2_with_eos_as_pad(stand_in):
-    model, tokenizer = lm_models.load_lm(stand_in.path)
+    model, tokenizer = lm_student.load_lm(stand_in.path)
     assert type(model).__name__ == "LlamaForCausalLM"
     assert tokenizer.pad_token_id == tokenizer.eos_token_id == model.generation_config.eos_token_id
 
 
 # -------------------------------------------------------------------------------------------------- generation
-def test_generation_stops_at_the_end_token(stand_in, synthetic, config):
-    model, tokenizer = lm_models.load_lm(stand_in.path)
-    articles = synthetic["test"]["text"][:3]
-    free = lm_evaluation.generate_answers(model, tokenizer, articles, config, max_new_tokens=5)
-    assert free["tokens"].max() <= 5
-    # A head that scores every token 0 makes greedy decoding pick id 0, the end token: every answer ends at once.
+def _always_ends(model):
+    """A copy whose head scores every token 0: greedy decoding picks id 0, the end token, at once."""
     ending = copy.deepcopy(model)
     ending.config.tie_word_embeddings = False
     ending.lm_head = torch.nn.Linear(model.config.hidden_size, model.config.vocab_size, bias=False)
     torch.nn.init.zeros_(ending.lm_head.weight)
+    return ending
+
+
+def test_generation_stops_at_the_end_token(stand_in, synthetic, config):
+    model, tokenizer = lm_student.load_lm(stand_in.path)
+    articles = synthetic["test"]["text"][:3]
+    free = lm_report.generate_answers(model, tokenizer, articles, config, max_new_tokens=5)
+    assert free["tokens"].max() <= 5
     assert tokenizer.eos_token_id == 0
-    ended = lm_evaluation.generate_answers(ending, tokenizer, articles, config, max_new_tokens=5)
+    ended = lm_report.generate_answers(_always_ends(model), tokenizer, articles, config, max_new_tokens=5)
     assert ended["ended"].all() and (ended["tokens"] == 0).all() and (ended["generation"] == "").all()
 
 
+class _Scripted(torch.nn.Module):
+    """A stand-in LM that writes ``first`` after any prompt, then ``then`` after ``first``: a known greedy answer."""
+
+    def __init__(self, vocabulary: int, first: int, then: int):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+        self.vocabulary, self.first, self.then = vocabulary, first, then
+
+    def forward(self, input_ids, logits_to_keep=1, **_):
+        logits = torch.zeros(len(input_ids), logits_to_keep, self.vocabulary)
+        wrote_first = input_ids[:, -1] == self.first
+        logits[wrote_first, -1, self.then] = 5.0
+        logits[~wrote_first, -1, self.first] = 5.0
+        return SimpleNamespace(logits=logits)
+
+
+def test_answer_codes_name_the_class_only_for_one_label_word_then_the_end(stand_in, synthetic, config):
+    _, tokenizer = lm_student.load_lm(stand_in.path)
+    articles, vocabulary = synthetic["test"]["text"][:5], len(tokenizer)
+    sports, end = lm_student.verbalizer_token_ids(tokenizer)[1], tokenizer.eos_token_id
+    cases = {(sports, end): 1, (sports, sports + 1): lm_student.NOT_A_LABEL, (end, end): lm_student.NOT_A_LABEL}
+    for (first, then), expected in cases.items():
+        scores, answers = lm_student.predict(_Scripted(vocabulary, first, then), tokenizer, articles, config)
+        assert scores.shape == (5, 4) and (answers == expected).all(), (first, then)
+
+
 def test_batched_generation_matches_one_prompt_at_a_time(stand_in, synthetic, config):
-    model, tokenizer = lm_models.load_lm(stand_in.path)
+    model, tokenizer = lm_student.load_lm(stand_in.path)
     articles = [synthetic["test"]["text"][0], synthetic["test"]["text"][1] + " and more words after that"]
-    together = lm_evaluation.generate_answers(model, tokenizer, articles, config, max_new_tokens=4)
-    alone = [lm_evaluation.generate_answers(model, tokenizer, [a], config, max_new_tokens=4).iloc[0]
+    together = lm_report.generate_answers(model, tokenizer, articles, config, max_new_tokens=4)
+    alone = [lm_report.generate_answers(model, tokenizer, [a], config, max_new_tokens=4).iloc[0]
              for a in articles]
     assert together["generation"].tolist() == [row["generation"] for row in alone]
 
 
 def test_fixed_examples_take_the_classes_in_turn(synthetic):
-    examples = lm_evaluation.fixed_examples(synthetic["test"], count=10)
+    examples = lm_report.fixed_examples(synthetic["test"], count=10)
     assert examples["label"].tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
-    assert examples.equals(lm_evaluation.fixed_examples(synthetic["test"], count=10))
+    assert examples.equals(lm_report.fixed_examples(synthetic["test"], count=10))
 
 
 # --------------------------------------------------------------------------------------------------- intervals
-def test_two_level_bootstrap_on_known_predictions():
+def _runs(kd_weight: float, predictions: np.ndarray) -> list[lm_student.LMRun]:
+    """Runs (one per seed) whose scores pick ``predictions`` (S, N)."""
+    return [lm_student.LMRun(kd_weight, seed, np.eye(4)[row], np.full(len(row), lm_student.NOT_A_LABEL))
+            for seed, row in enumerate(predictions)]
+
+
+def test_teacher_effect_on_known_predictions_uses_evaluates_interval_and_verdict():
     rng = np.random.default_rng(0)
     labels = np.arange(400) % 4
     perfect = np.tile(labels, (3, 1))
     noisy = np.where(rng.random((3, 400)) < 0.5, labels, (labels + 1) % 4)
-    summary = lm_evaluation.seed_and_row_bootstrap(labels, {"a": perfect, "b": noisy}, resamples=300)
-    assert summary["arms"]["a"]["accuracy"] == {"mean": 1.0, "ci_low": 1.0, "ci_high": 1.0}
+    summary = lm_report.teacher_effect(_runs(0.5, perfect) + _runs(0.0, noisy), labels, resamples=300)
+    assert list(summary["arms"]) == ["with teacher (λ=0.5)", "without teacher (λ=0)"]
+    assert summary["arms"]["with teacher (λ=0.5)"]["accuracy"] == {"mean": 1.0, "ci_low": 1.0, "ci_high": 1.0}
     expected_f1 = np.mean([f1_score(labels, p, average="macro") for p in noisy])
-    assert summary["arms"]["b"]["macro_f1"]["mean"] == pytest.approx(expected_f1)
+    assert summary["arms"]["without teacher (λ=0)"]["macro_f1"]["mean"] == pytest.approx(expected_f1)
     difference = summary["difference"]["accuracy"]
     assert 0 < difference["ci_low"] < difference["mean"] < difference["ci_high"]
-    assert difference["p_value"] < 0.01
-    same = lm_evaluation.seed_and_row_bootstrap(labels, {"a": noisy, "b": noisy}, resamples=100)
+    assert difference["p_value"] < 0.01 and summary["seeds"] == 3 and summary["rows"] == 400
+    same = lm_report.teacher_effect(_runs(0.5, noisy) + _runs(0.0, noisy), labels, resamples=100)
     assert same["difference"]["accuracy"] == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_value": 1.0}
-    assert "no detectable difference" in lm_student.conclusion(same, test_rows=400)
-    assert "the teacher helps" in lm_student.conclusion(summary, test_rows=400)
-    assert "Only 400 of the 7,600" in lm_student.conclusion(summary, test_rows=7_600)
+    assert "no detectable difference" in lm_report.conclusion(same, test_rows=400)
+    assert "the teacher helps" in lm_report.conclusion(summary, test_rows=400)
+    assert "Only 400 of the 7,600" in lm_report.conclusion(summary, test_rows=7_600)
+    with pytest.raises(ValueError, match="Two arms"):
+        lm_report.teacher_effect(_runs(0.5, noisy), labels)
 
 
-def test_gpu_cost_is_labelled_and_takes_the_price_as_an_argument():
-    assert lm_student.gpu_cost(1800.0, 0.5, measured=True) == pytest.approx(
-        {"usd": 0.25, "gpu_seconds": 1800.0, "usd_per_hour": 0.5, "basis": "measured GPU time"})
-    assert lm_student.gpu_cost(1800.0, 0.5, measured=False)["basis"].startswith("projection")
+def test_format_compliance_counts_every_scored_answer_per_run_and_arm():
+    labels = np.arange(8) % 4
+    before = {"answers": np.array([-1] * 6 + [0, 1]), "scores": np.eye(4)[np.zeros(8, dtype=int)]}
+    runs = _runs(0.5, np.tile(labels, (2, 1))) + _runs(0.0, np.tile(labels, (2, 1)))
+    runs[0].answers = labels.copy()  # all well formed
+    runs[1].answers = np.where(labels == 3, -1, labels)  # 6 of 8
+    compliance = lm_report.format_compliance(before, runs)
+    assert compliance["before"] == 0.25 and compliance["rows"] == 8
+    assert [r["share"] for r in compliance["runs"]] == [1.0, 0.75, 0.0, 0.0]
+    assert compliance["arms"] == {"with teacher (λ=0.5)": 0.875, "without teacher (λ=0)": 0.0}
+    shares = compliance["label_shares"]
+    assert shares["before"]["scored"]["World"] == 1.0 and shares["before"]["answered"]["other"] == 0.75
+    assert shares["with teacher (λ=0.5)"]["answered"]["Sci/Tech"] == pytest.approx(0.125)
+    assert lm_report.format_table(compliance)["one label word + end (%)"].tolist() == [25.0, 100.0, 75.0, 0.0, 0.0]
+    assert lm_report.label_share_table(compliance).shape == (5, 6)
 
 
 # ------------------------------------------------------------------------------------------------------ end to end
@@ -129,14 +180,13 @@ def _workspace(config, synthetic, teacher_logits):
 def test_the_teachers_signal_reaches_the_right_rows_and_classes(synthetic, tmp_path, monkeypatch):
     """From random weights (no pretraining: on the synthetic word lists it teaches the LM to ignore the article), the
     teacher term alone makes the LM beat chance within seconds; misaligned rows or classes would not."""
-    config = get_config("smoke", cache_dir=str(tmp_path), lm_train_rows=256, lm_epochs=3)
+    config = get_config("smoke", cache_dir=str(tmp_path), lm_train_rows=256, lm_epochs=3, lm_pretrain_steps=0)
     teacher_logits = _teacher_logits(synthetic["train"])
     monkeypatch.setattr(pipeline, "load_or_compute_teacher_logits", lambda workspace, split: (teacher_logits, {}))
-    monkeypatch.setattr(lm_models, "pretrain_steps", lambda config: 0)
     workspace = _workspace(config, synthetic, teacher_logits)
-    random_init = lm_models.load_or_pretrain_stand_in(config, synthetic["train"]["text"])
-    eval_rows = lm_evaluation.evaluation_rows(workspace)
-    run = lm_student.load_or_run(config, random_init.path, lm_training.lm_training_rows(workspace), eval_rows,
+    random_init = lm_student.load_or_pretrain_stand_in(config, synthetic["train"]["text"])
+    eval_rows = lm_report.evaluation_rows(workspace)
+    run = lm_student.load_or_run(config, random_init.path, lm_student.training_rows(workspace), eval_rows,
                                  kd_weight=0.5, seed=0)
     assert (run.predictions == np.asarray(eval_rows["label"])).mean() > 0.45  # chance is 0.25
 
@@ -145,17 +195,17 @@ def test_with_and_without_the_teacher_both_learn_to_answer_and_stop(config, synt
     train = synthetic["train"]
     teacher_logits = _teacher_logits(train)
     monkeypatch.setattr(pipeline, "load_or_compute_teacher_logits", lambda workspace, split: (teacher_logits, {}))
-    monkeypatch.setattr(lm_student, "lm_seeds", lambda config: (0, 1))  # two seeds keep the test in seconds
+    config = dataclasses.replace(config, lm_seeds=(0, 1))  # two seeds keep the test in seconds
     workspace = _workspace(config, synthetic, teacher_logits)
-    rows = lm_training.lm_training_rows(workspace)
+    rows = lm_student.training_rows(workspace)
     assert len(rows) == 256
     by_text = dict(zip(train["text"], teacher_logits.tolist(), strict=True))
     assert all(np.allclose(by_text[t], z) for t, z in zip(rows["text"], rows["teacher_logits"], strict=True))
 
-    eval_rows = lm_evaluation.evaluation_rows(workspace)
+    eval_rows = lm_report.evaluation_rows(workspace)
     labels = np.asarray(eval_rows["label"])
-    model, tokenizer = lm_models.load_lm(stand_in.path)
-    before = lm_evaluation.evaluate_lm(model, tokenizer, eval_rows, config)
+    model, tokenizer = lm_student.load_lm(stand_in.path)
+    before = lm_report.evaluate_lm(model, tokenizer, eval_rows, config)
     runs = lm_student.teacher_effect_runs(config, stand_in.path, rows, eval_rows)
     assert [(r.kd_weight > 0, r.seed) for r in runs] == [(True, 0), (True, 1), (False, 0), (False, 1)]
     for run in runs:  # both arms learn the answer's form: one of the four words, then the end token
@@ -165,26 +215,46 @@ def test_with_and_without_the_teacher_both_learn_to_answer_and_stop(config, synt
     assert kd[-1] < kd[0]
     assert "loss_verbalizer_kd" not in runs[-1].history[0]
 
-    examples = lm_evaluation.fixed_examples(synthetic["test"], count=8)
-    after_model, after_tokenizer = lm_models.load_lm(runs[0].model_path)
-    after = lm_evaluation.example_answers(after_model, after_tokenizer, examples, config)
+    examples = lm_report.fixed_examples(synthetic["test"], count=8)
+    after_model, after_tokenizer = lm_student.load_lm(runs[0].model_path)
+    after = lm_report.example_answers(after_model, after_tokenizer, examples, config)
     assert after["ended"].mean() >= 0.75 and (after["tokens"] <= 1).mean() >= 0.75  # a word, then the end
     assert set(after["generation"][after["ended"]]) <= {w for w in (" World", " Sports", " Business", " Science")}
 
-    summary = lm_student.teacher_effect(runs, labels, resamples=200)
-    times = lm_student.time_table(stand_in.record, runs, before["seconds"])
-    document = lm_student.payload(config, model_name=config.lm_name, stand_in=stand_in.record, examples=examples,
-                                  before_examples=lm_evaluation.example_answers(model, tokenizer, examples, config),
-                                  after_examples=after, before=before, runs=runs, labels=labels, summary=summary,
-                                  times=times, test_rows=len(synthetic["test"]))
-    saved = results.load_result(lm_student.save(config, document))
+    for run in runs:  # a well-formed greedy answer names the argmax verbalizer: its word is the likeliest token
+        named = run.answers != lm_student.NOT_A_LABEL
+        assert named.mean() >= 0.75 and (run.answers[named] == run.predictions[named]).all()
+    codes = lm_student.predict(after_model, after_tokenizer, examples["text"].tolist(), config)[1]
+    words = [lm_student.VERBALIZERS[code] if code >= 0 else None for code in codes]
+    assert words == [g if e and t == 1 else None for g, e, t in zip(after["generation"], after["ended"],
+                                                                     after["tokens"], strict=True)]
+
+    summary = lm_report.teacher_effect(runs, labels, resamples=200)
+    times = lm_report.time_table(stand_in.record, runs, before["seconds"])
+    document = lm_report.payload(config, model_name=config.lm_name, stand_in=stand_in.record, examples=examples,
+                                 before_examples=lm_report.example_answers(model, tokenizer, examples, config),
+                                 after_examples=after, before=before, runs=runs, labels=labels, summary=summary,
+                                 times=times, test_rows=len(synthetic["test"]))
+    saved = results.load_result(lm_report.save(config, document))
     assert {"provenance", "model", "stand_in", "before", "after", "examples", "runs", "teacher_effect", "conclusion",
-            "history", "time", "wall_seconds"} <= set(saved)
+            "history", "time", "wall_seconds", "format_compliance"} <= set(saved)
     assert set(saved["teacher_effect"]["arms"]) == {"with teacher (λ=0.5)", "without teacher (λ=0)"}
     assert len(saved["runs"]) == 4 and len(saved["examples"]) == 8
-    markdown = lm_student.decoder_markdown(saved)
+    assert saved["after"]["seed"] == 0 and "first" in saved["after"]["rule"]
+    compliance = saved["format_compliance"]
+    assert compliance["rows"] == len(eval_rows) and len(compliance["runs"]) == 4
+    assert min(compliance["arms"].values()) > compliance["before"]
+    markdown = lm_report.decoder_markdown(saved)
     assert "with teacher (λ=0.5)" in markdown and "difference (points)" in markdown and "⏹" in markdown
+
+    figure = plots.decoder_loss(lm_report.loss_frame(runs))
+    [axis] = figure.axes
+    assert axis.get_yscale() == "log" and axis.get_xlabel() == "optimizer step"
+    dashed = [line for line in axis.get_lines() if line.get_linestyle() == "--"]
+    assert len(axis.get_lines()) == 6 and len(dashed) == 2  # four totals; the KD term of each with-teacher seed
+    assert all(line.get_ydata().min() > 0 for line in dashed)
 
     again = lm_student.teacher_effect_runs(config, stand_in.path, rows, eval_rows)
     assert all(run.cached for run in again)
     np.testing.assert_array_equal(again[0].scores, runs[0].scores)
+    np.testing.assert_array_equal(again[0].answers, runs[0].answers)
