@@ -157,9 +157,9 @@ PROFILE_CHANGES = {
         teacher_max_length=24,
         teacher_lengths_tried=(32, 24),
         epochs=3,
-        # Small models want a larger step than BERT-base's 5e-5. 1e-4, not 2e-4: at 2e-4 twice the steps lost accuracy on
-        # validation (it overfits 2,000 rows), so matched-compute read below the baseline; at 1e-4 doubling is flat
-        # there (issue 20's probe, validation only: results/probes/student_recipe_cpu.json).
+        # Small models want a larger step than BERT-base's 5e-5. 1e-4, not 2e-4: at 2e-4 twice the steps lost
+        # accuracy on validation (it overfits 2,000 rows), so matched-compute read below the baseline; at 1e-4
+        # doubling is flat there (issue 20's probe, validation only: results/probes/student_recipe_cpu.json).
         learning_rate=1e-4,
         eval_batch_size=128,
         logging_steps=10,

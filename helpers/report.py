@@ -11,7 +11,6 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from helpers import report_data, results
@@ -153,27 +152,21 @@ def decoder_block(config: Config) -> str | None:
 
 
 def decoder_behaviour(document: dict) -> str:
-    """The shown run's place among all runs, the share of the fixed prompts answered with one label word and an end
-    of sequence before and after, and each label's share of all test answers before and after."""
+    """The shown run's place among all runs, the share of every scored test answer that is one label word and an end
+    of sequence before and after (``format_compliance``), and each label's share of the answers before and after."""
     runs = sorted(document["runs"], key=lambda run: run["accuracy"])
     after = document["after"]
     rank = next(i for i, run in enumerate(runs, 1) if run["arm"] == after["arm"] and run["seed"] == after["seed"])
-    verbalizers = {v.strip().lower() for v in document["verbalizers"]}
-
-    def clean(answer: dict) -> bool:
-        return answer["ended"] and answer["generation"].strip().lower() in verbalizers
-
-    examples = document["examples"]
-    share = {when: sum(clean(e[when]) for e in examples) for when in ("before", "after")}
-    predicted = {when: np.asarray(document[when]["confusion_matrix"]).sum(axis=0) for when in ("before", "after")}
-    labels = list(document["before"]["per_class"])
-    moves = ", ".join(f"{label} {predicted['before'][i] / predicted['before'].sum():.0%} → "
-                      f"{predicted['after'][i] / predicted['after'].sum():.0%}" for i, label in enumerate(labels))
-    return (f"**What changed.** The \"after\" answers come from the run {after['arm']}, seed {after['seed']}: "
-            f"run {rank} of "
-            f"{len(runs)} by test accuracy (1 = worst). Of the {len(examples)} fixed prompts, {share['before']} were "
-            f"answered with one label word and an end of sequence before fine-tuning and {share['after']} after. Each "
-            f"label's share of all {document['after']['rows']:,} scored test answers, before → after: {moves}.")
+    compliance = document["format_compliance"]
+    arms = ", ".join(f"{arm} {share:.0%}" for arm, share in compliance["arms"].items())
+    shares = compliance["label_shares"]
+    moves = ", ".join(f"{label} {shares['before']['scored'][label]:.0%} → {shares[after['arm']]['scored'][label]:.0%}"
+                      for label in document["before"]["per_class"])
+    return (f"**What changed, measured on all {compliance['rows']:,} scored test answers.** Answers that are "
+            f"{compliance['definition']}: {compliance['before']:.0%} before fine-tuning; after, mean over seeds: "
+            f"{arms}. Each label's share of the scored answers, before → after ({after['arm']}, mean over seeds): "
+            f"{moves}. The \"after\" examples come from {after.get('rule', 'the run ' + after['arm'])}: run {rank} of "
+            f"{len(runs)} by test accuracy (1 = worst).")
 
 
 def compute_block(config: Config) -> str | None:

@@ -343,9 +343,10 @@ def interview_block(config: Config) -> str | None:
             f"Screening on validation (one seed, so it ranks, it does not decide) ran from "
             f"{worst['validation_accuracy'] * 100:.2f}% (`{worst['student']}`) to "
             f"{best['validation_accuracy'] * 100:.2f}% (`{best['student']}`). The students' epochs are meant to sit "
-            f"where twice the steps add under 0.2 points on validation: {_plateau(r)}. The stand-in teacher's input "
-            f"length ({r['teacher_length']} tokens) was chosen on calibration rows nobody trains on "
-            f"({_recipes(documents['teacher'])}). No choice read the test split.",
+            f"where twice the steps add under 0.2 points on validation: {_plateau(r)}.{_recipe_probe(config)} The "
+            f"stand-in teacher's input length ({r['teacher_length']} tokens) was chosen on calibration rows nobody "
+            "trains on: "
+            f"{_recipes(documents['teacher'])}. No choice read the test split.",
         "4 · Results":
             f"The first screen gives `{r['chosen']}` against its twin and the baseline. "
             + (f"Plain response KD − baseline: {interval(r['response'])}; against its own twin: "
@@ -363,29 +364,45 @@ def interview_block(config: Config) -> str | None:
 def _plateau(r: dict) -> str:
     plateau, compute = r["plateau"], r["compute"]
     gain = plateau["difference"]
-    at = ("more steps overfit: the baseline is past its plateau, not short of it" if gain < -0.002
-          else "at the plateau by that test" if gain < 0.002 else "**not** at the plateau by that test")
+    # Issue 20's plateau test: twice the steps add under 0.2 points on validation. Below the plateau only where the
+    # whole interval says more steps hurt.
+    at = ("more steps overfit: the baseline is past its plateau, not short of it" if plateau["ci_high"] < 0
+          else "at its plateau by that test (twice the steps add under 0.2 points)" if gain < 0.002
+          else "**not** at the plateau by that test")
     text = (f"twice the steps gave {gain * 100:+.2f} points on validation (95% interval {plateau['ci_low'] * 100:+.2f} "
             f"to {plateau['ci_high'] * 100:+.2f}, {plateau['seeds']} seeds)")
     return text + (f" and {compute['paired_t']['difference'] * 100:+.2f} on test" if compute else "") + f": {at}"
+
+
+def _recipe_probe(config: Config) -> str:
+    """The probe that set the students' learning rate on validation, where the profile has one."""
+    path = PROJECT_ROOT / "results" / "probes" / f"student_recipe_{config.profile}.json"
+    if not path.exists():
+        return ""
+    doubling = [d for d in results.load_result(path)["doubling"] if d["learning_rate"] == config.learning_rate]
+    if not doubling:
+        return ""
+    mean = sum(d["doubling_minus_base_points"] for d in doubling) / len(doubling)
+    rate = f"{config.learning_rate:.0e}".replace("e-0", "e-")
+    return (f" The students' learning rate ({rate}) was set beforehand in a probe on validation "
+            f"(`{path.relative_to(PROJECT_ROOT)}`), where twice the steps moved accuracy by {mean:+.2f} points "
+            f"(mean of {len(doubling)} seeds).")
 
 
 def _recipes(teacher: dict) -> str:
     tried = teacher.get("recipes_tried") or []
     if not tried:
         return "none tried: the teacher comes from the hub"
-    parts = [f"{t['max_length']} tokens: {t['seen_accuracy'] * 100:.1f}% and top probability "
-             f"{t['seen_top_probability']:.3f} on its rows, "
-             + (f"{t['below_baseline_points']:.2f} points below" if t["below_baseline_points"] > 0
-                else f"{-t['below_baseline_points']:.2f} points above") + " the baseline on unseen ones"
-             for t in tried]
+    seen = min(t["seen_accuracy"] for t in tried), min(t["seen_top_probability"] for t in tried)
+    gaps = ", ".join(f"{t['max_length']} tokens {-t['below_baseline_points']:+.2f}" for t in tried)
     rule = teacher.get("rule_takes")
     low, high = (bound * 100 for bound in experiments.WEAKER_BY)
+    text = (f"each length tried memorised its rows, ≥ {seen[0] * 100:.1f}% with top probability ≥ {seen[1]:.3f}; "
+            f"against the baseline on unseen rows: {gaps} points")
     if not rule:
-        return "; ".join(parts) + "; no recipe met both targets"
-    how = (f"the rule takes the one nearest the middle of the {low:.1f}–{high:.1f}-point window: {rule}"
-           if len(tried) > 1 else f"the rule takes {rule}")
-    return "; ".join(parts) + f"; {how}"
+        return text + "; none met both targets"
+    return text + (f"; the rule takes the one nearest the middle of the −{high:.1f} to −{low:.1f}-point window: {rule}"
+                   if len(tried) > 1 else f"; the rule takes {rule}")
 
 
 def _limits(r: dict) -> str:

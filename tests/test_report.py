@@ -209,3 +209,30 @@ def test_the_repository_url_is_set_in_one_place():
         "`https://github.com/a/b`", "https://github.com/me/fork")
     assert moved == ('[![b](https://colab.research.google.com/github/me/fork/blob/main/n.ipynb)] '
                      'repository = "https://github.com/me/fork" `https://github.com/me/fork`')
+
+
+@pytest.mark.parametrize("difference, half_width, words", [
+    (-0.0025, 0.004, "at its plateau"),  # flat: the interval holds 0 and the gain is under 0.2 points
+    (-0.0080, 0.004, "past its plateau"),  # the whole interval below 0: more steps hurt
+    (+0.0030, 0.004, "**not** at the plateau"),  # twice the steps add 0.3 points
+])
+def test_the_plateau_sentence_follows_the_doubling_interval(difference, half_width, words):
+    plateau = comparison(difference, half_width=half_width)["paired_t"]
+    assert words in report_prose._plateau({"plateau": plateau, "compute": None})
+
+
+def test_the_decoder_behaviour_is_read_from_every_scored_answer():
+    run = {"arm": "with teacher", "seed": 0, "accuracy": 0.6}
+    labels = ["World", "Sports"]
+    document = {
+        "runs": [run, {"arm": "without teacher", "seed": 0, "accuracy": 0.5}],
+        "after": {"arm": "with teacher", "seed": 0, "rule": "the first run"},
+        "before": {"per_class": dict.fromkeys(labels)},
+        "format_compliance": {
+            "definition": "one label word, then the end", "rows": 7600, "before": 0.0,
+            "arms": {"with teacher": 0.97, "without teacher": 0.95},
+            "label_shares": {"before": {"scored": {"World": 1.0, "Sports": 0.0}},
+                             "with teacher": {"scored": {"World": 0.4, "Sports": 0.6}}}}}
+    text = report.decoder_behaviour(document)
+    assert "7,600 scored test answers" in text and "0% before" in text and "with teacher 97%" in text
+    assert "World 100% → 40%" in text and "run 2 of 2" in text
