@@ -42,6 +42,7 @@ STRATEGIES: dict[str, tuple[DistillSpec, str]] = {
 # Controls: what a gain could come from without any teacher. Label smoothing is chosen on validation (grid).
 LABEL_SMOOTHING = (0.1, 0.2)
 MATCHED_COMPUTE_RATIO = 2.0  # the baseline at twice its steps: is it at its plateau?
+PLATEAU_GAIN = 0.002  # at its plateau: twice the steps add less than this to validation accuracy
 CONTROLS: dict[str, tuple[DistillSpec, str]] = {
     **{f"label-smoothing-{e:g}": (DistillSpec(name=f"label-smoothing-{e:g}", label_smoothing=e),
                                   "regularisation without a teacher: label smoothing (Szegedy et al. 2016)")

@@ -334,8 +334,8 @@ def student_result_name(spec: DistillSpec, seed: int, key: str) -> str:
 
 def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, seed: int | None = None,
                           budget: str = "final", curve: bool = False, quiet: bool | None = None) -> dict:
-    """``train_student``, cached: a stored result is reused only when its key (``student_key``) matches and its
-    final model is complete. Returns the student's results document."""
+    """``train_student``, cached: a stored result is reused only when its key (``student_key``) matches, its final
+    model is complete and, where ``curve`` is asked for, it holds one. Returns the student's results document."""
     config = workspace.config
     seed = config.seed if seed is None else seed
     key = student_key(workspace, spec, seed, budget)
@@ -343,7 +343,7 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
     run_dir = Path(config.cache_dir) / "runs" / f"{spec.name}-seed{seed}-{key}"
     if results.has_result(config, name) and cache.complete_model_folder(run_dir / "final"):
         stored = results.load_result(config, name)
-        if stored.get("key") == key:
+        if stored.get("key") == key and (stored.get("curve") or not curve):  # a curve run is a superset
             return stored
     payload = train_student(workspace, spec, seed, budget, run_dir, curve=curve, quiet=quiet)
     results.save_result(config, name, {"key": key, "run": run_dir.name, **payload}, seed=seed,
@@ -385,6 +385,7 @@ def train_student(workspace: Workspace, spec: DistillSpec, seed: int, budget: st
             scores["calibration"] = score(workspace, outcome.model, "calibration")
     return {
         "spec": spec.settings(), "seed": seed, "budget": budget, "training": settings, "train_rows": len(train_rows),
+        "curve": curve,
         "bert_teacher": spec.uses_bert_teacher,
         "unlabelled_rows": int(sum(label == -100 for label in train_rows["labels"])),
         "optimizer_steps": outcome.history[-1].get("step") if outcome.history else None,

@@ -343,7 +343,7 @@ def interview_block(config: Config) -> str | None:
             f"Screening on validation (one seed, so it ranks, it does not decide) ran from "
             f"{worst['validation_accuracy'] * 100:.2f}% (`{worst['student']}`) to "
             f"{best['validation_accuracy'] * 100:.2f}% (`{best['student']}`). The students' epochs are meant to sit "
-            f"where twice the steps add under 0.2 points on validation: {_plateau(r)}.{_recipe_probe(config)} The "
+            f"where twice the steps add under {experiments.PLATEAU_GAIN * 100:g} points on validation: {_plateau(r)}.{_recipe_probe(config)} The "
             f"stand-in teacher's input length ({r['teacher_length']} tokens) was chosen on calibration rows nobody "
             "trains on: "
             f"{_recipes(documents['teacher'])}. No choice read the test split.",
@@ -363,11 +363,12 @@ def interview_block(config: Config) -> str | None:
 
 def _plateau(r: dict) -> str:
     plateau, compute = r["plateau"], r["compute"]
-    gain = plateau["difference"]
-    # Issue 20's plateau test: twice the steps add under 0.2 points on validation. Below the plateau only where the
-    # whole interval says more steps hurt.
+    gain, threshold = plateau["difference"], f"{experiments.PLATEAU_GAIN * 100:g}"
+    # The plateau test: twice the steps add under PLATEAU_GAIN on validation. Past the plateau only where the whole
+    # interval says more steps hurt.
     at = ("more steps overfit: the baseline is past its plateau, not short of it" if plateau["ci_high"] < 0
-          else "at its plateau by that test (twice the steps add under 0.2 points)" if gain < 0.002
+          else f"at its plateau by that test (twice the steps add under {threshold} points)"
+          if gain < experiments.PLATEAU_GAIN
           else "**not** at the plateau by that test")
     text = (f"twice the steps gave {gain * 100:+.2f} points on validation (95% interval {plateau['ci_low'] * 100:+.2f} "
             f"to {plateau['ci_high'] * 100:+.2f}, {plateau['seeds']} seeds)")

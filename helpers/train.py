@@ -17,7 +17,7 @@ from transformers import PreTrainedModel, PrinterCallback, Trainer, TrainerCallb
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.utils import logging as hf_logging
 
-from helpers import cache, distill, hardware
+from helpers import cache, distill, feature_terms, hardware
 from helpers.config import Config, show_progress
 from helpers.distill import BASELINE, DistillSpec
 
@@ -71,7 +71,7 @@ class DistillationTrainer(Trainer):
                 raise ValueError(f"{spec.name}: feature/attention/relation losses need the teacher model.")
             self.teacher = teacher.to(self.args.device).eval()
             student_layers, teacher_layers = _layer_count(self.model), _layer_count(teacher)
-            self.layer_mapping = distill.layer_map(student_layers, teacher_layers)
+            self.layer_mapping = feature_terms.layer_map(student_layers, teacher_layers)
             student_width, teacher_width = _width(self.model), _width(teacher)
             if spec.feature_weight > 0 and student_width != teacher_width:
                 # A learned map from the student's width to the teacher's, trained with the student.

@@ -1,4 +1,5 @@
-"""Tests for helpers.distill: hand-computed values, invariants, and gradients reaching only the student."""
+"""Tests for helpers.distill and helpers.feature_terms: hand-computed values, invariants, gradients reaching only
+the student."""
 
 import math
 from types import SimpleNamespace
@@ -7,21 +8,16 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import distill
+from helpers import distill, feature_terms
 from helpers.distill import (
-    attention_loss,
     check_logits_compatible,
     combine_losses,
     confidence_weights,
-    feature_loss,
-    hidden_state_loss,
-    layer_map,
-    mean_pool,
-    relation_loss,
     soft_target_loss,
     teacher_label_loss,
     weighted_soft_target_loss,
 )
+from helpers.feature_terms import attention_loss, feature_loss, hidden_state_loss, layer_map, mean_pool, relation_loss
 
 
 def softmax(values):
@@ -489,9 +485,9 @@ def test_every_loss_is_finite_and_float32_on_half_precision_inputs():
         "teacher_label": distill.teacher_label_loss(logits_s, logits_t, labels, mode="agree"),
         "weighted": distill.weighted_soft_target_loss(logits_s, logits_t, 2.0,
                                                       distill.confidence_weights(logits_t, labels)),
-        "hidden": distill.hidden_state_loss(hidden_s, hidden_t, mask),
-        "attention": distill.attention_loss([attention_s], [attention_t], mask, [(1, 1)]),
-        "relation": distill.relation_loss(distill.mean_pool(hidden_s, mask), distill.mean_pool(hidden_t, mask)),
+        "hidden": feature_terms.hidden_state_loss(hidden_s, hidden_t, mask),
+        "attention": feature_terms.attention_loss([attention_s], [attention_t], mask, [(1, 1)]),
+        "relation": relation_loss(mean_pool(hidden_s, mask), mean_pool(hidden_t, mask)),
     }
     for name, value in values.items():
         assert value.dtype == torch.float32 and torch.isfinite(value), name
@@ -634,13 +630,13 @@ def test_a_teacher_window_shorter_than_the_students_sequence():
 
 def test_window_attention_rows_sum_to_one_and_keep_their_proportions():
     attention = random_attention(2, 3, 7, seed=12)
-    inside = distill.window_attention(attention, 4)
+    inside = feature_terms.window_attention(attention, 4)
     assert inside.shape == (2, 3, 4, 4)
     assert torch.allclose(inside.sum(-1), torch.ones(2, 3, 4))
     ratio = inside / attention[:, :, :4, :4]  # each row scaled by one factor: 1 / (its mass inside the window)
     assert torch.allclose(ratio, ratio[..., :1].expand_as(ratio))
     assert torch.allclose(ratio[..., 0], 1 / attention[:, :, :4, :4].sum(-1))
-    assert distill.window_attention(attention, 7) is attention  # the whole sequence: unchanged
+    assert feature_terms.window_attention(attention, 7) is attention  # the whole sequence: unchanged
 
 
 def test_distillation_loss_refuses_a_spec_without_its_teachers_inputs():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import lm_student
+from helpers import lm_stand_in, lm_student
 
 IGNORE = lm_student.IGNORE_INDEX
 
@@ -20,9 +20,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run 
 @pytest.fixture(scope="module")
 def tiny_lm(synthetic):
     """A random tiny LlamaForCausalLM of the stand-in's architecture over a BPE trained on the synthetic texts."""
-    tokenizer = lm_student.train_tokenizer(synthetic["train"]["text"])
+    tokenizer = lm_stand_in.train_tokenizer(synthetic["train"]["text"])
     tokenizer.pad_token = tokenizer.eos_token
-    return lm_student.new_tiny_llama(tokenizer, seed=0).eval(), tokenizer
+    return lm_stand_in.new_tiny_llama(tokenizer, seed=0).eval(), tokenizer
 
 
 # ----------------------------------------------------------------------------------------------------- prompts

@@ -13,7 +13,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from helpers import lm_report, lm_student, pipeline, plots, results
+from helpers import lm_report, lm_stand_in, lm_student, pipeline, plots, results
 from helpers.config import get_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run on one thread
@@ -29,7 +29,7 @@ def config(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stand_in(config, synthetic):
     """The smoke stand-in: pretrained on the synthetic train texts (seconds)."""
-    return lm_student.load_or_pretrain_stand_in(config, synthetic["train"]["text"])
+    return lm_stand_in.load_or_pretrain_stand_in(config, synthetic["train"]["text"])
 
 
 # ------------------------------------------------------------------------------------------------- the stand-in
@@ -39,16 +39,16 @@ def test_pretraining_lowers_the_held_out_lm_loss_and_is_cached(config, synthetic
     assert record["heldout_loss_after"] < 0.75 * record["heldout_loss_before"]  # random init: ≈ log |V|
     losses = [entry["loss"] for entry in record["history"]]
     assert losses[-1] < losses[0]
-    again = lm_student.load_or_pretrain_stand_in(config, synthetic["train"]["text"])
+    again = lm_stand_in.load_or_pretrain_stand_in(config, synthetic["train"]["text"])
     assert again.path == stand_in.path and again.record["cached"]
-    assert "stand-in, not SmolLM2" in lm_student.describe_stand_in(record)
+    assert "stand-in, not SmolLM2" in lm_stand_in.describe_stand_in(record)
 
 
 def test_pretraining_texts_hold_out_rows_and_blocks_separate_texts_with_eos(stand_in):
-    texts, heldout = lm_student.pretraining_texts([f"text {i}" for i in range(100)], seed=0)
+    texts, heldout = lm_stand_in.pretraining_texts([f"text {i}" for i in range(100)], seed=0)
     assert len(heldout) == 10 and not set(texts) & set(heldout) and len(texts) + len(heldout) == 100
     _, tokenizer = lm_student.load_lm(stand_in.path)
-    blocks = lm_student.pack_blocks(tokenizer, ["one two", "three"], block_size=2)
+    blocks = lm_stand_in.pack_blocks(tokenizer, ["one two", "three"], block_size=2)
     assert blocks.shape[1] == 2 and (blocks == tokenizer.eos_token_id).sum() >= 1
 
 
@@ -184,7 +184,7 @@ def test_the_teachers_signal_reaches_the_right_rows_and_classes(synthetic, tmp_p
     teacher_logits = _teacher_logits(synthetic["train"])
     monkeypatch.setattr(pipeline, "load_or_compute_teacher_logits", lambda workspace, split: (teacher_logits, {}))
     workspace = _workspace(config, synthetic, teacher_logits)
-    random_init = lm_student.load_or_pretrain_stand_in(config, synthetic["train"]["text"])
+    random_init = lm_stand_in.load_or_pretrain_stand_in(config, synthetic["train"]["text"])
     eval_rows = lm_report.evaluation_rows(workspace)
     run = lm_student.load_or_run(config, random_init.path, lm_student.training_rows(workspace), eval_rows,
                                  kd_weight=0.5, seed=0)
@@ -240,7 +240,10 @@ def test_with_and_without_the_teacher_both_learn_to_answer_and_stop(config, synt
             "history", "time", "wall_seconds", "format_compliance"} <= set(saved)
     assert set(saved["teacher_effect"]["arms"]) == {"with teacher (λ=0.5)", "without teacher (λ=0)"}
     assert len(saved["runs"]) == 4 and len(saved["examples"]) == 8
-    assert saved["after"]["seed"] == 0 and "first" in saved["after"]["rule"]
+    # The pre-registered "after" run: the teacher's arm at the first seed, whatever its accuracy.
+    first = next(run for run in runs if run.kd_weight > 0 and run.seed == config.lm_seeds[0])
+    assert (saved["after"]["arm"], saved["after"]["seed"]) == (lm_report.arm_name(first.kd_weight), first.seed)
+    assert saved["after"]["accuracy"] == pytest.approx((first.predictions == labels).mean())
     compliance = saved["format_compliance"]
     assert compliance["rows"] == len(eval_rows) and len(compliance["runs"]) == 4
     assert min(compliance["arms"].values()) > compliance["before"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import distill, experiments, models, pipeline, plots, train
+from helpers import distill, experiments, feature_terms, models, pipeline, plots, train
 from helpers.distill import DistillSpec
 from helpers.train import Collator, DistillationTrainer, collator_for, train_classifier, training_arguments
 
@@ -138,7 +138,7 @@ def test_the_trainer_gives_the_teacher_its_window_and_trains_student_and_project
     arguments = training_arguments(config, tmp_path, seed=0, quiet=True, eval_strategy="no")
     trainer = DistillationTrainer(model=student, args=arguments, spec=spec, teacher=teacher, teacher_max_length=window,
                                   sep_token_id=tokenizer.sep_token_id)
-    assert trainer.layer_mapping == distill.layer_map(1, 2) and len(trainer.projections) == 1
+    assert trainer.layer_mapping == feature_terms.layer_map(1, 2) and len(trainer.projections) == 1
 
     rows = smoke_workspace.tokenized["student_train"]
     lengths = np.asarray(rows["length"] if "length" in rows.column_names else [len(i) for i in rows["input_ids"]])
