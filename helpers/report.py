@@ -19,6 +19,7 @@ from helpers.report_data import (
     README,
     REPORT_PROFILES,
     complete,
+    compute_seconds,
     markdown_table,
     mean_std,
     provenance_line,
@@ -26,7 +27,6 @@ from helpers.report_data import (
     student_runs,
 )
 from helpers.report_prose import (
-    compute_seconds,
     figures_block,
     interview_block,
     more_figures_block,
@@ -73,6 +73,10 @@ def distillation_block(config: Config) -> str | None:
     headline = pd.DataFrame(document["headline"])
     # A twin against the baseline (does a peer teach anything?) stays in notebook 04: the page keeps the decisions.
     headline = headline[~headline["comparison"].str.contains("-without-teacher − baseline", regex=False)]
+    # Where the best control is the twin, its row repeats the twin's: shown once.
+    repeated = headline["comparison"].str.removesuffix(" (best control)").isin(
+        headline.loc[~headline["comparison"].str.endswith("(best control)"), "comparison"])
+    headline = headline[~(headline["comparison"].str.endswith("(best control)") & repeated)]
     final = pd.DataFrame({
         "comparison (test)": headline["comparison"], "seeds": headline["seeds"],
         "Δ (points)": headline["difference_points"].map("{:+.2f}".format),
@@ -86,9 +90,8 @@ def distillation_block(config: Config) -> str | None:
                                                                           strict=True)],
     })
     # The provenance is the results table's, just above (one pass, checked by check_consistent).
-    return (f"{markdown_table(final)}\n\n<sub>Each difference paired by seed, each seed on all test rows. The verdict "
-            "reads the seed-level interval; the two-level bootstrap (seeds, then rows) stands beside it; every p is "
-            "computed under the null.</sub>")
+    return (f"{markdown_table(final)}\n\n<sub>Paired by seed, each seed on all test rows. The verdict reads the "
+            "seed-level interval; the two-level bootstrap resamples seeds, then rows; every p is under the null.</sub>")
 
 
 def screening_block(config: Config) -> str | None:

@@ -1,15 +1,16 @@
-"""The results documents the README reads: which profile's, whether they are complete and belong together, and the
-few number formats every block shares."""
+"""The results documents the README reads: which profile's, whether they are complete and belong together, the
+compute they record and the `full` run's cost derived from it, and the few number formats every block shares."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from helpers import evaluate, results
+from helpers import evaluate, experiments, results
 from helpers.config import PROJECT_ROOT, Config, get_config
 
 README = PROJECT_ROOT / "README.md"
@@ -120,3 +121,96 @@ def markdown_table(frame: pd.DataFrame) -> str:
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *rows])
+
+
+# ---------------------------------------------------------------------------------------------------- compute
+def teacher_pass_seconds(teacher: dict) -> float:
+    """Seconds of the teacher's logit passes when first computed (a pass served from cache records its first one)."""
+    return sum(p.get("first_pass_seconds", p.get("seconds", 0.0)) for p in teacher["logit_passes"])
+
+
+def _of_this_code(config: Config, folder: str, code_hash: str | None) -> list[dict]:
+    """The results documents in ``results/<profile>/<folder>/`` that this code version wrote (older runs left in the
+    folder do not count)."""
+    return [document for path in sorted((Path(config.results_dir) / folder).glob("*.json"))
+            if (document := results.load_result(path))["provenance"].get("code_hash") == code_hash]
+
+
+def compute_seconds(config: Config) -> list[tuple[str, float, int]]:
+    """(notebook, seconds, runs) of training and teacher passes, summed from the results files."""
+    documents = report_documents(config)
+    teacher = documents["teacher"]
+    code = teacher["provenance"].get("code_hash")
+    teachers = _of_this_code(config, "teachers", code)
+    students = _of_this_code(config, "students", code)
+    rows = [("02 · teacher (fine-tuning every recipe tried, logit passes)",
+             teacher_pass_seconds(teacher) + sum(t["train_seconds"] for t in teachers), len(teachers)),
+            ("03 · baseline students", sum(r["train_seconds"] for r in students if r["spec"]["name"] == "baseline"),
+             sum(r["spec"]["name"] == "baseline" for r in students)),
+            ("04 · distilled students, twins and controls",
+             sum(r["train_seconds"] for r in students if r["spec"]["name"] != "baseline"),
+             sum(r["spec"]["name"] != "baseline" for r in students))]
+    if "decoder_student" in documents:
+        rows.append(("06 · decoder student (training + scoring)",
+                     documents["decoder_student"]["wall_seconds"]["total"], 1))
+    return rows
+
+
+def full_cost(config: Config) -> dict[str, dict]:
+    """The `full` report's GPU time and cost per quoted GPU: projected from a GPU benchmark's measured throughput
+    where one exists, else estimated from FLOPs at an assumed share of the GPU's quoted peak (a range)."""
+    from helpers.benchmark import projection
+
+    facts = results.external_facts()
+    full = get_config("full")
+    validation = full.validation_rows
+    runs = experiments.planned_runs(full, facts["ag_news"]["train_rows"] - validation, validation,
+                                    facts["ag_news"]["test_rows"])
+    documents = report_documents(config)
+    if "data" not in documents:
+        return {}  # no measured tokens per row (notebook 01): no estimate
+    tokens = documents["data"]["tokens"]["mean"]
+    costs = {}
+    a100 = _a100_estimate(runs, facts, tokens, full.lm_max_length)
+    ratios = facts["gpu_speed_ratios_vs_a100"]
+    for name, price in facts["gpu_hourly_usd"].items():
+        if name.startswith("_"):
+            continue
+        model = next(word for word in name.split() if any(ch.isdigit() for ch in word))
+        measured = _measured_throughput(model)
+        if measured is not None:
+            projected = projection.project_runtime(runs, measured, price["usd_per_hour"])
+            costs[name] = {"hours": (projected["total_hours"],) * 2, "usd": (projected["cost"],) * 2,
+                           "measured": True, "usd_per_hour": price["usd_per_hour"]}
+            continue
+        # Other GPUs scale the A100 estimate by measured public speed ratios, not by quoted peaks.
+        low, high = a100
+        if model in ratios:
+            ratio = ratios[model]
+            low, high = ((low * ratio["slower_low"], high * ratio["slower_high"]) if "slower_low" in ratio
+                         else (low / ratio["faster_high"], high / ratio["faster_low"]))
+        costs[name] = {"hours": (low, high), "usd": (low * price["usd_per_hour"], high * price["usd_per_hour"]),
+                       "measured": False, "usd_per_hour": price["usd_per_hour"], "runs": len(runs)}
+    return costs
+
+
+def _a100_estimate(runs: list[dict], facts: dict, tokens: float, lm_max_length: int) -> tuple[float, float]:
+    """Hours of the planned runs on an A100 from their FLOPs at the assumed share of its quoted peak (a range)."""
+    from helpers.benchmark import projection
+
+    peak = facts["gpu_peak_tflops"]["A100"]["tflops"]
+    hours = [projection.project_runtime(runs, projection.flops_throughput("A100", peak, share, tokens, lm_max_length),
+                                        None)["total_hours"] for share in reversed(projection.ASSUMED_SHARE_OF_PEAK)]
+    return hours[0], hours[1]
+
+
+def _measured_throughput(model: str):
+    """The throughput a committed GPU benchmark measured on a ``model`` GPU (T4, A100, H100), if any."""
+    from helpers.benchmark import projection
+
+    for path in sorted((PROJECT_ROOT / "results" / "benchmark").glob("*.json")):
+        if model.lower() in path.stem.lower():
+            found = projection.load_throughput(path.parent, path.stem)
+            if found is not None:
+                return found
+    return None

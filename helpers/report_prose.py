@@ -9,7 +9,16 @@ import numpy as np
 
 from helpers import evaluate, experiments, results
 from helpers.config import PROJECT_ROOT, Config, get_config
-from helpers.report_data import complete, hardware, markdown_table, report_documents, student_runs
+from helpers.report_data import (
+    complete,
+    compute_seconds,
+    full_cost,
+    hardware,
+    markdown_table,
+    report_documents,
+    student_runs,
+    teacher_pass_seconds,
+)
 
 WORDS = {"better": "better than", "worse": "worse than", "no detectable difference": "not detectably different from"}
 
@@ -31,7 +40,8 @@ FIGURES = {
     "reliability": "Calibration: accuracy against confidence, with rows per bin (notebook 05).",
     "decoder_student_loss": "The decoder student's train loss, with and without the teacher (notebook 06).",
 }
-SHOWN = ("teacher_confidence", "distillation_training")  # inline beside the results; the others are linked
+SHOWN = ("distillation_training",)  # inline beside the results; the others are listed under Details
+CALIBRATION_GAP = 0.01  # ECE and NLL gaps (means over seeds) below this are not called a difference in calibration
 
 
 # ------------------------------------------------------------------------------------------------- the facts
@@ -161,99 +171,6 @@ def _train_split(documents: dict) -> str:
     return f"a partial AG News train split ({pooled:,} of its {whole:,} rows, {pooled / whole:.0%})"
 
 
-# ---------------------------------------------------------------------------------------------------- compute
-def _teacher_pass_seconds(teacher: dict) -> float:
-    """Seconds of the teacher's logit passes when first computed (a pass served from cache records its first one)."""
-    return sum(p.get("first_pass_seconds", p.get("seconds", 0.0)) for p in teacher["logit_passes"])
-
-
-def _of_this_code(config: Config, folder: str, code_hash: str | None) -> list[dict]:
-    """The results documents in ``results/<profile>/<folder>/`` that this code version wrote (older runs left in the
-    folder do not count)."""
-    return [document for path in sorted((Path(config.results_dir) / folder).glob("*.json"))
-            if (document := results.load_result(path))["provenance"].get("code_hash") == code_hash]
-
-
-def compute_seconds(config: Config) -> list[tuple[str, float, int]]:
-    """(notebook, seconds, runs) of training and teacher passes, summed from the results files."""
-    documents = report_documents(config)
-    teacher = documents["teacher"]
-    code = teacher["provenance"].get("code_hash")
-    teachers = _of_this_code(config, "teachers", code)
-    students = _of_this_code(config, "students", code)
-    rows = [("02 · teacher (fine-tuning every recipe tried, logit passes)",
-             _teacher_pass_seconds(teacher) + sum(t["train_seconds"] for t in teachers), len(teachers)),
-            ("03 · baseline students", sum(r["train_seconds"] for r in students if r["spec"]["name"] == "baseline"),
-             sum(r["spec"]["name"] == "baseline" for r in students)),
-            ("04 · distilled students, twins and controls",
-             sum(r["train_seconds"] for r in students if r["spec"]["name"] != "baseline"),
-             sum(r["spec"]["name"] != "baseline" for r in students))]
-    if "decoder_student" in documents:
-        rows.append(("06 · decoder student (training + scoring)",
-                     documents["decoder_student"]["wall_seconds"]["total"], 1))
-    return rows
-
-
-def full_cost(config: Config) -> dict[str, dict]:
-    """The `full` report's GPU time and cost per quoted GPU: projected from a GPU benchmark's measured throughput
-    where one exists, else estimated from FLOPs at an assumed share of the GPU's quoted peak (a range)."""
-    from helpers.benchmark import projection
-
-    facts = results.external_facts()
-    full = get_config("full")
-    validation = full.validation_rows
-    runs = experiments.planned_runs(full, facts["ag_news"]["train_rows"] - validation, validation,
-                                    facts["ag_news"]["test_rows"])
-    documents = report_documents(config)
-    if "data" not in documents:
-        return {}  # no measured tokens per row (notebook 01): no estimate
-    tokens = documents["data"]["tokens"]["mean"]
-    costs = {}
-    a100 = _a100_estimate(runs, facts, tokens, full.lm_max_length)
-    ratios = facts["gpu_speed_ratios_vs_a100"]
-    for name, price in facts["gpu_hourly_usd"].items():
-        if name.startswith("_"):
-            continue
-        model = next(word for word in name.split() if any(ch.isdigit() for ch in word))
-        measured = _measured_throughput(model)
-        if measured is not None:
-            projected = projection.project_runtime(runs, measured, price["usd_per_hour"])
-            costs[name] = {"hours": (projected["total_hours"],) * 2, "usd": (projected["cost"],) * 2,
-                           "measured": True, "usd_per_hour": price["usd_per_hour"]}
-            continue
-        # Other GPUs scale the A100 estimate by measured public speed ratios, not by quoted peaks.
-        low, high = a100
-        if model in ratios:
-            ratio = ratios[model]
-            low, high = ((low * ratio["slower_low"], high * ratio["slower_high"]) if "slower_low" in ratio
-                         else (low / ratio["faster_high"], high / ratio["faster_low"]))
-        costs[name] = {"hours": (low, high), "usd": (low * price["usd_per_hour"], high * price["usd_per_hour"]),
-                       "measured": False, "usd_per_hour": price["usd_per_hour"], "runs": len(runs)}
-    return costs
-
-
-def _a100_estimate(runs: list[dict], facts: dict, tokens: float, lm_max_length: int) -> tuple[float, float]:
-    """Hours of the planned runs on an A100 from their FLOPs at the assumed share of its quoted peak (a range)."""
-    from helpers.benchmark import projection
-
-    peak = facts["gpu_peak_tflops"]["A100"]["tflops"]
-    hours = [projection.project_runtime(runs, projection.flops_throughput("A100", peak, share, tokens, lm_max_length),
-                                        None)["total_hours"] for share in reversed(projection.ASSUMED_SHARE_OF_PEAK)]
-    return hours[0], hours[1]
-
-
-def _measured_throughput(model: str):
-    """The throughput a committed GPU benchmark measured on a ``model`` GPU (T4, A100, H100), if any."""
-    from helpers.benchmark import projection
-
-    for path in sorted((PROJECT_ROOT / "results" / "benchmark").glob("*.json")):
-        if model.lower() in path.stem.lower():
-            found = projection.load_throughput(path.parent, path.stem)
-            if found is not None:
-                return found
-    return None
-
-
 def _duration(hours: float) -> str:
     return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
 
@@ -275,9 +192,8 @@ def cost_sentence(config: Config) -> str:
         usd = f"${usd_low:.2f}" if cost["measured"] else f"${usd_low:.2f}–{usd_high:.2f}"
         parts.append(f"{name} {span} ({usd})")
     how = ("projected from the GPU benchmark's measured throughput" if all(c["measured"] for c in costs.values())
-           else "**estimated**, not measured: A100 FLOPs at "
-                f"{min(projection.ASSUMED_SHARE_OF_PEAK):.0%}–{max(projection.ASSUMED_SHARE_OF_PEAK):.0%} of peak, the "
-                "others by public speed ratios")
+           else f"**estimated**, not measured: an A100 at {min(projection.ASSUMED_SHARE_OF_PEAK):.0%}–"
+                f"{max(projection.ASSUMED_SHARE_OF_PEAK):.0%} of peak FLOPs, the others by public speed ratios")
     return (f"This page took {_duration(hours)} of training on {hardware(document)}. A `full` run ({how}; prices in "
             f"`results/external.json`): {', '.join(parts)}.")
 
@@ -338,21 +254,23 @@ def interview_block(config: Config) -> str | None:
         "2 · Implementation":
             "One function, `distill.distillation_loss`, computes every student's loss (notebook 04 shows it on a real "
             f"batch). The teacher's logits are cached once ({sum(p['rows'] for p in passes):,} rows, "
-            f"{_teacher_pass_seconds(documents['teacher']):.0f} s); feature and attention terms run it online.",
+            f"{teacher_pass_seconds(documents['teacher']):.0f} s); feature and attention terms run it online.",
         "3 · Model tuning":
             f"Screening on validation (one seed, so it ranks, it does not decide) ran from "
             f"{worst['validation_accuracy'] * 100:.2f}% (`{worst['student']}`) to "
-            f"{best['validation_accuracy'] * 100:.2f}% (`{best['student']}`). The students' epochs are meant to sit "
-            f"where twice the steps add under {experiments.PLATEAU_GAIN * 100:g} points on validation: {_plateau(r)}.{_recipe_probe(config)} The "
-            f"stand-in teacher's input length ({r['teacher_length']} tokens) was chosen on calibration rows nobody "
-            "trains on: "
-            f"{_recipes(documents['teacher'])}. No choice read the test split.",
+            f"{best['validation_accuracy'] * 100:.2f}% (`{best['student']}`). The students' epochs should sit at "
+            f"their plateau, where twice the steps add under {experiments.PLATEAU_GAIN * 100:g} points on validation: "
+            f"{_plateau(r)}.{_recipe_probe(config)} The stand-in teacher's input length ({r['teacher_length']} "
+            f"tokens) was chosen on calibration rows nobody trains on: {_recipes(documents['teacher'])}. No choice "
+            "read the test split.",
         "4 · Results":
-            f"The first screen gives `{r['chosen']}` against its twin and the baseline. "
-            + (f"Plain response KD − baseline: {interval(r['response'])}; against its own twin: "
-               f"{interval(r['response_share'])}. " if r["response"] and r["chosen"] != "response" else "")
-            + f"Against the best no-teacher student picked on validation (`{r['control']}`): "
-            f"{interval(r['versus_control'])}.",
+            f"Read the comparison table under Results: `{r['chosen']}` minus its twin is the teacher's own share, "
+            "minus the baseline the whole effect."
+            + (" Plain response KD stands beside it with its own twin." if r["response"] and r["chosen"] != "response"
+               else "")
+            + f" The best no-teacher student picked on validation is `{r['control']}`"
+            + (", the twin itself." if r["control"] == f"{r['chosen']}-without-teacher"
+               else f": {interval(r['versus_control'])}."),
         "5 · Pipeline and code quality":
             f"One code path, three profiles; every artefact keyed by what produced it, code included; "
             f"{len(documents)} results files of one code version.",
@@ -363,12 +281,11 @@ def interview_block(config: Config) -> str | None:
 
 def _plateau(r: dict) -> str:
     plateau, compute = r["plateau"], r["compute"]
-    gain, threshold = plateau["difference"], f"{experiments.PLATEAU_GAIN * 100:g}"
+    gain = plateau["difference"]
     # The plateau test: twice the steps add under PLATEAU_GAIN on validation. Past the plateau only where the whole
     # interval says more steps hurt.
     at = ("more steps overfit: the baseline is past its plateau, not short of it" if plateau["ci_high"] < 0
-          else f"at its plateau by that test (twice the steps add under {threshold} points)"
-          if gain < experiments.PLATEAU_GAIN
+          else "at its plateau by that test" if gain < experiments.PLATEAU_GAIN
           else "**not** at the plateau by that test")
     text = (f"twice the steps gave {gain * 100:+.2f} points on validation (95% interval {plateau['ci_low'] * 100:+.2f} "
             f"to {plateau['ci_high'] * 100:+.2f}, {plateau['seeds']} seeds)")
@@ -398,18 +315,18 @@ def _recipes(teacher: dict) -> str:
     gaps = ", ".join(f"{t['max_length']} tokens {-t['below_baseline_points']:+.2f}" for t in tried)
     rule = teacher.get("rule_takes")
     low, high = (bound * 100 for bound in experiments.WEAKER_BY)
-    text = (f"each length tried memorised its rows, ≥ {seen[0] * 100:.1f}% with top probability ≥ {seen[1]:.3f}; "
+    text = (f"every length tried memorised its rows (≥ {seen[0] * 100:.1f}%, top probability ≥ {seen[1]:.3f}); "
             f"against the baseline on unseen rows: {gaps} points")
     if not rule:
         return text + "; none met both targets"
-    return text + (f"; the rule takes the one nearest the middle of the −{high:.1f} to −{low:.1f}-point window: {rule}"
+    return text + (f"; the rule takes the one nearest the middle of the −{high:.1f} to −{low:.1f} window: {rule}"
                    if len(tried) > 1 else f"; the rule takes {rule}")
 
 
 def _limits(r: dict) -> str:
     """Question 6: limitations, what we learned, calibration, the trade-off with the brief's real sizes, next."""
     documents = r["documents"]
-    parts = [f"Limits: stand-ins on {_train_split(documents)}, {r['seeds']} seeds where they decide; the regime is "
+    parts = [f"Limits: stand-ins on a partial train split, {r['seeds']} seeds where they decide; the regime is "
              "mirrored, not the brief's models."]
     analysis = documents.get("analysis")
     if analysis:
@@ -417,10 +334,13 @@ def _limits(r: dict) -> str:
         base = by_model.get("baseline")
         chosen = next((row for name, row in by_model.items() if name.startswith("distilled")), None)
         if base and chosen:
-            worse = chosen["ece"] > base["ece"] and chosen["nll"] > base["nll"]
-            better = chosen["ece"] < base["ece"] and chosen["nll"] < base["nll"]
+            # Means over seeds without an interval: a direction is named only past CALIBRATION_GAP on both scores.
+            gaps = chosen["ece"] - base["ece"], chosen["nll"] - base["nll"]
+            worse, better = min(gaps) > CALIBRATION_GAP, max(gaps) < -CALIBRATION_GAP
             how = ("the distilled student is the worse calibrated (temperature scaling, not run here, is the usual "
-                   "fix)" if worse else "the distilled student is the better calibrated" if better else "mixed")
+                   "fix)" if worse else "the distilled student is the better calibrated" if better
+                   else f"within {CALIBRATION_GAP} of each other on both, so no difference is claimed"
+                   if max(map(abs, gaps)) <= CALIBRATION_GAP else "mixed")
             parts.append(f"Calibration: ECE {base['ece']:.3f} (baseline) and {chosen['ece']:.3f} (chosen), NLL "
                          f"{base['nll']:.3f} and {chosen['nll']:.3f}, means over seeds: {how}.")
         deployment = analysis.get("deployment")

@@ -43,11 +43,11 @@ def main() -> None:
 
 def committed_duration(config) -> str:
     """How long the committed report of this profile took, from its results files (training and teacher passes)."""
-    from helpers import report_data, report_prose
+    from helpers import report_data
 
     if not report_data.complete(config):
         return f"No complete committed results of profile {config.profile} to say how long a pass takes here."
-    seconds = sum(seconds for _, seconds, _ in report_prose.compute_seconds(config))
+    seconds = sum(seconds for _, seconds, _ in report_data.compute_seconds(config))
     teacher = results.load_result(config, "teacher")
     return (f"The committed {config.profile} report spent {seconds / 60:.0f} min training and in teacher passes on "
             f"{report_data.hardware(teacher)} (its results files); evaluation and loading add to that.")
