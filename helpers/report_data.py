@@ -110,9 +110,10 @@ def hardware(document: dict) -> str:
 def provenance_line(document: dict) -> str:
     """Profile, hardware, library versions, code (hash, then the commit it was run at) and date of a document."""
     p = document["provenance"]
-    code, commit = p.get("code_hash", "unrecorded")[:8], p.get("commit", "unrecorded")[:7]
+    code = f"code `{p['code_hash'][:8]}`" if p.get("code_hash") else "code hash not recorded"  # older files
+    commit = f"commit `{p['commit'][:7]}`" if p.get("commit") else "commit not recorded"
     return (f"profile `{p['profile']}`, {hardware(document)}, torch {p['versions']['torch']}, "
-            f"transformers {p['versions']['transformers']}, code `{code}` (commit `{commit}`), {p['date'][:10]}")
+            f"transformers {p['versions']['transformers']}, {code} ({commit}), {p['date'][:10]}")
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
