@@ -72,6 +72,12 @@ def interval(comparison: dict) -> str:
             f"over {t['seeds']} seeds, paired t p = {t['p_value']:.2g})")
 
 
+def brief(comparison: dict) -> str:
+    """A seed-level difference in points with its paired-t 95% interval, in brackets: for a sentence of several."""
+    t = comparison["paired_t"]
+    return f"{t['difference'] * 100:+.2f} [{t['ci_low'] * 100:+.2f}, {t['ci_high'] * 100:+.2f}]"
+
+
 def verdict(comparison: dict) -> str:
     return evaluate.verdict(comparison["paired_t"])
 
@@ -264,13 +270,14 @@ def interview_block(config: Config) -> str | None:
             f"tokens) was chosen on calibration rows nobody trains on: {_recipes(documents['teacher'])}. No choice "
             "read the test split.",
         "4 · Results":
-            f"Read the comparison table under Results: `{r['chosen']}` minus its twin is the teacher's own share, "
-            "minus the baseline the whole effect."
-            + (" Plain response KD stands beside it with its own twin." if r["response"] and r["chosen"] != "response"
-               else "")
-            + f" The best no-teacher student picked on validation is `{r['control']}`"
+            f"In points, with seed-level 95% intervals (the comparison table under Results): `{r['chosen']}` − its "
+            f"twin, the teacher's own share, {brief(r['share'])}; − the baseline, the whole effect, "
+            f"{brief(r['versus_baseline'])}"
+            + (f"; plain response KD − its twin {brief(r['response_share'])}, − the baseline {brief(r['response'])}"
+               if r["response"] and r["chosen"] != "response" else "")
+            + f". The best no-teacher student picked on validation is `{r['control']}`"
             + (", the twin itself." if r["control"] == f"{r['chosen']}-without-teacher"
-               else f": {interval(r['versus_control'])}."),
+               else f": {brief(r['versus_control'])}."),
         "5 · Pipeline and code quality":
             f"One code path, three profiles; every artefact keyed by what produced it, code included; "
             f"{len(documents)} results files of one code version.",

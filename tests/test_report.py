@@ -236,3 +236,30 @@ def test_the_decoder_behaviour_is_read_from_every_scored_answer():
     text = report.decoder_behaviour(document)
     assert "7,600 scored test answers" in text and "0% before" in text and "with teacher 97%" in text
     assert "World 100% → 40%" in text and "run 2 of 2" in text
+
+
+def test_the_best_control_row_is_shown_once_where_it_is_the_twin(tmp_path):
+    config = fake_report(tmp_path, "augmented", 0.02)
+    document = results.load_result(config, "distillation")
+    assert "(best control)" in report.distillation_block(config)  # matched-compute: a row of its own
+    for row in document["headline"]:
+        row["comparison"] = row["comparison"].replace("matched-compute (best control)",
+                                                      "augmented-without-teacher (best control)")
+    results.save_result(config, "distillation", {k: v for k, v in document.items() if k != "provenance"},
+                        data_fingerprint="data")
+    block = report.distillation_block(config)
+    assert "(best control)" not in block and "| augmented − augmented-without-teacher |" in block
+
+
+@pytest.mark.parametrize("ece_gap, nll_gap, words", [
+    (0.001, 0.001, "no difference is claimed"),  # means without an interval: a small gap names no direction
+    (0.05, 0.10, "the distilled student is the worse calibrated"),
+    (-0.05, -0.10, "the distilled student is the better calibrated"),
+    (0.05, -0.05, "mixed"),
+])
+def test_calibration_is_called_better_or_worse_only_past_its_gap(tmp_path, ece_gap, nll_gap, words):
+    config = fake_report(tmp_path, "augmented", 0.02)
+    base = {"model": "baseline", "ece": 0.03, "nll": 0.36}
+    chosen = {"model": "distilled (augmented)", "ece": 0.03 + ece_gap, "nll": 0.36 + nll_gap}
+    results.save_result(config, "analysis", {"comparison": [base, chosen]}, data_fingerprint="data")
+    assert words in report_prose.interview_block(config).split("**6 · ")[1]
