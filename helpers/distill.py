@@ -135,7 +135,6 @@ def _check_batch_vector(name: str, vector: Tensor, batch_size: int) -> None:
         )
 
 
-
 def _per_example_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
     """KL(p_t ‖ p_s) per row at temperature T, without the T² factor. (B, C), (B, C) -> (B,)."""
     student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
