@@ -343,7 +343,9 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
     run_dir = Path(config.cache_dir) / "runs" / f"{spec.name}-seed{seed}-{key}"
     if results.has_result(config, name) and cache.complete_model_folder(run_dir / "final"):
         stored = results.load_result(config, name)
-        if stored.get("key") == key and (stored.get("curve") or not curve):  # a curve run is a superset
+        # A curve run also answers a request without one. Not bit-identical to a run without: each evaluation's
+        # DataLoader draws from the global RNG, so dropout differs after epoch 1 (every notebook curves seed 1 only).
+        if stored.get("key") == key and (stored.get("curve") or not curve):
             return stored
     payload = train_student(workspace, spec, seed, budget, run_dir, curve=curve, quiet=quiet)
     results.save_result(config, name, {"key": key, "run": run_dir.name, **payload}, seed=seed,

@@ -304,14 +304,16 @@ def _recipe_probe(config: Config) -> str:
     path = PROJECT_ROOT / "results" / "probes" / f"student_recipe_{config.profile}.json"
     if not path.exists():
         return ""
-    doubling = [d for d in results.load_result(path)["doubling"] if d["learning_rate"] == config.learning_rate]
+    probe = results.load_result(path)
+    doubling = [d for d in probe["doubling"] if d["learning_rate"] == config.learning_rate]
     if not doubling:
         return ""
     mean = sum(d["doubling_minus_base_points"] for d in doubling) / len(doubling)
     rate = f"{config.learning_rate:.0e}".replace("e-0", "e-")
+    # A decision made before the pass, by the code of its day: its own code hash is named, not the report's.
     return (f" The students' learning rate ({rate}) was set beforehand in a probe on validation "
-            f"(`{path.relative_to(PROJECT_ROOT)}`), where twice the steps moved accuracy by {mean:+.2f} points "
-            f"(mean of {len(doubling)} seeds).")
+            f"(`{path.relative_to(PROJECT_ROOT)}`, code `{probe['provenance'].get('code_hash', '?')[:8]}`), where "
+            f"twice the steps moved accuracy by {mean:+.2f} points (mean of {len(doubling)} seeds).")
 
 
 def _recipes(teacher: dict) -> str:

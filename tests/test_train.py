@@ -1,6 +1,7 @@
 """Tiny end-to-end runs on the smoke profile: thresholds, never exact floats."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,6 +48,18 @@ def test_baseline_loss_falls_and_accuracy_beats_chance(smoke_workspace):
     assert pipeline.load_or_train_student(smoke_workspace, seed=seed)["provenance"] == result["provenance"]
     run_dir = pipeline.Path(pipeline.student_checkpoint(config, result)).parent
     assert (run_dir / "final" / "config.json").exists() and not list(run_dir.glob("checkpoint-*"))
+
+
+def test_a_cached_student_without_a_curve_is_retrained_where_a_curve_is_asked_for(smoke_workspace):
+    config, seed = smoke_workspace.config, max(smoke_workspace.config.seeds) + 1  # a seed no other test trains
+    for stored in (Path(config.results_dir) / "students").glob(f"baseline-seed{seed}-*.json"):
+        stored.unlink()  # an earlier session's run of this test: start without a cached student
+    plain = pipeline.load_or_train_student(smoke_workspace, seed=seed)
+    assert not plain["curve"] and plots.history_frames(plain["history"])[1].empty
+    with_curve = pipeline.load_or_train_student(smoke_workspace, seed=seed, curve=True)
+    assert with_curve["curve"] and len(plots.history_frames(with_curve["history"])[1]) == config.epochs
+    # The curve run then answers a request without one (each run's first seed is the curve run in every notebook).
+    assert pipeline.load_or_train_student(smoke_workspace, seed=seed)["provenance"] == with_curve["provenance"]
 
 
 def test_every_distillation_family_trains_and_logs_its_component(smoke_workspace):
