@@ -66,6 +66,14 @@ def trainer_flags(requested: str = "auto") -> dict[str, bool]:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
+def loader_flags(workers: int) -> dict:
+    """``TrainingArguments``' DataLoader flags: worker processes and pinned memory on a CUDA GPU only. On CPU a
+    worker would take a core from the model's own threads, and one forked from a Jupyter kernel beside a live
+    background thread can hang (the likely cause of a `full` notebook that stalled mid-grid under CI)."""
+    gpu = torch.cuda.is_available()
+    return {"dataloader_num_workers": workers if gpu else 0, "dataloader_pin_memory": gpu}
+
+
 def torch_dtype(requested: str = "auto") -> torch.dtype:
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[resolve_precision(requested)]
 

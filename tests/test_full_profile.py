@@ -155,11 +155,20 @@ def test_every_model_tokenizer_and_the_dataset_came_through_the_hub_by_its_real_
 
 def test_no_other_host_was_reached(full_run):
     hub, proxy = full_run["hub"], full_run["proxy"]
-    # The proxy refused these (the libraries' optional extras, e.g. transformers' safetensors-conversion bot); none
-    # of them may be the hub itself, which would mean HF_ENDPOINT was bypassed.
+    # The proxy refuses the libraries' optional extras (e.g. the datasets server); none of them may be the hub itself,
+    # which would mean HF_ENDPOINT was bypassed.
     assert not [a for a in proxy.attempts if a.split()[-1].endswith("huggingface.co")], proxy.attempts
     unknown = {r.repo for r in hub.requests if r.kind == "other" and r.repo}
     assert not unknown, f"asked the hub for repositories the full profile does not name: {unknown}"
+
+
+def test_no_safetensors_conversion_was_started(full_run):
+    """Loading the teacher's pytorch_model.bin must not start transformers' background conversion thread: it asks a
+    Space to open a pull request on the teacher's repository, and a DataLoader worker forked beside it risks a hang
+    (models.py disables it)."""
+    hub, proxy = full_run["hub"], full_run["proxy"]
+    assert not [r.path for r in hub.requests if r.kind == "discussions"]
+    assert not [a for a in proxy.attempts if "safetensors-convert" in a], proxy.attempts
 
 
 def test_nothing_was_written_under_the_repository(full_run):

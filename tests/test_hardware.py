@@ -1,4 +1,5 @@
-"""Precision is decided once, from the GPU's compute capability: never from is_bf16_supported (True on a T4)."""
+"""Precision and DataLoader workers are decided once: precision from the GPU's compute capability, never from
+is_bf16_supported (True on a T4); workers only on a GPU."""
 
 import pytest
 import torch
@@ -24,3 +25,21 @@ def test_cpu_is_fp32_and_bad_names_are_refused(monkeypatch):
         hardware.resolve_precision("fp16")
     with pytest.raises(ValueError, match="precision"):
         hardware.resolve_precision("int4")
+
+
+@pytest.mark.parametrize("gpu, expected", [(True, {"dataloader_num_workers": 2, "dataloader_pin_memory": True}),
+                                           (False, {"dataloader_num_workers": 0, "dataloader_pin_memory": False})])
+def test_loader_workers_only_on_a_gpu(monkeypatch, gpu, expected):
+    """`full` asks for 2 workers; on CPU they would share its cores, and one forked in a Jupyter kernel can hang."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    assert hardware.loader_flags(2) == expected
+
+
+def test_the_training_arguments_take_the_loader_flags_on_cpu(tmp_path):
+    from helpers.config import get_config
+    from helpers.train import training_arguments
+
+    config = get_config("full")
+    assert config.num_workers > 0
+    args = training_arguments(config, tmp_path, seed=0)
+    assert args.dataloader_num_workers == (config.num_workers if torch.cuda.is_available() else 0)
