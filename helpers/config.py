@@ -81,7 +81,7 @@ class Config:
     selection_seed: int = 0
     selection_max_train_rows: int | None = 20_000
     selection_epochs: int | None = 1
-    precision: str = "auto"  # helpers.precision decides: bf16 from sm80, fp16 below, fp32 on CPU
+    precision: str = "auto"  # hardware.resolve_precision decides: bf16 from sm80, fp16 below, fp32 on CPU
     num_workers: int = 2  # DataLoader workers, on a GPU only (hardware.loader_flags: none on CPU)
     # Decoder-only LM student (notebook 06). lm_source: "hub" or "local" (a small model of the same family built here).
     lm_name: str = "HuggingFaceTB/SmolLM2-135M"  # a Llama-architecture causal LM a T4 fine-tunes in minutes

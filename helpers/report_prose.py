@@ -84,12 +84,19 @@ def verdict(comparison: dict) -> str:
 
 def share_meaning(share: dict) -> str:
     """What the teacher's own share means, in the words its interval (and the equivalence test) supports."""
-    t, equivalence = share["paired_t"], share["equivalence"]
+    t, equivalence, rows = share["paired_t"], share["equivalence"], share["across_seeds"]
     margin = equivalence["margin"] * 100
-    if verdict(share) == "better":
-        return "the teacher added accuracy that a student of the same rows, as a teacher, did not"
-    if verdict(share) == "worse":
-        return "a peer student of the same rows was the better teacher"
+    if verdict(share) in ("better", "worse"):
+        text = ("the teacher added accuracy that a student of the same rows, as a teacher, did not"
+                if verdict(share) == "better" else "a peer student of the same rows was the better teacher")
+        # The verdict reads the seed-level interval; say so where the bootstrap over seeds and rows does not agree.
+        if rows["ci_low"] < 0 < rows["ci_high"]:
+            text += (f", by the seed-level interval only (the two-level bootstrap, which also resamples test rows, "
+                     f"includes 0: {rows['ci_low'] * 100:+.2f} to {rows['ci_high'] * 100:+.2f})")
+        if equivalence["equivalent"]:
+            text += (f"; the difference is small: within ±{margin:.1f} points by two one-sided tests "
+                     f"(p = {equivalence['p_value']:.2g})")
+        return text
     if equivalence["equivalent"]:
         return (f"the teacher added nothing detectable, and the two are equivalent within ±{margin:.1f} points "
                 f"(two one-sided tests, p = {equivalence['p_value']:.2g})")
@@ -293,7 +300,8 @@ def _plateau(r: dict) -> str:
     # interval says more steps hurt.
     at = ("more steps overfit: the baseline is past its plateau, not short of it" if plateau["ci_high"] < 0
           else "at its plateau by that test" if gain < experiments.PLATEAU_GAIN
-          else "**not** at the plateau by that test")
+          else "**not** at the plateau by that test"
+          + (", a point estimate whose interval cannot tell" if plateau["ci_low"] < 0 else ""))
     text = (f"twice the steps gave {gain * 100:+.2f} points on validation (95% interval {plateau['ci_low'] * 100:+.2f} "
             f"to {plateau['ci_high'] * 100:+.2f}, {plateau['seeds']} seeds)")
     return text + (f" and {compute['paired_t']['difference'] * 100:+.2f} on test" if compute else "") + f": {at}"
@@ -366,7 +374,7 @@ def _limits(r: dict) -> str:
                      f"{documents['teacher']['parameters'] / 1e6:.1f}M → "
                      f"{student_runs_parameters(documents) / 1e6:.1f}M.")
     learned = {"better": "the teacher's own share showed only beside a twin that trains the same",
-               "worse": "a peer student of the same rows was the better teacher",
+               "worse": "a peer student of the same rows was the better teacher, by a small margin",
                "no detectable difference": "beside a twin that trains the same, the teacher's own contribution "
                                            "was not detectable"}[verdict(r["share"])]
     nexts = ["`full` on a GPU with the same design"]
@@ -374,6 +382,10 @@ def _limits(r: dict) -> str:
     if compute and verdict(compute) == "worse":
         nexts.append("a student recipe where twice the steps neither help nor hurt, so that the compute control is "
                      "neutral")
+    plateau = r["plateau"]
+    if plateau["difference"] >= experiments.PLATEAU_GAIN and plateau["ci_low"] < 0:
+        nexts.append(f"more seeds for the plateau check (its {plateau['seeds']}-seed validation interval spans "
+                     f"{plateau['ci_low'] * 100:+.2f} to {plateau['ci_high'] * 100:+.2f} points)")
     if verdict(r["share"]) != "better":
         nexts.append("more seeds for the teacher's own share")
     parts.append(f"Learned: {learned}. Next: {'; '.join(nexts)}.")

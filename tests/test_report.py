@@ -263,3 +263,14 @@ def test_calibration_is_called_better_or_worse_only_past_its_gap(tmp_path, ece_g
     chosen = {"model": "distilled (augmented)", "ece": 0.03 + ece_gap, "nll": 0.36 + nll_gap}
     results.save_result(config, "analysis", {"comparison": [base, chosen]}, data_fingerprint="data")
     assert words in report_prose.interview_block(config).split("**6 · ")[1]
+
+
+def test_a_share_named_worse_says_where_the_bootstrap_and_the_equivalence_test_disagree():
+    """The verdict reads the seed-level interval; the sentence must not hide a bootstrap interval that holds 0."""
+    firm = comparison(-0.01)  # seed-level and two-level intervals both below 0
+    assert report_prose.share_meaning(firm) == "a peer student of the same rows was the better teacher"
+    loose = comparison(-0.0012, half_width=0.001, equivalent=True)
+    loose["across_seeds"] = {**loose["across_seeds"], "ci_low": -0.0034, "ci_high": 0.0009}
+    text = report_prose.share_meaning(loose)
+    assert "seed-level interval only" in text and "-0.34 to +0.09" in text
+    assert "within ±0.5 points" in text
