@@ -277,14 +277,14 @@ def interview_block(config: Config) -> str | None:
             f"tokens) was chosen on calibration rows nobody trains on: {_recipes(documents['teacher'])}. No choice "
             "read the test split.",
         "4 · Results":
-            f"In points, with seed-level 95% intervals (the comparison table under Results): `{r['chosen']}` − its "
-            f"twin, the teacher's own share, {brief(r['share'])}; − the baseline, the whole effect, "
+            f"Points with seed-level 95% intervals (all rows: the comparison table under Results): the teacher's "
+            f"own share (`{r['chosen']}` − its twin) {brief(r['share'])}, the whole effect (− the baseline) "
             f"{brief(r['versus_baseline'])}"
             + (f"; plain response KD − its twin {brief(r['response_share'])}, − the baseline {brief(r['response'])}"
                if r["response"] and r["chosen"] != "response" else "")
             + f". The best no-teacher student picked on validation is `{r['control']}`"
             + (", the twin itself." if r["control"] == f"{r['chosen']}-without-teacher"
-               else f": {brief(r['versus_control'])}."),
+               else f"; `{r['chosen']}` − it {brief(r['versus_control'])}."),
         "5 · Pipeline and code quality":
             f"One code path, three profiles; every artefact keyed by what produced it, code included; "
             f"{len(documents)} results files of one code version.",
@@ -332,11 +332,11 @@ def _recipes(teacher: dict) -> str:
     gaps = ", ".join(f"{t['max_length']} tokens {-t['below_baseline_points']:+.2f}" for t in tried)
     rule = teacher.get("rule_takes")
     low, high = (bound * 100 for bound in experiments.WEAKER_BY)
-    text = (f"every length tried memorised its rows (≥ {seen[0] * 100:.1f}%, top probability ≥ {seen[1]:.3f}); "
+    text = (f"every length memorised its rows (≥ {seen[0] * 100:.1f}%, top probability ≥ {seen[1]:.3f}); "
             f"against the baseline on unseen rows: {gaps} points")
     if not rule:
         return text + "; none met both targets"
-    return text + (f"; the rule takes the one nearest the middle of the −{high:.1f} to −{low:.1f} window: {rule}"
+    return text + (f"; the rule takes the one nearest the middle of the −{high:.1f} to −{low:.1f} window"
                    if len(tried) > 1 else f"; the rule takes {rule}")
 
 
