@@ -15,7 +15,7 @@ setup:
 report: setup
 	$(PYTHON) scripts/preflight.py
 	KD_QUIET=1 $(PYTHON) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=-1 $(NOTEBOOKS)
-	$(PYTHON) -m helpers.report
+	$(PYTHON) -m report
 
 # Unit tests, then every notebook under nbval in the smoke profile (seconds-sized models, synthetic data).
 test: setup
@@ -26,7 +26,7 @@ test-localhub: setup
 	$(PYTHON) -m pytest tests/test_full_profile.py -m localhub -p no:cacheprovider -q
 
 readme:
-	$(PYTHON) -m helpers.report
+	$(PYTHON) -m report
 
 benchmark: setup
 	$(PYTHON) scripts/benchmark.py

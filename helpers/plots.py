@@ -197,7 +197,7 @@ def decoder_loss(curves: pd.DataFrame) -> plt.Figure:
     loss), and, where the teacher is in the loss, its weighted KD term λ · T² · KL dashed in the same colour.
 
     ``curves``: one row per logged step and run with arm, seed, step, loss and kd_term (NaN without the teacher), as
-    ``lm_report.loss_frame`` returns it. Seeds of an arm share its colour and differ in shade.
+    ``decoder.report.loss_frame`` returns it. Seeds of an arm share its colour and differ in shade.
     """
     figure, axis = plt.subplots(figsize=(8, 3.8))
     for colour, (arm, runs) in zip(sns.color_palette("deep"), curves.groupby("arm", sort=False), strict=False):

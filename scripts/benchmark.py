@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from benchmark import common, inference, run
 from helpers import models, pipeline
-from helpers.benchmark import common, inference, run
 from helpers.config import get_config
 from helpers.notebook import quiet_libraries
 from helpers.train import collator_for

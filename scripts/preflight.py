@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
+from benchmark import projection
 from helpers import experiments, results
-from helpers.benchmark import projection
 from helpers.config import get_config
 
 # AG News' sizes in full (the hub's train split less the validation carve, and the test split); the cpu and smoke
@@ -43,7 +43,7 @@ def main() -> None:
 
 def committed_duration(config) -> str:
     """How long the committed report of this profile took, from its results files (training and teacher passes)."""
-    from helpers import report_data
+    from report import data as report_data
 
     if not report_data.complete(config):
         return f"No complete committed results of profile {config.profile} to say how long a pass takes here."

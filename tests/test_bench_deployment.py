@@ -1,4 +1,4 @@
-"""Tests for helpers.benchmark.inference's deployment side: int8 quantization of a trained smoke student, the speed
+"""Tests for benchmark.inference's deployment side: int8 quantization of a trained smoke student, the speed
 table of trained checkpoints."""
 
 from types import SimpleNamespace
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark import common, inference
 from helpers import models, pipeline
-from helpers.benchmark import common, inference
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for helpers.benchmark.projection: planned runs add up, prices come from the cited file, the warm-up runs."""
+"""Tests for benchmark.projection: planned runs add up, prices come from the cited file, the warm-up runs."""
 
 import json
 import time
@@ -6,8 +6,8 @@ import time
 import pytest
 from transformers import LlamaConfig
 
+from benchmark import common, projection
 from helpers import results
-from helpers.benchmark import common, projection
 
 RATES = projection.Throughput(device="test GPU", student_train_rows_per_second=100.0, online_teacher_step_ratio=1.6,
                              student_eval_rows_per_second=1000.0, teacher_eval_rows_per_second=500.0,

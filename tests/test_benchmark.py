@@ -1,4 +1,4 @@
-"""Tests for helpers.benchmark.run: the whole benchmark on tiny smoke models (seconds), its JSON and its arithmetic.
+"""Tests for benchmark.run: the whole benchmark on tiny smoke models (seconds), its JSON and its arithmetic.
 
 No timing thresholds: speeds depend on the machine. The assertions are on structure, on ratios being the quotients
 of their measured parts, and on properties that hold on any machine (ours pads less than padding to max_length).
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark import common, inference, projection, run, training
 from helpers import hardware, pipeline
-from helpers.benchmark import common, inference, projection, run, training
 
 HEADLINE_KEYS = ("kd_step_over_baseline_step", "train_speedup_over_naive", "student_speedup_over_teacher_batch32",
                  "student_speedup_over_teacher_batch1", "kd_online_step_over_baseline_step",

@@ -214,12 +214,13 @@ def test_size_on_disk_of_a_hub_id_reads_its_cached_snapshot(full_run, monkeypatc
 
 
 def test_make_reports_second_step_reads_the_full_results(full_run):
-    """`make report` ends with `python -m helpers.report`: its README blocks come from these results (rendered here,
+    """`make report` ends with `python -m report`: its README blocks come from these results (rendered here,
     not written: the README keeps the committed numbers)."""
-    from helpers import report, report_data
+    from report import data as report_data
+    from report import readme
 
     config = full_run["config"]
     assert report_data.complete(config, strict=True)
-    rendered = report.render(report_data.README.read_text(), config)
+    rendered = readme.render(report_data.README.read_text(), config)
     assert "No complete `full` results" not in rendered
     assert config.teacher_name in rendered

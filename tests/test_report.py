@@ -4,14 +4,17 @@ import json
 
 import pytest
 
-from helpers import report, report_data, report_prose, results
+from helpers import results
 from helpers.config import PROJECT_ROOT, get_config
+from report import data as report_data
+from report import prose as report_prose
+from report import readme
 
 
 def test_readme_matches_the_committed_results():
     config = get_config(report_data.report_profile())
     text = report_data.README.read_text()
-    assert report.render(text, config) == text, "README is stale: run `python -m helpers.report`"
+    assert readme.render(text, config) == text, "README is stale: run `python -m report`"
 
 
 def comparison(difference: float, seeds=(1, 2, 3), half_width: float = 0.004, equivalent: bool = False) -> dict:
@@ -103,7 +106,7 @@ def test_one_seed_comparisons_are_not_decided(tmp_path):
     document["headline"][0]["seeds"] = 1
     results.save_result(config, "distillation", {k: v for k, v in document.items() if k != "provenance"},
                         data_fingerprint="data")
-    assert "one seed: not decided" in report.distillation_block(config)
+    assert "one seed: not decided" in readme.distillation_block(config)
 
 
 def test_figure_links_name_the_report_profile_only(tmp_path):
@@ -115,13 +118,13 @@ def test_figure_links_name_the_report_profile_only(tmp_path):
     assert f"{folder.as_posix()}/per_class_f1.png" in report_prose.more_figures_block(config)
     assert "per_class_f1" not in report_prose.figures_block(config)  # linked under Details, not shown inline
     mixed = "![a](figures/cpu/per_class_f1.png) ![b](figures/full/efficiency.png)"
-    assert report.foreign_figure_links(mixed, "cpu") == ["figures/full/efficiency.png"]
-    assert report.foreign_figure_links(mixed.replace("full", "cpu"), "cpu") == []
+    assert readme.foreign_figure_links(mixed, "cpu") == ["figures/full/efficiency.png"]
+    assert readme.foreign_figure_links(mixed.replace("full", "cpu"), "cpu") == []
 
 
 def test_the_readme_shows_one_profiles_figures():
     profile = report_data.report_profile()
-    assert report.foreign_figure_links(report_data.README.read_text(), profile) == []
+    assert readme.foreign_figure_links(report_data.README.read_text(), profile) == []
 
 
 def edit_provenance(config, name: str, **changes) -> None:
@@ -140,7 +143,7 @@ def test_results_of_other_code_are_refused_naming_the_file(tmp_path):
     config = fake_report(tmp_path, "augmented", 0.02)
     edit_provenance(config, "students/augmented-seed1-abcdef12", code_hash="another")
     with pytest.raises(results.MixedResultsError, match="code_hash.*augmented-seed1"):
-        report.render(HEADLINE, config)
+        readme.render(HEADLINE, config)
 
 
 def test_results_of_the_same_code_at_another_commit_belong_together(tmp_path):
@@ -148,14 +151,14 @@ def test_results_of_the_same_code_at_another_commit_belong_together(tmp_path):
     config = fake_report(tmp_path, "augmented", 0.02)
     edit_provenance(config, "students/augmented-seed1-abcdef12", commit="0000000another")
     assert report_data.complete(config, strict=True)
-    assert "No complete" not in report.render(HEADLINE, config)
+    assert "No complete" not in readme.render(HEADLINE, config)
 
 
 def test_results_without_a_code_hash_are_refused_saying_to_rerun_the_report(tmp_path):
     config = fake_report(tmp_path, "augmented", 0.02)
     edit_provenance(config, "baseline", code_hash=None)
     with pytest.raises(results.MixedResultsError, match=r"baseline.*make report"):
-        report.render(HEADLINE, config)
+        readme.render(HEADLINE, config)
 
 
 def test_the_provenance_line_shows_the_code_hash_and_the_commit(tmp_path):
@@ -167,7 +170,7 @@ def test_the_provenance_line_shows_the_code_hash_and_the_commit(tmp_path):
 
 def test_an_incomplete_profile_renders_pending_blocks(tmp_path):
     config = get_config("full", results_dir=str(tmp_path / "full"))
-    rendered = report.render("<!-- generated:results -->\nold\n<!-- /generated:results -->", config)
+    rendered = readme.render("<!-- generated:results -->\nold\n<!-- /generated:results -->", config)
     assert "No complete `full` results" in rendered and "old" not in rendered
 
 
@@ -175,7 +178,7 @@ def test_every_figure_a_notebook_saves_has_a_caption():
     import re
 
     from helpers.config import PROJECT_ROOT
-    from helpers.report_prose import FIGURES
+    from report.prose import FIGURES
 
     saved = {name for path in (PROJECT_ROOT / "notebooks").glob("*.ipynb")
              for name in re.findall(r'save\([^\n]*?config, \\"(\w+)\\"\)', path.read_text())}
@@ -199,12 +202,12 @@ def test_every_readme_link_and_image_points_at_a_file():
 
 
 def test_the_repository_url_is_set_in_one_place():
-    url = report.repository_url()
+    url = readme.repository_url()
     for path in [report_data.README, *sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))]:
         text = path.read_text()
-        assert report.with_repository_links(text, url) == text, f"{path.name} names another repository: make readme"
+        assert readme.with_repository_links(text, url) == text, f"{path.name} names another repository: make readme"
         assert "colab.research.google.com/github/" not in text or url.removeprefix("https://github.com/") in text
-    moved = report.with_repository_links(
+    moved = readme.with_repository_links(
         '[![b](https://colab.research.google.com/github/a/b/blob/main/n.ipynb)] repository = "https://github.com/a/b" '
         "`https://github.com/a/b`", "https://github.com/me/fork")
     assert moved == ('[![b](https://colab.research.google.com/github/me/fork/blob/main/n.ipynb)] '
@@ -233,7 +236,7 @@ def test_the_decoder_behaviour_is_read_from_every_scored_answer():
             "arms": {"with teacher": 0.97, "without teacher": 0.95},
             "label_shares": {"before": {"scored": {"World": 1.0, "Sports": 0.0}},
                              "with teacher": {"scored": {"World": 0.4, "Sports": 0.6}}}}}
-    text = report.decoder_behaviour(document)
+    text = readme.decoder_behaviour(document)
     assert "7,600 scored test answers" in text and "0% before" in text and "with teacher 97%" in text
     assert "World 100% → 40%" in text and "run 2 of 2" in text
 
@@ -241,13 +244,13 @@ def test_the_decoder_behaviour_is_read_from_every_scored_answer():
 def test_the_best_control_row_is_shown_once_where_it_is_the_twin(tmp_path):
     config = fake_report(tmp_path, "augmented", 0.02)
     document = results.load_result(config, "distillation")
-    assert "(best control)" in report.distillation_block(config)  # matched-compute: a row of its own
+    assert "(best control)" in readme.distillation_block(config)  # matched-compute: a row of its own
     for row in document["headline"]:
         row["comparison"] = row["comparison"].replace("matched-compute (best control)",
                                                       "augmented-without-teacher (best control)")
     results.save_result(config, "distillation", {k: v for k, v in document.items() if k != "provenance"},
                         data_fingerprint="data")
-    block = report.distillation_block(config)
+    block = readme.distillation_block(config)
     assert "(best control)" not in block and "| augmented − augmented-without-teacher |" in block
 
 

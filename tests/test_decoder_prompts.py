@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import lm_stand_in, lm_student
+import decoder.stand_in
+import decoder.student
 
-IGNORE = lm_student.IGNORE_INDEX
+IGNORE = decoder.student.IGNORE_INDEX
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run on one thread
@@ -20,15 +21,15 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run 
 @pytest.fixture(scope="module")
 def tiny_lm(synthetic):
     """A random tiny LlamaForCausalLM of the stand-in's architecture over a BPE trained on the synthetic texts."""
-    tokenizer = lm_stand_in.train_tokenizer(synthetic["train"]["text"])
+    tokenizer = decoder.stand_in.train_tokenizer(synthetic["train"]["text"])
     tokenizer.pad_token = tokenizer.eos_token
-    return lm_stand_in.new_tiny_llama(tokenizer, seed=0).eval(), tokenizer
+    return decoder.stand_in.new_tiny_llama(tokenizer, seed=0).eval(), tokenizer
 
 
 # ----------------------------------------------------------------------------------------------------- prompts
 def test_prompt_has_instruction_article_and_answer_cue():
-    prompt = lm_student.build_prompt("  Stocks fall on oil fears.  ")
-    assert prompt.startswith(lm_student.INSTRUCTION)
+    prompt = decoder.student.build_prompt("  Stocks fall on oil fears.  ")
+    assert prompt.startswith(decoder.student.INSTRUCTION)
     assert "\nArticle: Stocks fall on oil fears.\n" in prompt
     assert prompt.endswith("Topic:")
 
@@ -36,33 +37,33 @@ def test_prompt_has_instruction_article_and_answer_cue():
 def test_encoded_prompt_equals_the_whole_prompt_and_truncates_only_the_article(tiny_lm):
     _, tokenizer = tiny_lm
     article = "Shares of the bank rose after quarterly earnings"
-    whole = tokenizer(lm_student.build_prompt(article), add_special_tokens=False)["input_ids"]
-    assert lm_student.encode_prompts(tokenizer, [article], 500) == [whole]
+    whole = tokenizer(decoder.student.build_prompt(article), add_special_tokens=False)["input_ids"]
+    assert decoder.student.encode_prompts(tokenizer, [article], 500) == [whole]
 
-    cue = tokenizer(lm_student.ANSWER_CUE, add_special_tokens=False)["input_ids"]
-    head = tokenizer(lm_student.INSTRUCTION + lm_student.ARTICLE_CUE, add_special_tokens=False)["input_ids"]
+    cue = tokenizer(decoder.student.ANSWER_CUE, add_special_tokens=False)["input_ids"]
+    head = tokenizer(decoder.student.INSTRUCTION + decoder.student.ARTICLE_CUE, add_special_tokens=False)["input_ids"]
     budget = len(head) + len(cue) + 10
-    [cut] = lm_student.encode_prompts(tokenizer, [article * 20], budget)
+    [cut] = decoder.student.encode_prompts(tokenizer, [article * 20], budget)
     assert len(cut) == budget
     assert cut[: len(head)] == head and cut[-len(cue):] == cue  # the cue survives truncation
     with pytest.raises(ValueError, match="raise lm_max_length"):
-        lm_student.encode_prompts(tokenizer, [article], len(head) + len(cue) + 2)
+        decoder.student.encode_prompts(tokenizer, [article], len(head) + len(cue) + 2)
 
 
 def test_verbalizers_are_single_distinct_tokens(tiny_lm):
     _, tokenizer = tiny_lm
-    ids = lm_student.verbalizer_token_ids(tokenizer)
+    ids = decoder.student.verbalizer_token_ids(tokenizer)
     assert len(ids) == 4 and len(set(ids)) == 4 and tokenizer.eos_token_id not in ids
-    assert [tokenizer.decode([i]) for i in ids] == list(lm_student.VERBALIZERS)
+    assert [tokenizer.decode([i]) for i in ids] == list(decoder.student.VERBALIZERS)
     with pytest.raises(ValueError, match="each class needs its own"):
-        lm_student.verbalizer_token_ids(tokenizer, (" World", " World", " Business", " Science"))
+        decoder.student.verbalizer_token_ids(tokenizer, (" World", " World", " Business", " Science"))
     with pytest.raises(ValueError, match="one token each"):
-        lm_student.verbalizer_token_ids(tokenizer, (" World", " Sports", " Business", " Sci/Tech zyx"))
+        decoder.student.verbalizer_token_ids(tokenizer, (" World", " Sports", " Business", " Sci/Tech zyx"))
 
 
 # ----------------------------------------------------------------------------------------------------- masking
 def test_masking_left_pads_and_labels_only_the_answer():
-    batch = lm_student.join_prompts_and_answers([[1, 2, 3], [4]], [[7, 8], [9, 8]], pad_token_id=0)
+    batch = decoder.student.join_prompts_and_answers([[1, 2, 3], [4]], [[7, 8], [9, 8]], pad_token_id=0)
     assert batch["input_ids"].tolist() == [[1, 2, 3, 7, 8], [0, 0, 4, 9, 8]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]
     assert batch["labels"].tolist() == [[IGNORE, IGNORE, IGNORE, 7, 8], [IGNORE, IGNORE, IGNORE, 9, 8]]
@@ -70,7 +71,7 @@ def test_masking_left_pads_and_labels_only_the_answer():
 
 
 def test_answers_are_the_gold_verbalizer_then_the_end_token():
-    assert lm_student.answer_ids([2, 0], verbalizer_ids=[10, 11, 12, 13], end_token_id=0) == [[12, 0], [10, 0]]
+    assert decoder.student.answer_ids([2, 0], verbalizer_ids=[10, 11, 12, 13], end_token_id=0) == [[12, 0], [10, 0]]
 
 
 # ----------------------------------------------------------------------------------------------------- scoring
@@ -79,7 +80,7 @@ def four_pass_scores(model, prompts: list[list[int]], verbalizer_ids: list[int],
     summing the log-probability of the answer tokens wherever the labels mark them."""
     columns = []
     for verbalizer in verbalizer_ids:
-        batch = lm_student.join_prompts_and_answers(prompts, [[verbalizer]] * len(prompts), pad_token_id)
+        batch = decoder.student.join_prompts_and_answers(prompts, [[verbalizer]] * len(prompts), pad_token_id)
         with torch.no_grad():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                            position_ids=batch["position_ids"]).logits
@@ -99,11 +100,12 @@ def unpadded_log_prob(model, prompt: list[int], answer: list[int]) -> float:
 
 def test_one_pass_scores_equal_the_four_pass_scores_and_unpadded_forwards(tiny_lm, synthetic):
     model, tokenizer = tiny_lm
-    prompts = lm_student.encode_prompts(tokenizer, synthetic["test"]["text"][:3], 60)
+    prompts = decoder.student.encode_prompts(tokenizer, synthetic["test"]["text"][:3], 60)
     prompts[1] = prompts[1][:-7] + prompts[1][-3:]  # rows of different lengths, so the batch pads
-    verbalizer_ids = lm_student.verbalizer_token_ids(tokenizer)
+    verbalizer_ids = decoder.student.verbalizer_token_ids(tokenizer)
     with torch.no_grad():
-        one_pass = lm_student.next_token_log_probs(model, prompts, tokenizer.pad_token_id)[:, verbalizer_ids].numpy()
+        log_probs = decoder.student.next_token_log_probs(model, prompts, tokenizer.pad_token_id)
+        one_pass = log_probs[:, verbalizer_ids].numpy()
     assert one_pass.shape == (3, 4)
     np.testing.assert_allclose(one_pass, four_pass_scores(model, prompts, verbalizer_ids, tokenizer.pad_token_id),
                                atol=1e-4)
@@ -113,16 +115,17 @@ def test_one_pass_scores_equal_the_four_pass_scores_and_unpadded_forwards(tiny_l
 
 def test_answer_cross_entropy_is_the_causal_lm_loss_on_the_answer_and_its_end(tiny_lm, synthetic):
     model, tokenizer = tiny_lm
-    prompts = lm_student.encode_prompts(tokenizer, synthetic["test"]["text"][:2], 60)
+    prompts = decoder.student.encode_prompts(tokenizer, synthetic["test"]["text"][:2], 60)
     prompts[0] = prompts[0][:-5] + prompts[0][-3:]
-    verbalizer_ids = lm_student.verbalizer_token_ids(tokenizer)
-    answers = lm_student.answer_ids([2, 1], verbalizer_ids, tokenizer.eos_token_id)
-    batch = lm_student.join_prompts_and_answers(prompts, answers, tokenizer.pad_token_id)
+    verbalizer_ids = decoder.student.verbalizer_token_ids(tokenizer)
+    answers = decoder.student.answer_ids([2, 1], verbalizer_ids, tokenizer.eos_token_id)
+    batch = decoder.student.join_prompts_and_answers(prompts, answers, tokenizer.pad_token_id)
     with torch.no_grad():
-        scores, answer_log_probs = lm_student.score_batch(model, batch, verbalizer_ids, lm_student.ANSWER_TOKENS)
+        scores, answer_log_probs = decoder.student.score_batch(model, batch, verbalizer_ids,
+                                                               decoder.student.ANSWER_TOKENS)
         reference = model(**batch).loss  # the library's loss, labels -100 on prompt and padding
-        alone = lm_student.next_token_log_probs(model, prompts, tokenizer.pad_token_id)[:, verbalizer_ids]
-    assert float(lm_student.answer_cross_entropy(answer_log_probs)) == pytest.approx(float(reference), abs=1e-4)
+        alone = decoder.student.next_token_log_probs(model, prompts, tokenizer.pad_token_id)[:, verbalizer_ids]
+    assert float(decoder.student.answer_cross_entropy(answer_log_probs)) == pytest.approx(float(reference), abs=1e-4)
     np.testing.assert_allclose(scores.numpy(), alone.numpy(), atol=1e-4)  # s read in the same pass as the answer
     expected = [unpadded_log_prob(model, p, a) for p, a in zip(prompts, answers, strict=True)]
     np.testing.assert_allclose(answer_log_probs.numpy(), expected, atol=1e-4)
@@ -133,13 +136,13 @@ def test_verbalizer_kd_loss_by_hand_and_invariants():
     teacher = torch.zeros(1, 4)  # uniform
     scores = torch.log(torch.tensor([[0.4, 0.2, 0.2, 0.2]]))
     expected = 0.25 * (math.log(0.25 / 0.4) + 3 * math.log(0.25 / 0.2))  # KL(u ‖ q) at T = 1
-    assert float(lm_student.verbalizer_kd_loss(scores, teacher, 1.0)) == pytest.approx(expected, abs=1e-6)
+    assert float(decoder.student.verbalizer_kd_loss(scores, teacher, 1.0)) == pytest.approx(expected, abs=1e-6)
     # Log-probabilities that sum below 1 (the LM's mass outside the verbalizers) change nothing: softmax renormalises.
-    assert float(lm_student.verbalizer_kd_loss(scores - 3.0, teacher, 1.0)) == pytest.approx(expected, abs=1e-6)
-    assert float(lm_student.verbalizer_kd_loss(teacher + 1.7, teacher, 2.0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(decoder.student.verbalizer_kd_loss(scores - 3.0, teacher, 1.0)) == pytest.approx(expected, abs=1e-6)
+    assert float(decoder.student.verbalizer_kd_loss(teacher + 1.7, teacher, 2.0)) == pytest.approx(0.0, abs=1e-6)
     # T² scaling: at a high temperature the loss approaches (1/(2C)) Σ_k (s̄_k − z̄_k)² (centred), independent of T.
-    tempered = [float(lm_student.verbalizer_kd_loss(scores, teacher, t)) for t in (50.0, 100.0)]
+    tempered = [float(decoder.student.verbalizer_kd_loss(scores, teacher, t)) for t in (50.0, 100.0)]
     assert tempered[0] == pytest.approx(tempered[1], rel=0.02)
     scores, teacher = scores.clone().requires_grad_(), teacher.clone().requires_grad_()
-    lm_student.verbalizer_kd_loss(scores, teacher, 2.0).backward()
+    decoder.student.verbalizer_kd_loss(scores, teacher, 2.0).backward()
     assert scores.grad.abs().sum() > 0 and teacher.grad is None  # the teacher is a fixed target

@@ -12,9 +12,7 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedModel
 
-from helpers import data, evaluate, hardware, pipeline, results
-from helpers.config import LABELS, Config
-from helpers.lm_student import (
+from decoder.student import (
     ANSWER_TOKENS,
     NOT_A_LABEL,
     VERBALIZERS,
@@ -24,8 +22,10 @@ from helpers.lm_student import (
     join_prompts_and_answers,
     predict,
 )
-from helpers.report_data import hardware as provenance_hardware
-from helpers.report_data import markdown_table
+from helpers import data, evaluate, hardware, pipeline, results
+from helpers.config import LABELS, Config
+from report.data import hardware as provenance_hardware
+from report.data import markdown_table
 
 GENERATION_TOKENS = 12  # enough for the pretrained model's free continuation to read as text
 AFTER_RULE = "the first run: with the teacher, first seed (fixed before any run, whatever its accuracy)"
@@ -44,7 +44,7 @@ def evaluation_rows(workspace: pipeline.Workspace) -> Dataset:
 
 def evaluate_lm(model: PreTrainedModel, tokenizer, rows: Dataset, config: Config) -> dict:
     """``evaluate.classification_metrics`` of the verbalizer scores on ``rows``, plus the scores, the answer codes
-    (``lm_student.predict``) and the seconds."""
+    (``decoder.student.predict``) and the seconds."""
     start = time.perf_counter()
     scores, answers = predict(model, tokenizer, rows["text"], config)
     return {**evaluate.classification_metrics(np.asarray(rows["label"]), scores), "scores": scores,

@@ -160,7 +160,7 @@ def compute_seconds(config: Config) -> list[tuple[str, float, int]]:
 def full_cost(config: Config) -> dict[str, dict]:
     """The `full` report's GPU time and cost per quoted GPU: projected from a GPU benchmark's measured throughput
     where one exists, else estimated from FLOPs at an assumed share of the GPU's quoted peak (a range)."""
-    from helpers.benchmark import projection
+    from benchmark import projection
 
     facts = results.external_facts()
     full = get_config("full")
@@ -197,7 +197,7 @@ def full_cost(config: Config) -> dict[str, dict]:
 
 def _a100_estimate(runs: list[dict], facts: dict, tokens: float, lm_max_length: int) -> tuple[float, float]:
     """Hours of the planned runs on an A100 from their FLOPs at the assumed share of its quoted peak (a range)."""
-    from helpers.benchmark import projection
+    from benchmark import projection
 
     peak = facts["gpu_peak_tflops"]["A100"]["tflops"]
     hours = [projection.project_runtime(runs, projection.flops_throughput("A100", peak, share, tokens, lm_max_length),
@@ -207,7 +207,7 @@ def _a100_estimate(runs: list[dict], facts: dict, tokens: float, lm_max_length: 
 
 def _measured_throughput(model: str):
     """The throughput a committed GPU benchmark measured on a ``model`` GPU (T4, A100, H100), if any."""
-    from helpers.benchmark import projection
+    from benchmark import projection
 
     for path in sorted((PROJECT_ROOT / "results" / "benchmark").glob("*.json")):
         if model.lower() in path.stem.lower():

@@ -1,7 +1,7 @@
 """The README's numbers, generated from the results files.
 
 The README holds blocks between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``; ``python -m
-helpers.report`` rewrites each from the results of the report's profile (``full`` where its results exist, else
+report`` rewrites each from the results of the report's profile (``full`` where its results exist, else
 ``cpu``), and a test fails when the README and the results disagree.
 """
 
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import report_data, results
+from helpers import results
 from helpers.config import PROJECT_ROOT, Config, get_config
-from helpers.report_data import (
+from report import data as report_data
+from report.data import (
     README,
     REPORT_PROFILES,
     complete,
@@ -26,7 +27,7 @@ from helpers.report_data import (
     report_profile,
     student_runs,
 )
-from helpers.report_prose import (
+from report.prose import (
     figures_block,
     interview_block,
     more_figures_block,
@@ -62,7 +63,7 @@ def results_block(config: Config) -> str | None:
     return (f"{markdown_table(headline_table(config))}\n\n"
             f"<sub>All {teacher['test']['rows']:,} test rows; mean ± standard deviation over seeds; the chosen "
             f"strategy in bold; steps against the baseline's. Generated from `results/{config.profile}/` "
-            f"({provenance_line(teacher)}) by `python -m helpers.report`.</sub>")
+            f"({provenance_line(teacher)}) by `python -m report`.</sub>")
 
 
 def distillation_block(config: Config) -> str | None:
@@ -146,12 +147,12 @@ def decoder_block(config: Config) -> str | None:
     stops, and how each label's share of the answers moved."""
     if not results.has_result(config, "decoder_student"):
         return None
-    from helpers import lm_report
+    from decoder import report as decoder_report
 
     document = results.load_result(config, "decoder_student")
     figure = f"figures/{config.profile}/decoder_student_loss.png"
     plot = f"![decoder student loss]({figure})\n\n" if (PROJECT_ROOT / figure).exists() else ""
-    return f"{plot}{lm_report.decoder_markdown(document, examples=3)}\n\n{decoder_behaviour(document)}"
+    return f"{plot}{decoder_report.decoder_markdown(document, examples=3)}\n\n{decoder_behaviour(document)}"
 
 
 def decoder_behaviour(document: dict) -> str:
@@ -188,7 +189,7 @@ def benchmark_block(config: Config) -> str | None:
     files = sorted((PROJECT_ROOT / "results" / "benchmark").glob("*.json"))
     if not files:
         return None
-    from helpers.benchmark import run
+    from benchmark import run
 
     parts = []
     for path in files:
@@ -279,7 +280,8 @@ def sync_repository_links() -> list[Path]:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(description="Regenerate the README's numbers from one profile's results.")
+    parser = argparse.ArgumentParser(prog="python -m report",
+                                     description="Regenerate the README's numbers from one profile's results.")
     parser.add_argument("--profile", choices=REPORT_PROFILES, help="default: the first complete of full, cpu")
     config = get_config(report_profile(parser.parse_args(argv).profile))
     for path in sync_repository_links():

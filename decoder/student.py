@@ -1,6 +1,6 @@
 """The decoder-only student of notebook 06: its prompt and one-token answers, loading its starting model (SmolLM2
-from the hub, or ``lm_stand_in``'s model of the same family), one-pass scoring, and fine-tuning with and without the
-teacher.
+from the hub, or ``decoder.stand_in``'s model of the same family), one-pass scoring, and fine-tuning with and without
+the teacher.
 
 Symbols, the same in notebook 06:
   x          the prompt (instruction, article, ``Topic:``) in the LM's own tokens

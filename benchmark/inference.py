@@ -19,8 +19,7 @@ import torch
 from datasets import Dataset
 from transformers import PretrainedConfig
 
-from helpers import evaluate, hardware, models
-from helpers.benchmark.common import (
+from benchmark.common import (
     BenchmarkSizes,
     build,
     describe,
@@ -30,6 +29,7 @@ from helpers.benchmark.common import (
     quantize_int8,
     sample,
 )
+from helpers import evaluate, hardware, models
 from helpers.config import Config
 from helpers.train import collator_for
 

@@ -19,8 +19,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, PretrainedConfig, PreTrainedModel
 
-from helpers import evaluate, hardware, pipeline
-from helpers.benchmark.common import (
+from benchmark.common import (
     BenchmarkSizes,
     build,
     clock,
@@ -29,7 +28,8 @@ from helpers.benchmark.common import (
     full_size_architectures,
     sample,
 )
-from helpers.benchmark.training import KD_SPEC, our_epoch, our_trainer, strided_batches
+from benchmark.training import KD_SPEC, our_epoch, our_trainer, strided_batches
+from helpers import evaluate, hardware, pipeline
 from helpers.config import LABELS, PROJECT_ROOT, Config
 from helpers.train import collator_for
 

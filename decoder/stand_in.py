@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
+from decoder.student import ANSWER_CUE, ARTICLE_CUE, INSTRUCTION, VERBALIZERS, build_prompt, verbalizer_token_ids
 from helpers import cache, hardware
 from helpers.config import Config
-from helpers.lm_student import ANSWER_CUE, ARTICLE_CUE, INSTRUCTION, VERBALIZERS, build_prompt, verbalizer_token_ids
 
 # The stand-in: the SmolLM2 family (LlamaForCausalLM) at a size that pretrains in CPU minutes. SmolLM2-135M itself is
 # 576 wide, 30 layers, 9 query / 3 key-value heads, tied embeddings and a 49,152-token byte-level BPE.

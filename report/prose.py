@@ -9,7 +9,7 @@ import numpy as np
 
 from helpers import evaluate, experiments, results
 from helpers.config import PROJECT_ROOT, Config, get_config
-from helpers.report_data import (
+from report.data import (
     complete,
     compute_seconds,
     full_cost,
@@ -190,7 +190,7 @@ def _duration(hours: float) -> str:
 
 def cost_sentence(config: Config) -> str:
     """This report's measured compute, and the `full` report's GPU time and cost (measured or estimated, said so)."""
-    from helpers.benchmark import projection
+    from benchmark import projection
 
     hours = sum(seconds for _, seconds, _ in compute_seconds(config)) / 3600
     document = report_documents(config)["teacher"]

@@ -16,8 +16,8 @@ from datasets import Dataset
 from transformers import PretrainedConfig, PreTrainedModel, PrinterCallback, TrainerCallback
 from transformers.utils import logging as hf_logging
 
+from benchmark.common import BenchmarkSizes, build, clock, describe, profile_architectures
 from helpers import cache, distill, hardware, models, pipeline
-from helpers.benchmark.common import BenchmarkSizes, build, clock, describe, profile_architectures
 from helpers.config import Config
 from helpers.train import BASELINE, Collator, DistillationTrainer, DistillSpec, collator_for, training_arguments
 

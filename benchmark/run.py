@@ -15,9 +15,8 @@ import pandas as pd
 import torch
 from transformers import LlamaConfig
 
-from helpers import hardware, models, pipeline, results
-from helpers.benchmark import inference
-from helpers.benchmark.common import (
+from benchmark import inference
+from benchmark.common import (
     BenchmarkSizes,
     clock,
     full_size_architectures,
@@ -26,8 +25,9 @@ from helpers.benchmark.common import (
     profile_architectures,
     sizes_for,
 )
-from helpers.benchmark.projection import PlannedRun, Throughput, gpu_section, project_runtime
-from helpers.benchmark.training import measure_teacher_logits, measure_training, real_epoch, strided_batches
+from benchmark.projection import PlannedRun, Throughput, gpu_section, project_runtime
+from benchmark.training import measure_teacher_logits, measure_training, real_epoch, strided_batches
+from helpers import hardware, models, pipeline, results
 from helpers.config import PROJECT_ROOT, Config
 
 TARGETS = {  # name -> (comparison, threshold)
