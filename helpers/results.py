@@ -24,9 +24,15 @@ from helpers.config import PROJECT_ROOT, Config
 # relative to the project root; like every bump, it changes every cache key, so the next report retrains.
 SCHEMA_VERSION = 3
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
-# The README generator formats results and computes none of them: editing it must not invalidate a single result.
-REPORT_MODULES = frozenset({"report.py", "report_data.py", "report_prose.py"})
+# The packages whose code computes results, hashed into every result and cache key. The README generator (report/)
+# formats results and computes none of them, so it is not hashed: editing it must not invalidate a single result.
+HASHED_PACKAGES = ("helpers", "decoder", "benchmark")
+# Modules inside those packages that compute no result (paths relative to the project root; one that does not exist
+# is simply absent from the hash):
+UNHASHED_MODULES = frozenset({
+    "helpers/plan.py",  # the cost planner: what a run would take and cost, never what it computed
+    "benchmark/projection.py",  # prices planned runs from measured rates; pricing only, to move into the planner
+})
 # Stands for a folder outside the project in stored paths: where it lies says nothing about what was computed.
 OUTSIDE = "<outside>"
 # The settings that name folders of the machine that ran (stored relative to the project root).
@@ -50,7 +56,7 @@ def library_versions() -> dict:
 
 
 def git_commit() -> str:
-    """The checkout's commit, with ``+dirty`` where the tracked code in helpers/ or scripts/ differs from it
+    """The checkout's commit, with ``+dirty`` where the tracked code (``HASHED_PACKAGES``, scripts/) differs from it
     ("unknown" outside git). Notebooks are left out: executing them rewrites their outputs in place."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10,
@@ -58,7 +64,7 @@ def git_commit() -> str:
 
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "helpers", "scripts")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", *HASHED_PACKAGES, "scripts")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
@@ -77,8 +83,8 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
 
 @functools.cache
 def code_hash(root: Path | None = None) -> str:
-    """A short sha256 of the code that computes results: every ``*.py`` under ``root`` (default: this package) but the
-    README generator's modules, with comments, docstrings and formatting left out.
+    """A short sha256 of the code that computes results: every ``*.py`` in ``HASHED_PACKAGES`` under ``root`` (default:
+    the project root) but ``UNHASHED_MODULES``, with comments, docstrings and formatting left out.
 
     Each file counts as its path relative to ``root`` and the ``ast.dump`` of its parse tree without docstrings (the
     dump holds no line numbers, and the parser drops comments), in sorted order of those paths. A parse tree is the
@@ -86,12 +92,13 @@ def code_hash(root: Path | None = None) -> str:
     one. Cached per process (and per ``root``): computed once, at a process's first result, since a kernel keeps
     running the code it imported whatever is edited on disk later.
     """
-    root = PACKAGE_ROOT if root is None else Path(root)
-    files = sorted((path.relative_to(root).as_posix(), path) for path in root.rglob("*.py"))
+    root = PROJECT_ROOT if root is None else Path(root)
+    files = sorted((path.relative_to(root).as_posix(), path)
+                   for package in HASHED_PACKAGES for path in (root / package).rglob("*.py"))
     digest = hashlib.sha256()
     for relative, path in files:
         # Hidden folders hold editor copies (.ipynb_checkpoints), never imported code.
-        if relative in REPORT_MODULES or any(part.startswith(".") for part in relative.split("/")):
+        if relative in UNHASHED_MODULES or any(part.startswith(".") for part in relative.split("/")):
             continue
         tree = _without_docstrings(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
         digest.update(f"{relative}\0{ast.dump(tree)}\0".encode())

@@ -9,19 +9,22 @@ from helpers import results
 from helpers.config import PROJECT_ROOT, get_config
 
 
-def package_copy(tmp_path, name: str):
-    """A copy of the helpers package (its code only) under ``tmp_path / name``."""
-    return shutil.copytree(results.PACKAGE_ROOT, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+def code_copy(tmp_path, name: str):
+    """A copy of the project's code (the hashed packages and the README generator) under ``tmp_path / name``."""
+    for package in (*results.HASHED_PACKAGES, "report"):
+        shutil.copytree(PROJECT_ROOT / package, tmp_path / name / package,
+                        ignore=shutil.ignore_patterns("__pycache__", ".*"))
+    return tmp_path / name
 
 
-def test_the_code_hash_ignores_where_the_package_lies(tmp_path):
-    assert results.code_hash(package_copy(tmp_path, "copy")) == results.code_hash()
+def test_the_code_hash_ignores_where_the_code_lies(tmp_path):
+    assert results.code_hash(code_copy(tmp_path, "copy")) == results.code_hash()
 
 
 def test_a_documentation_only_change_keeps_the_code_hash(tmp_path):
-    original = results.code_hash(package_copy(tmp_path, "original"))
-    edited = package_copy(tmp_path, "edited")
-    module = edited / "results.py"
+    original = results.code_hash(code_copy(tmp_path, "original"))
+    edited = code_copy(tmp_path, "edited")
+    module = edited / "helpers" / "results.py"
     text = module.read_text()
     assert text.startswith('"""')
     # Its module docstring reworded, a comment and blank lines added, a call reformatted over two lines.
@@ -30,27 +33,43 @@ def test_a_documentation_only_change_keeps_the_code_hash(tmp_path):
     text = text.replace("hashlib.sha256()", "hashlib.sha256(\n    )", 1)
     module.write_text(text)
     # A function's docstring removed: what runs is the same.
-    cache_module = edited / "cache.py"
+    cache_module = edited / "helpers" / "cache.py"
     docstring = '    """A short, stable hash of JSON-able ``parts`` and the schema version."""\n'
     assert docstring in cache_module.read_text()
     cache_module.write_text(cache_module.read_text().replace(docstring, ""))
-    # The README generator computes no result: even a statement changed there keeps every result valid.
-    (edited / "report_prose.py").write_text((edited / "report_prose.py").read_text() + "\nEXTRA = 1\n")
     assert results.code_hash(edited) == original
 
 
-def test_a_changed_statement_changes_the_code_hash(tmp_path):
-    original = results.code_hash(package_copy(tmp_path, "original"))
-    changed = package_copy(tmp_path, "changed")
-    module = changed / "results.py"
+def append_statement(path):
+    """``path`` with one more statement (the file created where it does not exist)."""
+    path.write_text((path.read_text() if path.exists() else "") + "\nEXTRA_STATEMENT = 1\n")
+
+
+def test_code_that_computes_no_result_is_not_hashed(tmp_path):
+    original = results.code_hash(code_copy(tmp_path, "original"))
+    edited = code_copy(tmp_path, "edited")
+    # The README generator, the cost planner (whether or not it exists yet) and the GPU pricing compute no result:
+    # even a statement changed there keeps every result valid.
+    for relative in ("report/prose.py", "report/readme.py", "helpers/plan.py", "benchmark/projection.py"):
+        append_statement(edited / relative)
+    (edited / "report" / "extra.py").write_text("X = 1\n")
+    assert results.code_hash(edited) == original
+
+
+def test_a_changed_statement_in_any_hashed_package_changes_the_code_hash(tmp_path):
+    original = results.code_hash(code_copy(tmp_path, "original"))
+    changed = code_copy(tmp_path, "changed")
+    module = changed / "helpers" / "results.py"
     text, count = re.subn(r"\nSCHEMA_VERSION = (\d+)", lambda m: f"\nSCHEMA_VERSION = {int(m[1]) + 1}",
                           module.read_text())
     assert count == 1
     module.write_text(text)
     assert results.code_hash(changed) != original
-    added = package_copy(tmp_path, "added")
-    (added / "benchmark" / "extra.py").write_text('"""A docstring alone would not count; a statement does."""\nX = 1\n')
-    assert results.code_hash(added) != original
+    # The decoder student and the benchmark compute results too: a statement there, or a new module, counts.
+    for relative in ("decoder/student.py", "decoder/report.py", "benchmark/training.py", "benchmark/extra.py"):
+        edited = code_copy(tmp_path, relative.replace("/", "-"))
+        append_statement(edited / relative)
+        assert results.code_hash(edited) != original, relative
 
 
 def strings(value):
