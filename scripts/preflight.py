@@ -1,57 +1,48 @@
-"""Before `make report` trains anything: the runs it will make, and on a GPU their predicted wall time and cost.
+"""Before `make report` trains anything: the pass's plan and cost from the one planner (helpers.plan), its budget
+warnings, and for cpu the committed pass's measured duration beside the planner's figure.
 
-The rates come from this GPU's benchmark file (results/benchmark/<gpu>.json) where one exists, else from a short timed
-warm-up; the hourly price from the cited prices in results/external.json. On a CPU it lists the plan only.
+Where the report cannot run (no GPU, no AG News within reach, a bad setting) it prints why and the ways on, and exits
+with status 2 before any notebook starts.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections import Counter
+import sys
 
-from benchmark import projection
-from helpers import experiments, results
-from helpers.config import get_config
-
-# AG News' sizes in full (the hub's train split less the validation carve, and the test split); the cpu and smoke
-# profiles cap theirs, so their rows are read from the config instead.
-FULL_TRAIN_ROWS, FULL_TEST_ROWS = 120_000, 7_600
+from helpers import plan
+from helpers.config import PROJECT_ROOT, get_config
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", default=None)
-    config = get_config(parser.parse_args().profile)
-    train_rows = config.max_train_rows or FULL_TRAIN_ROWS - config.validation_rows
-    plan = experiments.planned_runs(config, train_rows, config.validation_rows, FULL_TEST_ROWS)
-    kinds = Counter(run["kind"] for run in plan)
-    listing = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
-    print(f"make report, profile {config.profile}: {len(plan)} runs ({listing})")
-    import torch
-
-    if not torch.cuda.is_available():
-        print(f"No GPU. {committed_duration(config)}")
-        return
-    throughput = projection.load_throughput() or projection.warmup_throughput(config)
-    price = projection.price_for_device(results.external_facts()["gpu_hourly_usd"], throughput.device)
-    projected = projection.project_runtime(plan, throughput, price[1] if price else None)
-    cost = (f", about ${projected['cost']:.2f} at the quoted {price[0]} price of ${price[1]:.2f}/h "
-            "(results/external.json)") if price else " (no quoted price for this GPU)"
-    print(f"Projected on {throughput.device} ({throughput.source}): {projected['total_hours']:.2f} h{cost}. "
-          "A projection from measured rates, not a measurement; per-run overheads are not counted.")
-
-
-def committed_duration(config) -> str:
-    """How long the committed report of this profile took, from its results files (training and teacher passes)."""
-    from report import data as report_data
-
-    if not report_data.complete(config):
-        return f"No complete committed results of profile {config.profile} to say how long a pass takes here."
-    seconds = sum(seconds for _, seconds, _ in report_data.compute_seconds(config))
-    teacher = results.load_result(config, "teacher")
-    return (f"The committed {config.profile} report spent {seconds / 60:.0f} min training and in teacher passes on "
-            f"{report_data.hardware(teacher)} (its results files); evaluation and loading add to that.")
+    parser.add_argument("--profile", default=None, help="default: $KD_PROFILE, else full on a GPU, else cpu")
+    try:
+        config = get_config(parser.parse_args(argv).profile)
+    except (RuntimeError, ValueError) as error:  # no data within reach, or a setting out of range
+        print(f"make report cannot start: {error}", file=sys.stderr)
+        return 2
+    priced = plan.priced(config)
+    steps = sum(run["steps"] for run in priced["runs"])
+    students = sum(len(run["seeds"]) for run in priced["runs"] if run["model"] == "student")
+    print(f"make report, profile {config.profile}, plan {config.plan} (python -m helpers.plan --profile "
+          f"{config.profile} prints every run): {students} student runs, {steps:,} optimizer steps, priced for "
+          f"'{priced['chosen']}'; {priced['drive_gb']:.1f} GB written to the cache.")
+    for device, (name, price) in plan.prices().items():
+        low, high = priced["hours"][device]
+        print(f"  {device:<5} {low:.1f}-{high:.1f} h, ${low * price:.2f}-{high * price:.2f} at {name}")
+    print(f"  central T4 estimate: {priced['central_T4_hours']:.1f} h (a plan from public rates, not a measurement)")
+    if config.profile == "cpu":
+        results_dir = PROJECT_ROOT / "results" / "cpu"
+        if (results_dir / "distillation.json").exists():
+            _, measured = plan.committed_config("cpu")
+            planned = plan.cpu_minutes(plan.build(config, device="cpu"), results_dir)
+            print(f"  on this CPU: about {planned:.0f} min at the committed cpu pass's measured rates; that pass "
+                  f"took {measured:.0f} min (its first to last results file).")
+    for warning in plan.check(priced):
+        print(warning)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
