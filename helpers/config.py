@@ -305,8 +305,9 @@ def default_profile() -> str:
         return "cpu"
     raise RuntimeError(
         "No GPU and no AG News within reach, so the report cannot run here. Either point KD_DATA_DIR at a folder "
-        "holding train.parquet and test.parquet (the Hugging Face ag_news layout: text, label 0..3), or allow "
-        "network access to the Hugging Face hub (unset HF_HUB_OFFLINE) so that `datasets` downloads fancyzhx/ag_news. "
+        "holding train.parquet and test.parquet (the Hugging Face ag_news layout: text, label 0..3), or run where the "
+        "Hugging Face hub is reachable (it was not from here; HF_HUB_OFFLINE=1 also blocks it) so that `datasets` "
+        "downloads fancyzhx/ag_news. "
         "For a seconds-long check on synthetic rows: KD_PROFILE=smoke."
     )
 
