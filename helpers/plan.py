@@ -305,25 +305,14 @@ def cpu_minutes(plan: dict, results_dir: Path) -> float:
     return total / 60
 
 
-def committed_config(profile: str):
-    """The settings of the committed pass of ``profile`` (from its results files), and its measured minutes: the
-    span from its first results file to its last (notebook 01's start and kernel starts are not in it)."""
+def committed_minutes(profile: str) -> float:
+    """How long the committed pass of ``profile`` took: from its first results file to its last (notebook 01's
+    tokenisation before its first file, and kernel starts, are not in it)."""
     from datetime import datetime
 
-    folder = PROJECT_ROOT / "results" / profile
-    distillation = json.loads((folder / "distillation.json").read_text())
-    stored = distillation["provenance"]["config"]
-    stored.setdefault("unseen_rows", stored.pop("calibration_rows", 0))
-    current = get_config(profile)
-    fields = {f.name for f in dataclasses.fields(current)} - {"data_dir", "cache_dir", "results_dir", "figures_dir"}
-    changes = {name: tuple(value) if isinstance(value, list) else value for name, value in stored.items()
-               if name in fields}
-    changes["final_extra"] = tuple(name for name in distillation["runs"] if name in experiments.STRATEGIES
-                                   and name != distillation["chosen"])
-    config = dataclasses.replace(current, **{k: v for k, v in changes.items() if hasattr(current, k)})
     dates = [datetime.fromisoformat(json.loads(path.read_text())["provenance"]["date"])
-             for path in folder.rglob("*.json")]
-    return config, (max(dates) - min(dates)).total_seconds() / 60
+             for path in (PROJECT_ROOT / "results" / profile).rglob("*.json")]
+    return (max(dates) - min(dates)).total_seconds() / 60
 
 
 # ---------------------------------------------------------------------------------------------------- summaries
@@ -408,10 +397,8 @@ def main(argv: list[str] | None = None) -> None:
                           "A100_dollars": [h * a100_price for h in thorough["hours"]["A100"]]},
              "warnings": check(plan)}
     if config.profile == "cpu":
-        committed, measured = committed_config("cpu")
-        results_dir = PROJECT_ROOT / "results" / "cpu"
-        extra["cpu_minutes"] = {"planned": cpu_minutes(plan, results_dir), "committed_settings_planned": cpu_minutes(
-            build(committed, device="cpu"), results_dir), "committed_pass_measured": measured}
+        extra["cpu_minutes"] = {"planned": cpu_minutes(build(config, device="cpu"), Path(config.results_dir)),
+                                "committed_pass_measured": committed_minutes("cpu")}
     if arguments.json:
         print(json.dumps({**as_json(plan), **extra}, indent=1, default=str))
         return
@@ -424,8 +411,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{high * a100_price:.2f} at {a100_name}; T4 central {thorough['central_T4_hours']:.1f} h.")
     if "cpu_minutes" in extra:
         minutes = extra["cpu_minutes"]
-        print(f"On this CPU at the committed cpu pass's measured rates: {minutes['planned']:.0f} min. The committed "
-              f"pass's own settings price at {minutes['committed_settings_planned']:.0f} min; it measured "
+        print(f"On this CPU at the committed cpu pass's measured rates: {minutes['planned']:.0f} min; that pass took "
               f"{minutes['committed_pass_measured']:.0f} min (first to last results file).")
     for warning in extra["warnings"]:
         print(warning)

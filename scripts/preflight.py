@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.profile == "cpu":
         results_dir = PROJECT_ROOT / "results" / "cpu"
         if (results_dir / "distillation.json").exists():
-            _, measured = plan.committed_config("cpu")
+            measured = plan.committed_minutes("cpu")
             planned = plan.cpu_minutes(plan.build(config, device="cpu"), results_dir)
             print(f"  on this CPU: about {planned:.0f} min at the committed cpu pass's measured rates; that pass "
                   f"took {measured:.0f} min (its first to last results file).")
