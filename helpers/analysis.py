@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from datasets import Dataset
 
-from helpers import evaluate, models, pipeline, results
+from helpers import data, evaluate, models, pipeline, results
 from helpers.config import LABELS, Config
 
 
@@ -101,6 +101,25 @@ def example_batch_table(batch: dict[str, torch.Tensor], student_logits: torch.Te
         "gold": [LABELS[i] for i in gold], "teacher's class": [LABELS[i] for i in teacher.argmax(-1)],
         f"teacher p(gold), T={temperature:g}": teacher[range(len(gold)), gold].numpy().round(3),
         f"student p(gold), T={temperature:g}": student[range(len(gold)), gold].numpy().round(3)})
+
+
+def view_examples(batch: dict[str, torch.Tensor], tokenizer, row: int = 0, views: int = 3, seed: int = 0
+                  ) -> pd.DataFrame:
+    """One row of a batch as the students read it, and ``views`` fresh views of it (``data.fresh_view``): what
+    function matching's teacher and student both see at one step."""
+    ids, mask = batch["input_ids"][row : row + 1], batch["attention_mask"][row : row + 1]
+    special = torch.tensor([tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        drawn = [data.fresh_view(ids, mask, special, tokenizer.mask_token_id, tokenizer.pad_token_id)
+                 for _ in range(views)]
+
+    def text(view_ids: torch.Tensor, view_mask: torch.Tensor) -> str:
+        return tokenizer.decode(view_ids[0][view_mask[0].bool()], skip_special_tokens=False)
+
+    return pd.DataFrame({"tokens": [int(mask.sum())] + [int(m.sum()) for _, m in drawn],
+                         "text": [text(ids, mask)] + [text(i, m) for i, m in drawn]},
+                        index=["the row"] + [f"view {k + 1}" for k in range(views)])
 
 
 def example_rows(dataset: Dataset, per_class: int = 2) -> pd.DataFrame:

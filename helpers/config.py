@@ -38,9 +38,14 @@ class Config:
     data_seed: int = 0  # the validation carve and the row caps: fixed, whatever the training seeds are
     max_train_rows: int | None = None  # cap on the student's training rows (stratified); None = all
     validation_rows: int = 6_000  # carved from train, stratified; the test split reports final numbers only
-    # Train rows that neither the teacher nor any student trains on, where the regime is calibrated (the teacher's
-    # recipe against the baseline's accuracy on unseen rows). full has none: its teacher saw every train row.
-    calibration_rows: int = 0
+    # Train rows that neither the teacher nor any student trains on ("unseen"). Every choice reads them where they
+    # exist: the teacher's recipe, the strategy, label smoothing, the T/α screen, the best control. full has none (its
+    # teacher saw every train row), so its choices read validation, which its teacher saw (notebook 04 prints the bias
+    # that costs, as measured in cpu).
+    unseen_rows: int = 0
+    # The plateau check's rows: the unseen rows and more of their kind, up to this many (0: validation). Only the
+    # baseline and the compute control score the extra rows.
+    plateau_rows: int = 0
     # Models. *_source: "hub" (from_pretrained on a hub id) or "local" (built here once, then from_pretrained).
     tokenizer_name: str = "bert-base-uncased"
     teacher_name: str = "fabriceyhc/bert-base-uncased-ag_news"
@@ -59,23 +64,29 @@ class Config:
     teacher_learning_rate: float = 5e-5
     teacher_warmup_ratio: float = 0.1
     teacher_max_length: int | None = None  # the tokens the teacher reads (None: max_length, as the students)
-    teacher_lengths_tried: tuple[int, ...] = ()  # input lengths tried with the recipe on calibration rows (notebook 02)
+    # Input lengths tried with the recipe (notebook 02); its rule (experiments.teacher_rule), run on the unseen rows,
+    # chooses one, and that teacher is the report's: teacher_max_length then comes from results/<profile>/teacher.json.
+    teacher_lengths_tried: tuple[int, ...] = ()
     # Train rows nobody trained on, used WITHOUT labels (soft targets only): 0 in the brief's regime, where every train
     # row is labelled. Only the smoke profile sets it, to keep that code path tested.
     transfer_rows: int = 0
     # Training.
     max_length: int = 128
-    epochs: int = 3
+    epochs: int = 2  # the brief: "2-3 epochs per model is sufficient"; 2 keeps full on a free T4 (helpers.plan)
     batch_size: int = 32
     eval_batch_size: int = 256
     learning_rate: float = 5e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     logging_steps: int = 100
-    # The final comparison's training seeds, none of them the selection seed. The baseline, the chosen strategy, its
-    # no-teacher twin and plain response KD run every seed; the other controls the first control_seeds of them.
+    # The final comparison's training seeds, none of them the selection seed. The baseline, the chosen strategy and
+    # its no-teacher twin run every seed; the controls (more steps) the first control_seeds of them.
     seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     control_seeds: int = 3
+    # Strategies that run the final comparison with their twins beside the chosen one (the thorough plan adds
+    # response KD, the brief's first family; the default plan answers it from the screen).
+    final_extra: tuple[str, ...] = ()
+    plan: str = "default"  # "default" | "thorough" (KD_PLAN): see PLANS
     # The grid screens every strategy once, with selection_seed, on a cheaper budget (a stratified subset, fewer
     # epochs), and chooses on validation. None = the final budget.
     selection_seed: int = 0
@@ -83,6 +94,9 @@ class Config:
     selection_epochs: int | None = 1
     precision: str = "auto"  # hardware.resolve_precision decides: bf16 from sm80, fp16 below, fp32 on CPU
     num_workers: int = 2  # DataLoader workers, on a GPU only (hardware.loader_flags: none on CPU)
+    # Epoch checkpoints (weights + optimizer state, ~3x a model) go here, not to the cache: on Colab a local disk, so
+    # Drive keeps only final models and logits. A reset then costs the run in progress at most. "" = the cache.
+    checkpoint_dir: str = ""
     # Decoder-only LM student (notebook 06). lm_source: "hub" or "local" (a small model of the same family built here).
     lm_name: str = "HuggingFaceTB/SmolLM2-135M"  # a Llama-architecture causal LM a T4 fine-tunes in minutes
     lm_source: str = "hub"
@@ -108,6 +122,11 @@ class Config:
 
     @property
     def teacher_length(self) -> int:
+        """The tokens the teacher reads. Where notebook 02's rule chooses it, only once the rule has run."""
+        if self.teacher_max_length is None and self.teacher_lengths_tried:
+            raise RuntimeError(f"The {self.profile} teacher's input length is chosen by notebook 02's rule among "
+                               f"{self.teacher_lengths_tried}: run notebook 02 first (it records the choice in "
+                               "results/<profile>/teacher.json, which pipeline.prepare reads).")
         return self.teacher_max_length or self.max_length
 
     def describe(self) -> str:
@@ -141,7 +160,9 @@ PROFILE_CHANGES = {
         # answer: a student is ~2.5 min here.
         max_train_rows=2_000,
         validation_rows=2_000,  # one row = 0.05 points
-        calibration_rows=4_000,  # from the ~24,900 train rows left: where the teacher's recipe is checked
+        unseen_rows=4_000,  # of the ~24,900 train rows left: where every choice is made (one row = 0.025 points)
+        plateau_rows=20_000,  # the plateau check: enough rows and 5 seeds to bound a 0.2-point gain
+        control_seeds=5,
         tokenizer_name="minilm-l6-h384 (bert-base-uncased vocabulary)",
         teacher_name="minilm-l6-h384 fine-tuned here",
         teacher_source="local",
@@ -151,10 +172,7 @@ PROFILE_CHANGES = {
         local_base="minilm",
         # The card's recipe (full's defaults) on 128 tokens ended above the student on unseen rows in issue 20's probe;
         # reading only the first tokens (headline and first words) keeps the memorisation and makes it weaker.
-        # Notebook 02 scores both lengths on calibration rows and its rule takes the one nearest the middle of the
-        # target window (each teacher's minutes: results/cpu/teacher.json). 32 tokens sat at the window's edge in an
-        # earlier pass.
-        teacher_max_length=24,
+        # Notebook 02 fine-tunes a teacher at each length and its rule, on the unseen rows, takes one.
         teacher_lengths_tried=(32, 24),
         epochs=3,
         # Small models want a larger step than BERT-base's 5e-5. 1e-4, not 2e-4: at 2e-4 twice the steps lost
@@ -179,7 +197,8 @@ PROFILE_CHANGES = {
         data_source="synthetic",
         max_train_rows=640,
         validation_rows=64,
-        calibration_rows=64,
+        unseen_rows=64,
+        plateau_rows=96,
         tokenizer_name="tiny-wordpiece",
         teacher_name="tiny-bert",
         teacher_source="local",
@@ -190,8 +209,7 @@ PROFILE_CHANGES = {
         teacher_batch_size=16,
         teacher_learning_rate=6e-3,
         teacher_warmup_ratio=0.0,
-        teacher_max_length=24,  # shorter than the students' 32 (the window itself is tested on cut rows in test_train)
-        teacher_lengths_tried=(32, 24),
+        teacher_lengths_tried=(32, 24),  # the rule's path; a window shorter than the students' 32 is tested too
         transfer_rows=128,
         max_length=32,
         batch_size=16,
@@ -217,6 +235,10 @@ PROFILE_CHANGES = {
     ),
 }
 PROFILES = tuple(PROFILE_CHANGES)
+# The plans (KD_PLAN), as changes on top of a profile. "default" fits full on a free Colab T4 in about 3 hours
+# (python -m helpers.plan prices it); "thorough" adds a third epoch, 5 seeds of the compute control and response KD
+# with its twin in the final comparison, for a rented GPU.
+PLANS = {"default": {}, "thorough": {"epochs": 3, "control_seeds": 5, "final_extra": ("response",)}}
 ALIASES = {"offline": "cpu"}  # the committed results of earlier versions name the cpu profile "offline"
 
 
@@ -240,6 +262,8 @@ ENV_OVERRIDES = {
     "KD_LM_TRAIN_ROWS": ("lm_train_rows", int),
     "KD_LM_EVAL_ROWS": ("lm_eval_rows", _rows),
     "KD_LM_SEEDS": ("lm_seeds", _seeds),
+    "KD_PLAN": ("plan", str),
+    "KD_CHECKPOINT_DIR": ("checkpoint_dir", str),
     "KD_DATA_DIR": ("data_dir", str),
     "KD_CACHE_DIR": ("cache_dir", str),
     "KD_RESULTS_DIR": ("results_dir", str),
@@ -279,8 +303,16 @@ def validate(config: Config) -> Config:
             fail(field, "seeds must not repeat")
     if config.data_source == "local" and not (config.data_dir or "").strip():
         fail("data_dir", "name a folder holding train.parquet and test.parquet (or .csv / .jsonl)")
-    if config.transfer_rows < 0 or config.calibration_rows < 0:
-        fail("transfer_rows" if config.transfer_rows < 0 else "calibration_rows", "it must be >= 0")
+    for field in ("transfer_rows", "unseen_rows", "plateau_rows"):
+        if getattr(config, field) < 0:
+            fail(field, "it must be >= 0")
+    if config.plateau_rows and config.plateau_rows < config.unseen_rows:
+        fail("plateau_rows", f"it must be 0 or at least unseen_rows ({config.unseen_rows}): the plateau rows hold them")
+    if config.teacher_lengths_tried and (config.teacher_source != "local" or not config.unseen_rows):
+        fail("teacher_lengths_tried", "its rule fine-tunes a teacher per length and reads the unseen rows: it needs "
+             "teacher_source='local' and unseen_rows > 0")
+    if config.plan not in PLANS:
+        fail("plan", f"it must be one of {', '.join(PLANS)}")
     if config.control_seeds < 1:
         fail("control_seeds", "it must be >= 1 (a profile with fewer seeds runs them all)")
     if config.selection_seed in config.seeds:
@@ -361,6 +393,10 @@ def get_config(profile: str | None = None, **overrides) -> Config:
         except ValueError as error:
             raise ValueError(f"Environment variable {variable}={value!r} is not valid for {field}: {error}") from None
     changes.update(overrides)
+    # The plan's changes sit under the environment's and the caller's: KD_EPOCHS=3 wins over any plan.
+    explicit = set(overrides) | {field for variable, (field, _) in ENV_OVERRIDES.items() if variable in os.environ}
+    changes.update({field: value for field, value in PLANS.get(changes.get("plan", "default"), {}).items()
+                    if field not in explicit})
     unknown = set(changes) - {f.name for f in dataclasses.fields(Config)}
     if unknown:
         raise ValueError(f"Unknown config fields {sorted(unknown)}.")

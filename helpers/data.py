@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets
 
 from helpers.config import LABELS, Config
@@ -209,18 +210,23 @@ def teacher_train_split(splits: DatasetDict, config: Config) -> Dataset:
     return concatenate_datasets([student_train_split(splits, config), splits["validation"]])
 
 
-def calibration_split(splits: DatasetDict, config: Config) -> Dataset:
-    """``calibration_rows`` train rows (stratified) that neither the teacher nor any student trains on: where the
-    regime is calibrated (the teacher's recipe against the baseline on unseen rows) without reading test."""
+def unseen_splits(splits: DatasetDict, config: Config) -> tuple[Dataset, Dataset]:
+    """Train rows that neither the teacher (the students' rows and validation) nor any student trains on:
+    ``unseen_rows`` of them (stratified), where every choice is made, and the plateau check's extra rows (up to
+    ``plateau_rows`` in all, stratified, disjoint from the first). Both empty where the profile has none (full)."""
     train = splits["train"]
-    if not config.calibration_rows:
-        return train.select([])
+    wanted = max(config.unseen_rows, config.plateau_rows)
+    if not wanted:
+        return train.select([]), train.select([])
     used = set(student_train_split(splits, config)["text"])
     unused = train.select([i for i, text in enumerate(train["text"]) if text not in used])
-    if len(unused) < config.calibration_rows:
-        raise ValueError(f"calibration_rows={config.calibration_rows} but only {len(unused)} train rows are left "
-                         "after the students' rows and validation: lower it, or max_train_rows.")
-    return stratified_subset(unused, config.calibration_rows, config.data_seed + 1)
+    if len(unused) < wanted:
+        raise ValueError(f"unseen_rows/plateau_rows ask for {wanted} rows but only {len(unused)} train rows are left "
+                         "after the students' rows and validation: lower them, or max_train_rows.")
+    pool = stratified_subset(unused, wanted, config.data_seed + 1).add_column("row", list(range(wanted)))
+    first = stratified_subset(pool, config.unseen_rows, config.data_seed + 1)  # nested: a subset of the pool
+    rest = sorted(set(range(wanted)) - set(first["row"]))
+    return first.remove_columns("row"), pool.select(rest).remove_columns("row")
 
 
 def transfer_split(splits: DatasetDict, config: Config) -> Dataset:
@@ -231,28 +237,34 @@ def transfer_split(splits: DatasetDict, config: Config) -> Dataset:
     train = splits["train"]
     if not config.transfer_rows:
         return train.select([])
-    used = set(student_train_split(splits, config)["text"]) | set(calibration_split(splits, config)["text"])
+    used = set(student_train_split(splits, config)["text"]).union(*(set(rows["text"]) for rows in
+                                                                     unseen_splits(splits, config)))
     remaining = [i for i, text in enumerate(train["text"]) if text not in used]
     rng = np.random.default_rng(config.data_seed)
     picked = rng.choice(remaining, size=min(config.transfer_rows, len(remaining)), replace=False)
     return train.select(sorted(picked.tolist()))
 
 
-def augmented_split(rows: Dataset, seed: int, deletion: float = 0.1) -> Dataset:
-    """One perturbed copy of each row (EDA-style: each word dropped with probability ``deletion``, then two words
-    swapped), for the teacher to label softly. Labels are kept here and hidden by training."""
-    rng = np.random.default_rng(seed)
-
-    def perturb(text: str) -> str:
-        words = text.split()
-        kept = [w for w in words if rng.random() >= deletion] or words[:1]
-        if len(kept) > 2:
-            i, j = rng.choice(len(kept), size=2, replace=False)
-            kept[i], kept[j] = kept[j], kept[i]
-        return " ".join(kept)
-
-    return Dataset.from_dict({"text": [perturb(t) for t in rows["text"]], "label": list(rows["label"])},
-                             features=rows.features)
+def fresh_view(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: torch.Tensor, mask_token_id: int,
+               pad_token_id: int, drop: float = 0.1, mask: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """A new augmented view of a tokenized batch, drawn from torch's global RNG (the Trainer's seed): each ordinary
+    token (not [CLS]/[SEP]/[PAD]) is deleted with probability ``drop``, the rest closing up, then each ordinary
+    token left is replaced by [MASK] with probability ``mask``. Suits short news text: a headline and a sentence
+    or two stay readable with a tenth of their word pieces gone or masked, and both BERT-family models were
+    pretrained to read [MASK]. Shapes: (B, L) -> (B, L') with L' <= L; rows keep their order and label.
+    """
+    present = attention_mask.bool()
+    ordinary = present & ~torch.isin(input_ids, special_ids)
+    keep = present & ~(ordinary & (torch.rand(input_ids.shape) < drop).to(input_ids.device))
+    lengths = keep.sum(dim=1)
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)  # kept tokens first, in their order
+    width = int(lengths.max())
+    ids = torch.gather(input_ids, 1, order)[:, :width].clone()
+    new_mask = (torch.arange(width, device=ids.device)[None, :] < lengths[:, None]).to(attention_mask.dtype)
+    ids[new_mask == 0] = pad_token_id
+    masked = new_mask.bool() & ~torch.isin(ids, special_ids) & (torch.rand(ids.shape) < mask).to(ids.device)
+    ids[masked] = mask_token_id
+    return ids, new_mask
 
 
 def source_fingerprint(config: Config) -> str:

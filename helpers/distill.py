@@ -26,11 +26,13 @@ from helpers.feature_terms import attention_loss, feature_loss, mean_pool, relat
 
 TEACHER_LABEL_MODES = ("all", "agree")
 
-# Where a spec's soft targets come from. Only "teacher" and "committee" involve the BERT teacher: the other two are
-# the no-teacher twins that keep everything else (rows, steps, the loss) and swap the teacher for students.
+# Where a spec's soft targets come from. Only "teacher" and "committee" involve the BERT teacher's choices: the others
+# are the no-teacher twins that keep everything else (rows, views, steps, the loss) and swap the teacher out.
 SOFT_TARGET_SOURCES = {
     "teacher": "the frozen BERT teacher",
-    "peer": "a baseline student of another seed, trained on the same rows (no BERT)",
+    "gold-smoothed": "the gold label smoothed row by row to the teacher's confidence there (its top probability), the "
+                     "rest spread evenly: the teacher's memorisation without its choice of class or its dark knowledge",
+    "peer": "a baseline student of another seed, trained on the same rows (no BERT): the twin of internal terms",
     "committee": "the teacher's probabilities averaged with cross-fitted baseline students'",
     "crossfit": "cross-fitted baseline students alone: each row scored by a student that never trained on it (no BERT)",
 }
@@ -60,25 +62,40 @@ class DistillSpec:
     feature_weight: float = 0.0
     attention_weight: float = 0.0
     relation_weight: float = 0.0
-    # Also distil on rows without labels (soft targets only): the unlabelled transfer split ("transfer"), or perturbed
-    # copies of the labelled rows that the teacher labels softly ("augmented": needs no new text, so full runs it).
+    # Also distil on rows without labels (soft targets only): the unlabelled transfer split ("transfer").
     unlabelled: str = ""
-    epochs_scale: float = 1.0  # <1 keeps the steps of a spec with more rows equal to the baseline's; >1 adds steps
+    # "fresh": every step trains on a new augmented view of its batch (data.fresh_view), which the teacher scores
+    # online: function matching (Beyer et al. 2022). A twin on views keeps its cached targets of the row.
+    views: str = ""
+    epochs_scale: float = 1.0  # >1 adds steps (the compute control, the longer schedule of function matching)
+
+    @property
+    def teacher_on_views(self) -> bool:
+        """The teacher scores each fresh view online, so its logits match what the student sees."""
+        return self.views == "fresh" and self.soft_targets == "teacher" and (
+            self.kd_loss_weight > 0 or self.teacher_label_weight > 0)
 
     @property
     def uses_cached_logits(self) -> bool:
-        return self.kd_loss_weight > 0 or self.teacher_label_weight > 0
+        return (self.kd_loss_weight > 0 or self.teacher_label_weight > 0) and not self.teacher_on_views
 
     @property
     def uses_online_teacher(self) -> bool:
-        """Feature and similarity terms need the teacher's internals, so the teacher runs at every step."""
-        return self.feature_weight > 0 or self.attention_weight > 0 or self.relation_weight > 0
+        """The teacher runs at every step: feature and similarity terms need its internals, function matching its
+        logits on each fresh view."""
+        return self.feature_weight > 0 or self.attention_weight > 0 or self.relation_weight > 0 or self.teacher_on_views
 
     @property
     def uses_bert_teacher(self) -> bool:
         """Whether the frozen BERT teacher informs this student at all (controls and twins say no)."""
         uses_targets = self.uses_online_teacher or self.uses_cached_logits
         return uses_targets and self.soft_targets in ("teacher", "committee")
+
+    @property
+    def gold_only(self) -> bool:
+        """Trains on gold labels alone, plainly (the baseline and the compute control): whatever its steps."""
+        plain = not (self.label_smoothing or self.views or self.unlabelled)
+        return plain and self.weights() == BASELINE.weights()
 
     def weights(self) -> dict[str, float]:
         """Each term's weight, by the names ``distillation_loss`` gives its components."""
@@ -90,14 +107,17 @@ class DistillSpec:
         return asdict(self)
 
     def __post_init__(self):
-        if self.unlabelled not in ("", "transfer", "augmented"):
-            raise ValueError(f"{self.name}: unlabelled must be '', 'transfer' or 'augmented', not {self.unlabelled!r}.")
+        if self.unlabelled not in ("", "transfer"):
+            raise ValueError(f"{self.name}: unlabelled must be '' or 'transfer', not {self.unlabelled!r}.")
+        if self.views not in ("", "fresh") or (self.views and self.unlabelled):
+            raise ValueError(f"{self.name}: views must be '' or 'fresh', and fresh views take no unlabelled rows.")
         if self.soft_targets not in SOFT_TARGET_SOURCES:
             raise ValueError(f"{self.name}: soft_targets must be one of {', '.join(SOFT_TARGET_SOURCES)}.")
         if self.unlabelled and (self.kd_loss_weight <= 0 or self.confidence_weighted):
             raise ValueError(f"{self.name}: unlabelled rows can only be learned from plain soft targets "
                              "(kd_loss_weight > 0, confidence_weighted=False): they have no gold label.")
-        if self.uses_online_teacher and self.soft_targets in ("committee", "crossfit"):
+        internal = self.feature_weight > 0 or self.attention_weight > 0 or self.relation_weight > 0
+        if internal and self.soft_targets not in ("teacher", "peer"):
             raise ValueError(f"{self.name}: feature/attention/relation terms need one model's internals: "
                              "soft_targets must be 'teacher' or 'peer'.")
         if not 0 <= self.label_smoothing < 1 or self.epochs_scale <= 0:
@@ -274,7 +294,8 @@ def distillation_loss(
 
     student_outputs: the student's forward output (``.logits`` (B, C); ``.hidden_states`` / ``.attentions`` when
     an online term is on). labels (B,), -100 on unlabelled rows (no cross-entropy there, soft targets only).
-    attention_mask (B, L). teacher_logits (B, C): cached soft targets, for the response and teacher-label terms.
+    attention_mask (B, L). teacher_logits (B, C): cached soft targets, for the response and teacher-label terms;
+    under function matching (``spec.teacher_on_views``) the online teacher's logits on the same view replace them.
     teacher_outputs: the online teacher's forward output on its own inputs, which may be a shorter window (B, L_t ≤ L)
     of the same tokens: the student's states and attentions are compared on that window.
     Returns (loss, components), each component a scalar before weighting.
@@ -283,6 +304,10 @@ def distillation_loss(
     labelled = (labels != -100).sum().clamp(min=1)  # mean over labelled rows; a batch with none gives zero
     components = {"hard_label": F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum",
                                                 label_smoothing=spec.label_smoothing) / labelled}
+    if spec.teacher_on_views:
+        if teacher_outputs is None:
+            raise ValueError(f"{spec.name}: function matching needs the teacher's outputs on the view.")
+        teacher_logits = teacher_outputs.logits
     if spec.uses_cached_logits and teacher_logits is None:
         raise ValueError(f"{spec.name}: the training rows carry no cached teacher_logits column.")
     if spec.kd_loss_weight > 0:
@@ -293,7 +318,7 @@ def distillation_loss(
             components["soft_target"] = soft_target_loss(logits, teacher_logits, spec.temperature)
     if spec.teacher_label_weight > 0:
         components["teacher_label"] = teacher_label_loss(logits, teacher_logits, labels, mode=spec.teacher_label_mode)
-    if spec.uses_online_teacher:
+    if spec.feature_weight > 0 or spec.attention_weight > 0 or spec.relation_weight > 0:
         if teacher_outputs is None:
             raise ValueError(f"{spec.name}: feature/attention/relation terms need the teacher's outputs.")
         window = (teacher_outputs.hidden_states or teacher_outputs.attentions)[0].shape[-2]  # L_t

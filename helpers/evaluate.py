@@ -126,6 +126,7 @@ def mcnemar_test(labels: np.ndarray, predictions_a: np.ndarray, predictions_b: n
 
 
 METRICS = ("accuracy", "macro_f1")
+ALPHA = 0.05  # every interval is 95%, every test at 5%
 
 
 def macro_f1(labels: np.ndarray, predictions: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
@@ -272,17 +273,34 @@ def bootstrap_interval(labels: np.ndarray, predictions: np.ndarray, metric: str 
     return float(low), float(high)
 
 
-def verdict(interval: dict, reference: str = "") -> str:
+def verdict(interval: dict, reference: str = "", p_adjusted: float | None = None) -> str:
     """The one verdict rule on an interval of A − B (``ci_low``, ``ci_high``): better or worse only when the whole
-    interval lies on one side of 0. An interval covering 0 (or nan) shows no detectable difference, never
-    equivalence: that needs ``equivalence_test``. ``reference``: B's name, appended ("better than B")."""
-    if interval["ci_low"] > 0:
+    interval lies on one side of 0 and, where the comparison is one of several (``p_adjusted``, e.g. ``holm``), its
+    adjusted p is below ALPHA too. Otherwise no detectable difference, never equivalence: that needs
+    ``equivalence_test``. ``reference``: B's name, appended ("better than B")."""
+    significant = p_adjusted is None or p_adjusted < ALPHA
+    if interval["ci_low"] > 0 and significant:
         word, link = "better", "than"
-    elif interval["ci_high"] < 0:
+    elif interval["ci_high"] < 0 and significant:
         word, link = "worse", "than"
     else:
         word, link = "no detectable difference", "from"
     return f"{word} {link} {reference}" if reference else word
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values for a family of comparisons (controls the family-wise error rate):
+    the k-th smallest p times (m − k + 1), made monotone, capped at 1. Same order as given; nan stays nan."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(np.where(np.isnan(p), np.inf, p), kind="stable")
+    adjusted = np.full(len(p), np.nan)
+    running = 0.0
+    for rank, index in enumerate(order):
+        if np.isnan(p[index]):
+            continue
+        running = max(running, min(1.0, (len(p) - rank) * p[index]))
+        adjusted[index] = running
+    return [float(x) for x in adjusted]
 
 
 def screening_verdict(interval: dict) -> str:

@@ -22,6 +22,7 @@ from helpers.distill import BASELINE, DistillSpec
 from helpers.train import collator_for, train_classifier
 
 TRAINING_ROWS = {"final": "student_train", "selection": "selection_train"}  # other budgets name their split
+SCORED = ("validation", "unseen", "unseen_more", "test")  # every split a student may be scored on
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Workspace:
 
     config: Config
     splits: DatasetDict  # raw text: train (all), validation, test
-    named: dict[str, Dataset]  # raw text: student_train, selection_train, transfer (and splits derived on demand)
+    named: dict[str, Dataset]  # raw text: student_train, selection_train, transfer, unseen, unseen_more (and more)
     tokenizer: object
     tokenized: dict[str, Dataset]  # every split above, tokenized
     fingerprints: dict[str, str]  # content hash of every raw split
@@ -76,20 +77,39 @@ def _load_or_tokenize(config: Config, dataset: Dataset, tokenizer, name: str, fi
 
 
 def prepare(config: Config) -> Workspace:
-    """Load, validate, split and tokenize (tokenized splits are cached on disk)."""
+    """Load, validate, split and tokenize (tokenized splits are cached on disk). Where notebook 02's rule chooses
+    the teacher's input length, the workspace's config carries the length it recorded (``with_teacher_length``)."""
     torch.manual_seed(config.data_seed)
     splits = data.load_splits(config)
+    unseen, unseen_more = data.unseen_splits(splits, config)
     named = {"student_train": data.student_train_split(splits, config),
              "selection_train": data.selection_train_split(splits, config),
-             "transfer": data.transfer_split(splits, config),
-             "calibration": data.calibration_split(splits, config)}
+             "transfer": data.transfer_split(splits, config), "unseen": unseen, "unseen_more": unseen_more}
     tokenizer = models.load_tokenizer(config)
     everything = {**named, **{name: splits[name] for name in ("validation", "test")}}
     fingerprints = {name: data.fingerprint(dataset) for name, dataset in everything.items()}
     tokenized = {name: _load_or_tokenize(config, dataset, tokenizer, name, fingerprints[name])
                  for name, dataset in everything.items()}
     workspace = Workspace(config, splits, named, tokenizer, tokenized, fingerprints)
+    if config.teacher_lengths_tried and config.teacher_max_length is None and results.has_result(config, "teacher"):
+        workspace = with_teacher_length(workspace, results.load_result(config, "teacher").get("rule_takes"))
     return workspace
+
+
+def with_teacher_length(workspace: Workspace, length: int | None) -> Workspace:
+    """The workspace with the teacher that reads ``length`` tokens (the rule's choice) as the report's teacher."""
+    if length is None:
+        return workspace
+    if workspace.config.teacher_lengths_tried and length not in workspace.config.teacher_lengths_tried:
+        raise ValueError(f"teacher.json records max_length={length}, not one of the lengths tried "
+                         f"{workspace.config.teacher_lengths_tried}: re-run notebook 02.")
+    return dataclasses.replace(workspace, config=dataclasses.replace(workspace.config, teacher_max_length=length))
+
+
+def selection_split(workspace: Workspace) -> str:
+    """Where every choice is made: the unseen rows where the profile has them, else validation (full, whose
+    teacher saw it: notebook 04 prints the bias that costs, as measured in cpu)."""
+    return "unseen" if len(workspace.raw("unseen")) else "validation"
 
 
 def tokenized(workspace: Workspace, split: str, max_length: int | None = None) -> Dataset:
@@ -124,8 +144,8 @@ def load_or_train_teacher(workspace: Workspace, config: Config | None = None, qu
         cache.discard(folder, "incomplete teacher folder (interrupted while saving)")
     rows = data.teacher_train_split(workspace.splits, config)
     _add_split(workspace, "teacher_train", rows)
-    # Its curve is measured on rows it never sees (calibration); validation is among its training rows.
-    unseen = teacher_tokenized(workspace, "calibration", config) if len(workspace.raw("calibration")) else None
+    # Its curve is measured on rows it never sees; validation is among its training rows.
+    unseen = teacher_tokenized(workspace, "unseen", config) if len(workspace.raw("unseen")) else None
     base = models.load_classifier(models.base_teacher_path(config), num_labels=len(LABELS))
     outcome = train_classifier(config, base, teacher_tokenized(workspace, "teacher_train", config), unseen,
                                workspace.tokenizer, folder.with_name(folder.name + "-run"), seed=config.data_seed,
@@ -135,7 +155,7 @@ def load_or_train_teacher(workspace: Workspace, config: Config | None = None, qu
         workspace.tokenizer.save_pretrained(temporary)
     results.save_result(config, f"teachers/teacher-{folder.name.removeprefix('teacher-')[:8]}", {
         "train_rows": len(rows), "rows": "the students' training rows and the validation rows",
-        "recipe": teacher_recipe(config), "curve_rows": "calibration" if unseen is not None else None,
+        "recipe": teacher_recipe(config), "curve_rows": "unseen" if unseen is not None else None,
         "train_seconds": outcome.train_seconds, "history": outcome.history},
         data_fingerprint=workspace.data_fingerprint)
     return str(folder)
@@ -181,7 +201,7 @@ def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=Non
     logits = evaluate.predict_logits(teacher, dataset, collator_for(workspace.tokenizer), config.eval_batch_size,
                                      config.precision)
     seconds = time.perf_counter() - start
-    if split != "transfer" and not split.startswith("augmented"):  # rows with their real labels
+    if split != "transfer":  # rows with their real labels
         evaluate.check_label_order(np.asarray(workspace.raw(split)["label"]), logits.argmax(-1), config.teacher_name)
     cache.save_array(path, logits, seconds=seconds, rows=len(logits))
     return logits, {"cached": False, "seconds": seconds, "first_pass_seconds": seconds, "path": str(path)}
@@ -194,20 +214,13 @@ def with_teacher_logits(dataset: Dataset, logits: np.ndarray) -> Dataset:
 
 
 def unlabelled_split(workspace: Workspace, spec: DistillSpec, budget: str) -> str | None:
-    """The split a spec's unlabelled rows come from: the transfer split, or perturbed copies of the very rows it
-    trains on (made on first use)."""
-    if spec.unlabelled != "augmented":
-        return spec.unlabelled or None
-    rows = TRAINING_ROWS.get(budget, budget)
-    name = f"augmented-{rows}"
-    if name not in workspace.named:
-        _add_split(workspace, name, data.augmented_split(workspace.raw(rows), workspace.config.data_seed))
-    return name
+    """The split a spec's unlabelled rows come from (the transfer split), or None."""
+    return spec.unlabelled or None
 
 
 def with_unlabelled_rows(workspace: Workspace, train_rows: Dataset, spec: DistillSpec, seed: int,
                          budget: str) -> Dataset:
-    """The labelled rows plus the spec's unlabelled split (transfer or augmented) with its labels hidden (-100) and
+    """The labelled rows plus the spec's unlabelled split (transfer) with its labels hidden (-100) and
     the soft targets of the spec's source (the teacher, or the peer student for a no-teacher twin)."""
     split = unlabelled_split(workspace, spec, budget)
     if len(workspace.raw(split)) == 0:
@@ -227,6 +240,9 @@ def soft_targets(workspace: Workspace, spec: DistillSpec, seed: int, budget: str
     split = split or TRAINING_ROWS.get(budget, budget)
     if spec.soft_targets == "teacher":
         return load_or_compute_teacher_logits(workspace, split)[0]
+    if spec.soft_targets == "gold-smoothed":
+        return smoothed_gold_logits(load_or_compute_teacher_logits(workspace, split)[0],
+                                    np.asarray(workspace.raw(split)["label"]))
     if spec.soft_targets == "peer":
         return student_logits(workspace, peer_student(workspace, seed, budget), split)
     if split != TRAINING_ROWS.get(budget, budget):
@@ -236,6 +252,16 @@ def soft_targets(workspace: Workspace, spec: DistillSpec, seed: int, budget: str
         return crossfit
     teacher = evaluate.softmax(load_or_compute_teacher_logits(workspace, split)[0])
     return np.log((teacher + evaluate.softmax(crossfit)) / 2)
+
+
+def smoothed_gold_logits(teacher_logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Log-probabilities (N, C) of the gold label smoothed row by row to the teacher's confidence: p(gold) = the
+    teacher's top probability on that row, the rest spread evenly. (N, C), (N,) -> (N, C). The twin's soft targets:
+    as sure as the memorised teacher, row by row, but never of another class."""
+    top = np.clip(evaluate.softmax(teacher_logits).max(axis=-1), 1.0 / len(LABELS), 1 - 1e-6)  # (N,)
+    probabilities = np.repeat(((1 - top) / (len(LABELS) - 1))[:, None], len(LABELS), axis=1)
+    probabilities[np.arange(len(labels)), labels] = top
+    return np.log(probabilities).astype(np.float32)
 
 
 def peer_seed(config: Config, seed: int) -> int:
@@ -320,11 +346,12 @@ def student_key(workspace: Workspace, spec: DistillSpec, seed: int, budget: str)
     rows = TRAINING_ROWS.get(budget, budget)
     extra = unlabelled_split(workspace, spec, budget)
     unlabelled = workspace.fingerprints[extra] if extra else None
-    teacher = teacher_identity(config) if spec.uses_bert_teacher else None
+    reads_teacher = spec.uses_bert_teacher or (spec.soft_targets == "gold-smoothed" and spec.uses_cached_logits)
+    teacher = teacher_identity(config) if reads_teacher else None
     peer = peer_seed(config, seed) if spec.soft_targets == "peer" and (
         spec.uses_cached_logits or spec.uses_online_teacher) else None
     return cache.key_of(spec.settings(), training_settings(config, spec, budget), seed, workspace.fingerprints[rows],
-                        unlabelled, workspace.fingerprints["validation"], workspace.fingerprints["test"], teacher, peer,
+                        unlabelled, *(workspace.fingerprints[split] for split in SCORED), teacher, peer,
                         results.code_hash())
 
 
@@ -335,28 +362,36 @@ def student_result_name(spec: DistillSpec, seed: int, key: str) -> str:
 def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, seed: int | None = None,
                           budget: str = "final", curve: bool = False, quiet: bool | None = None) -> dict:
     """``train_student``, cached: a stored result is reused only when its key (``student_key``) matches, its final
-    model is complete and, where ``curve`` is asked for, it holds one. Returns the student's results document."""
+    model is complete and, where ``curve`` is asked for, it holds one. Returns the student's results document.
+
+    A copy of the document lives beside the final model, so a finished student is recognised from the cache alone
+    (a Colab reset wipes a results folder in /content, not the cache on Drive): the copy is put back."""
     config = workspace.config
     seed = config.seed if seed is None else seed
     key = student_key(workspace, spec, seed, budget)
     name = student_result_name(spec, seed, key)
     run_dir = Path(config.cache_dir) / "runs" / f"{spec.name}-seed{seed}-{key}"
+    copy = run_dir / "result.json"
+    if not results.has_result(config, name) and copy.exists() and cache.complete_model_folder(run_dir / "final"):
+        results.atomic_write_text(results.result_path(config, name), copy.read_text())
     if results.has_result(config, name) and cache.complete_model_folder(run_dir / "final"):
         stored = results.load_result(config, name)
         # A curve run also answers a request without one: scoring each epoch leaves the training untouched.
         if stored.get("key") == key and (stored.get("curve") or not curve):
             return stored
     payload = train_student(workspace, spec, seed, budget, run_dir, curve=curve, quiet=quiet)
-    results.save_result(config, name, {"key": key, "run": run_dir.name, **payload}, seed=seed,
-                        data_fingerprint=workspace.data_fingerprint)
+    saved = results.save_result(config, name, {"key": key, "run": run_dir.name, **payload}, seed=seed,
+                                data_fingerprint=workspace.data_fingerprint)
+    results.atomic_write_text(copy, saved.read_text())
     return results.load_result(config, name)
 
 
 def train_student(workspace: Workspace, spec: DistillSpec, seed: int, budget: str, run_dir: Path,
                   curve: bool = False, quiet: bool | None = None) -> dict:
-    """Train one student with ``spec``'s loss on the budget's rows and score it: validation always (choices read it),
-    test only at the final budget (the grid never reads test), and the baseline on the calibration rows where the
-    profile has them.
+    """Train one student with ``spec``'s loss on the budget's rows and score it: validation and the unseen rows
+    always (choices read the unseen rows; validation measures what a teacher-seen choice would cost), test only at
+    the final budget (the grid never reads test), and the plateau check's extra unseen rows where a final student
+    trains on gold labels alone (the baseline and the compute control).
     ``curve`` scores validation after every epoch too, for the plots. Returns its results (no key)."""
     config = workspace.config
     rows = TRAINING_ROWS.get(budget, budget)
@@ -370,7 +405,7 @@ def train_student(workspace: Workspace, spec: DistillSpec, seed: int, budget: st
     if spec.uses_online_teacher and spec.soft_targets == "peer":
         teacher = models.load_classifier(student_checkpoint(config, peer_student(workspace, seed, budget)),
                                          attn_implementation=attention)
-    elif spec.uses_online_teacher:
+    elif spec.uses_online_teacher:  # internal terms, or function matching's logits on each view
         teacher, window = models.load_teacher(config, attn_implementation=attention), config.teacher_length
     student = models.load_student(config, seed, attn_implementation=attention)
     if teacher is not None:
@@ -379,11 +414,10 @@ def train_student(workspace: Workspace, spec: DistillSpec, seed: int, budget: st
     outcome = train_classifier(config, student, train_rows, workspace.tokenized["validation"] if curve else None,
                                workspace.tokenizer, run_dir, seed=seed, spec=spec, teacher=teacher,
                                teacher_max_length=window, epochs=settings["epochs"], quiet=quiet)
-    scores = {"validation": score(workspace, outcome.model, "validation")}
+    scored = ["validation", "unseen"]
     if budget == "final":
-        scores["test"] = score(workspace, outcome.model, "test")
-        if len(workspace.raw("calibration")) and spec == BASELINE:  # the regime's reference on unseen rows
-            scores["calibration"] = score(workspace, outcome.model, "calibration")
+        scored += ["unseen_more", "test"] if spec.gold_only else ["test"]
+    scores = {split: score(workspace, outcome.model, split) for split in scored if len(workspace.raw(split))}
     return {
         "spec": spec.settings(), "seed": seed, "budget": budget, "training": settings, "train_rows": len(train_rows),
         "curve": curve,

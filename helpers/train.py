@@ -13,11 +13,18 @@ import numpy as np
 import torch
 from datasets import Dataset
 from sklearn.metrics import accuracy_score, f1_score
-from transformers import PreTrainedModel, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import (
+    PreTrainedModel,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    get_linear_schedule_with_warmup,
+)
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.utils import logging as hf_logging
 
-from helpers import cache, distill, feature_terms, hardware
+from helpers import cache, data, distill, feature_terms, hardware
 from helpers.config import Config, show_progress
 from helpers.distill import BASELINE, DistillSpec
 
@@ -52,16 +59,56 @@ def collator_for(tokenizer) -> Collator:
     return Collator(tokenizer.pad_token_id, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
 
 
+# -------------------------------------------------------------------------------------------------- the step
+# Every run's optimizer step, stated once (Hugging Face's defaults, written out so nothing is implicit): AdamW with
+# these betas and epsilon; no weight decay on biases and LayerNorm weights (they set scale and offset, not features);
+# the learning rate warmed up linearly over ``warmup_ratio`` of the steps, then decayed linearly to 0; gradients
+# clipped to a global norm of MAX_GRAD_NORM before each step. DistillationTrainer builds its optimizer and schedule
+# with ``optimizer_and_schedule``, and notebook 04 takes one step with it on a real batch.
+ADAM_BETAS, ADAM_EPSILON, MAX_GRAD_NORM = (0.9, 0.999), 1e-8, 1.0
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Two AdamW groups: weight decay on weight matrices and embeddings, none on biases and LayerNorm weights."""
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    decayed = [p for name, p in named if not name.endswith(NO_DECAY)]
+    plain = [p for name, p in named if name.endswith(NO_DECAY)]
+    return [{"params": decayed, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over ``parameter_groups`` (fused kernels on a GPU)."""
+    return torch.optim.AdamW(parameter_groups(model, weight_decay), lr=learning_rate, betas=ADAM_BETAS,
+                             eps=ADAM_EPSILON, fused=torch.cuda.is_available())
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, warmup: float, total_steps: int):
+    """Linear warm-up over ``warmup`` (below 1: that fraction of ``total_steps``, rounded up; else a number of
+    steps), then linear decay to 0."""
+    steps = int(warmup) if warmup >= 1 else int(np.ceil(warmup * total_steps))
+    return get_linear_schedule_with_warmup(optimizer, steps, total_steps)
+
+
+def optimizer_and_schedule(model: torch.nn.Module, config: Config, total_steps: int):
+    """The optimizer and schedule of a student run with ``config``'s settings over ``total_steps``."""
+    optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
+    return optimizer, make_schedule(optimizer, config.warmup_ratio, total_steps)
+
+
 # ---------------------------------------------------------------------------------------------------- trainer
 class DistillationTrainer(Trainer):
     """``Trainer`` whose loss is ``distill.distillation_loss``; logs each of its terms next to the total loss."""
 
     def __init__(self, *args, spec: DistillSpec = BASELINE, teacher: PreTrainedModel | None = None,
-                 teacher_max_length: int | None = None, sep_token_id: int | None = None, **kwargs):
+                 teacher_max_length: int | None = None, tokenizer=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.spec = spec
         self.teacher = teacher
-        self.teacher_max_length, self.sep_token_id = teacher_max_length, sep_token_id
+        self.teacher_max_length = teacher_max_length
+        self.cls_token_id, self.sep_token_id, self.pad_token_id, self.mask_token_id = (
+            (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id)
+            if tokenizer is not None else (None, None, 0, None))
         self.projections = None
         self.layer_mapping = None
         self._component_sums: dict[str, torch.Tensor] = {}
@@ -88,12 +135,19 @@ class DistillationTrainer(Trainer):
         return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
                                     lengths=dataset[self.args.length_column_name][:])
 
-    def create_optimizer(self, *args, **kwargs):
-        optimizer = super().create_optimizer(*args, **kwargs)
-        if self.projections is not None and not getattr(self, "_projections_added", False):
-            optimizer.add_param_group({"params": list(self.projections.parameters()), "weight_decay": 0.0})
-            self._projections_added = True
-        return optimizer
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """``make_optimizer`` (the one statement of the step), plus any learned projection, undecayed."""
+        if self.optimizer is None:
+            self.optimizer = make_optimizer(model or self.model, self.args.learning_rate, self.args.weight_decay)
+            if self.projections is not None:
+                self.optimizer.add_param_group({"params": list(self.projections.parameters()), "weight_decay": 0.0})
+        return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        """``make_schedule``: ``warmup_steps`` holds a fraction of the steps (training_arguments)."""
+        if self.lr_scheduler is None:
+            self.lr_scheduler = make_schedule(optimizer or self.optimizer, self.args.warmup_steps, num_training_steps)
+        return self.lr_scheduler
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
@@ -104,12 +158,16 @@ class DistillationTrainer(Trainer):
             loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels)
             return (loss, outputs) if return_outputs else loss
         spec = self.spec
-        outputs = model(**inputs, output_hidden_states=spec.feature_weight > 0 or spec.relation_weight > 0,
-                        output_attentions=spec.attention_weight > 0)
+        if spec.views == "fresh":  # function matching: student and teacher both read this step's new view
+            inputs["input_ids"], inputs["attention_mask"] = self.fresh_view(inputs["input_ids"],
+                                                                            inputs["attention_mask"])
+        internals = spec.feature_weight > 0 or spec.relation_weight > 0
+        outputs = model(**inputs, output_hidden_states=internals, output_attentions=spec.attention_weight > 0)
         teacher_outputs = None
         if spec.uses_online_teacher:
-            with torch.no_grad():
-                teacher_outputs = self.teacher(**self.teacher_window(inputs), output_hidden_states=True,
+            # In the student's precision: the Trainer's autocast wraps the student's forward only.
+            with torch.no_grad(), hardware.autocast(self.precision):
+                teacher_outputs = self.teacher(**self.teacher_window(inputs), output_hidden_states=internals,
                                                output_attentions=spec.attention_weight > 0)
         loss, components = distill.distillation_loss(
             spec, outputs, labels, inputs["attention_mask"], teacher_logits=teacher_logits,
@@ -120,6 +178,14 @@ class DistillationTrainer(Trainer):
             self._component_sums[name] = value.detach() if total is None else total + value.detach()
         self._component_steps += 1
         return (loss, outputs) if return_outputs else loss
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
+
+    def fresh_view(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        special = torch.tensor([self.cls_token_id, self.sep_token_id, self.pad_token_id], device=input_ids.device)
+        return data.fresh_view(input_ids, attention_mask, special, self.mask_token_id, self.pad_token_id)
 
     def teacher_window(self, inputs: dict) -> dict:
         """The teacher's own inputs: the first ``teacher_max_length`` tokens, ending in [SEP] as its tokenizer
@@ -210,8 +276,9 @@ def training_arguments(config: Config, output_dir: str | Path, *, seed: int, epo
         per_device_eval_batch_size=config.eval_batch_size,
         learning_rate=config.learning_rate,
         weight_decay=config.weight_decay,
-        warmup_steps=config.warmup_ratio,
+        warmup_steps=config.warmup_ratio,  # a fraction of the steps (optimizer_and_schedule)
         lr_scheduler_type="linear",
+        max_grad_norm=MAX_GRAD_NORM,
         logging_steps=config.logging_steps,
         logging_first_step=True,
         eval_strategy="epoch",
@@ -234,25 +301,28 @@ def train_classifier(config: Config, model: PreTrainedModel, train_dataset: Data
                      tokenizer, output_dir: str | Path, *, seed: int, spec: DistillSpec = BASELINE,
                      teacher: PreTrainedModel | None = None, teacher_max_length: int | None = None,
                      epochs: float | None = None, quiet: bool | None = None, **arguments) -> TrainOutcome:
-    """Fine-tune ``model``; checkpoint each epoch into ``output_dir`` and resume from the newest complete checkpoint
-    there (an interrupted one is removed). ``arguments`` override the TrainingArguments (the teacher's own recipe);
-    ``eval_dataset`` None skips the per-epoch validation (runs whose curve nobody plots).
+    """Fine-tune ``model``; checkpoint each epoch into ``output_dir`` (or ``config.checkpoint_dir``/its name) and
+    resume from the newest complete checkpoint there (an interrupted one is removed). ``arguments`` override the
+    TrainingArguments (the teacher's own recipe); ``eval_dataset`` None skips the per-epoch validation (runs whose
+    curve nobody plots).
 
     The final model is written atomically to ``output_dir/final`` with the log history beside it
     (``history.json``); the epoch checkpoints (weights and optimizer state, ~3× the model) are then deleted.
     """
     output_dir = Path(output_dir)
+    # Epoch checkpoints where the config puts them (a local disk on Colab), the final model in output_dir (the cache).
+    checkpoint_dir = Path(config.checkpoint_dir) / output_dir.name if config.checkpoint_dir else output_dir
     quiet = not show_progress() if quiet is None else quiet
     if quiet:
         hf_logging.set_verbosity_error()
     if eval_dataset is None:
         arguments["eval_strategy"] = "no"
-    args = training_arguments(config, output_dir, seed=seed, epochs=epochs, quiet=quiet, **arguments)
+    args = training_arguments(config, checkpoint_dir, seed=seed, epochs=epochs, quiet=quiet, **arguments)
     trainer = DistillationTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                                   data_collator=collator_for(tokenizer), spec=spec, teacher=teacher,
-                                  teacher_max_length=teacher_max_length, sep_token_id=tokenizer.sep_token_id,
+                                  teacher_max_length=teacher_max_length, tokenizer=tokenizer,
                                   compute_metrics=classification_metrics_for_trainer)
-    checkpoints = cache.complete_checkpoints(output_dir)
+    checkpoints = cache.complete_checkpoints(checkpoint_dir)
     resume = checkpoints[-1] if checkpoints else None
     counter = StepCounter(seconds_before=_seconds_in(resume))
     trainer.add_callback(counter)
@@ -263,7 +333,7 @@ def train_classifier(config: Config, model: PreTrainedModel, train_dataset: Data
     with cache.atomic_folder(output_dir / "final") as folder:
         trainer.save_model(str(folder))
         (folder / "history.json").write_text(json.dumps({"history": history, "train_seconds": seconds}))
-    for checkpoint in output_dir.glob("checkpoint-*"):
+    for checkpoint in checkpoint_dir.glob("checkpoint-*"):
         shutil.rmtree(checkpoint, ignore_errors=True)
     return TrainOutcome(model=trainer.model, history=history, train_seconds=seconds, resumed=resume is not None,
                         steps_run=counter.steps)

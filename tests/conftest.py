@@ -23,7 +23,9 @@ def smoke_config():
 
 @pytest.fixture(scope="session")
 def smoke_workspace(smoke_config):
-    workspace = pipeline.prepare(smoke_config)
+    """The smoke workspace with its 24-token teacher (shorter than the students' 32: the window path), as if
+    notebook 02's rule had chosen it."""
+    workspace = pipeline.with_teacher_length(pipeline.prepare(smoke_config), 24)
     pipeline.load_or_train_teacher(workspace)
     return workspace
 

@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from helpers import cache, data, pipeline, report_data, results
+from helpers import cache, data, pipeline, results
 from helpers.config import get_config
+from report import data as report_data
 
 
 def test_an_altered_or_truncated_array_is_detected_and_removed(tmp_path):

@@ -21,13 +21,27 @@ def predictions(wrong: int, labels=LABELS) -> np.ndarray:
     return predicted
 
 
-def run(seed, test_wrong=0, validation_wrong=0, spec: DistillSpec = BASELINE) -> dict:
-    """A student's results document, as far as the comparisons read it."""
+def run(seed, test_wrong=0, validation_wrong=0, spec: DistillSpec = BASELINE, unseen_wrong=None) -> dict:
+    """A student's results document, as far as the comparisons read it (unseen rows: as validation by default)."""
     test, validation = predictions(test_wrong), predictions(validation_wrong)
+    unseen = predictions(validation_wrong if unseen_wrong is None else unseen_wrong)
     return {"spec": spec.settings(), "seed": seed, "test_predictions": test.tolist(),
-            "validation_predictions": validation.tolist(),
+            "validation_predictions": validation.tolist(), "unseen_predictions": unseen.tolist(),
+            "unseen_more_predictions": unseen.tolist(),
             "test": {"accuracy": float((test == LABELS).mean())},
-            "validation": {"accuracy": float((validation == LABELS).mean())}}
+            "validation": {"accuracy": float((validation == LABELS).mean())},
+            "unseen": {"accuracy": float((unseen == LABELS).mean())}}
+
+
+class Rows:
+    """A workspace as far as the comparisons read it: labelled splits (LABELS each) and the test labels."""
+
+    def __init__(self, splits=("validation", "unseen", "unseen_more", "test")):
+        self.splits = splits
+        self.test_labels = LABELS
+
+    def raw(self, split):
+        return pd.DataFrame({"label": LABELS if split in self.splits else LABELS[:0]})
 
 
 # ------------------------------------------------------------------------------------------------- statistics
@@ -76,126 +90,206 @@ def test_compare_reads_the_split_it_is_given():
 
 
 # ---------------------------------------------------------------------------------------------- the design
-def test_every_family_and_every_control_is_specified():
+def test_every_family_is_screened_and_the_twins_controls_and_steps_follow_the_design():
     specs = experiments.specs()
     assert any(s.kd_loss_weight and s.soft_targets == "teacher" for s in specs.values())
     assert any(s.teacher_label_weight for s in specs.values())
     assert any(s.feature_weight for s in specs.values()) and any(s.attention_weight for s in specs.values())
-    assert all(spec.uses_bert_teacher for spec, _ in experiments.STRATEGIES.values())
-    controls = [specs[name] for name in experiments.CONTROLS]
-    assert not any(s.uses_bert_teacher for s in controls)
-    assert {s.label_smoothing > 0 for s in controls} == {True, False}
-    assert not any(s.unlabelled == "transfer" for s in specs.values())  # full has no unlabelled rows
-    # The steps each student gets: the compute control twice the baseline's epochs, augmented half of them over
-    # twice the rows.
+    # The T/α screen: response KD at other temperatures and weights, each a strategy the grid can choose.
+    responses = [s for name, (s, _) in experiments.STRATEGIES.items() if name.startswith("response-") and
+                 not s.confidence_weighted]
+    assert {s.temperature for s in responses} >= {1.0, 4.0} and any(s.kd_loss_weight == 0.9 for s in responses)
+    grid = experiments.grid_specs(get_config("full"))
+    assert set(experiments.STRATEGIES) <= set(grid) and "matched-compute" not in grid
+    assert {"views-baseline", "consistent-without-teacher"} <= set(grid)  # function matching's two controls
+    # Function matching: fresh views, the teacher online on them, for twice the baseline's steps; its
+    # views-baseline has the same views and steps and no teacher.
+    consistent, views = specs["consistent"], specs["views-baseline"]
+    assert consistent.teacher_on_views and consistent.uses_online_teacher and not consistent.uses_cached_logits
+    assert views.views == consistent.views and views.epochs_scale == consistent.epochs_scale
+    assert not views.uses_bert_teacher and not views.uses_online_teacher
     config = get_config("full")
     epochs = {name: pipeline.training_settings(config, specs[name], "final")["epochs"]
-              for name in ("matched-compute", "augmented", "response")}
-    assert epochs == {"matched-compute": 2 * config.epochs, "augmented": config.epochs / 2,
+              for name in ("matched-compute", "consistent", "response")}
+    assert epochs == {"matched-compute": 2 * config.epochs, "consistent": 2 * config.epochs,
                       "response": config.epochs}
+    assert specs["matched-compute"].gold_only and BASELINE.gold_only
+    assert not any(specs[n].gold_only for n in ("views-baseline", "label-smoothing-0.1", "response"))
 
 
 @pytest.mark.parametrize("name", list(experiments.STRATEGIES))
-def test_a_twin_keeps_everything_but_the_teacher(name):
+def test_a_twin_keeps_everything_but_the_teachers_targets(name):
     spec = experiments.STRATEGIES[name][0]
     twin = experiments.twin(spec)
+    if name == "teacher-labels":  # its twin (the gold label, its argmax) trains exactly as the baseline: it is it
+        assert twin == BASELINE
+        return
     assert twin.name == f"{name}-without-teacher"
     assert spec.uses_bert_teacher and not twin.uses_bert_teacher
-    assert twin.soft_targets == ("crossfit" if spec.soft_targets == "committee" else "peer")
+    internal = spec.feature_weight or spec.attention_weight
+    expected = "crossfit" if spec.soft_targets == "committee" else "peer" if internal else "gold-smoothed"
+    assert twin.soft_targets == expected
     changed = {field.name for field in dataclasses.fields(DistillSpec)
                if getattr(spec, field.name) != getattr(twin, field.name)}
     assert changed == {"name", "soft_targets"}
-    # Still a student that learns from soft targets or internals (only their source changed).
-    assert (twin.uses_cached_logits, twin.uses_online_teacher) == (spec.uses_cached_logits, spec.uses_online_teacher)
+    # Still a student that learns from soft targets or internals; on fresh views the twin's targets are cached
+    # (the row's), where the teacher's are computed online on each view.
+    if spec.teacher_on_views:
+        assert twin.uses_cached_logits and not twin.uses_online_teacher and twin.views == "fresh"
+    else:
+        assert (twin.uses_cached_logits, twin.uses_online_teacher) == (spec.uses_cached_logits,
+                                                                         spec.uses_online_teacher)
+
+
+def test_smoothed_gold_holds_the_teachers_confidence_and_never_its_class():
+    teacher = np.log(np.array([[0.97, 0.01, 0.01, 0.01], [0.1, 0.6, 0.2, 0.1], [0.4, 0.3, 0.2, 0.1]]))
+    gold = np.array([1, 1, 3])  # the teacher is wrong on the first and last rows
+    probabilities = evaluate.softmax(pipeline.smoothed_gold_logits(teacher, gold))
+    assert (probabilities.argmax(-1) == gold).all()
+    assert probabilities.max(-1) == pytest.approx([0.97, 0.6, 0.4])
+    assert probabilities[0] == pytest.approx([0.01, 0.97, 0.01, 0.01])
+    assert probabilities.sum(-1) == pytest.approx(1.0)
 
 
 def grid_table(best: str, best_control: str) -> pd.DataFrame:
-    """A grid table whose validation accuracies rise in row order, ``best`` and ``best_control`` on top."""
+    """A grid table whose accuracies on the selection rows rise in row order, ``best`` and ``best_control`` on top."""
     names = ["baseline", *experiments.STRATEGIES, *experiments.CONTROLS]
     specs = {"baseline": BASELINE, **experiments.specs()}
-    table = pd.DataFrame({"validation_accuracy": np.linspace(0.80, 0.90, len(names)),
+    table = pd.DataFrame({"accuracy": np.linspace(0.80, 0.90, len(names)),
                           "bert_teacher": [specs[n].uses_bert_teacher for n in names]}, index=names)
-    table.loc[best, "validation_accuracy"] = 0.95
-    table.loc[best_control, "validation_accuracy"] = 0.99  # a control is never chosen as the strategy
+    table.loc[best, "accuracy"] = 0.95
+    table.loc[best_control, "accuracy"] = 0.99  # a control is never chosen as the strategy
     return table
 
 
-def test_choice_is_made_on_validation_among_teacher_strategies():
+def test_choice_is_made_on_the_selection_rows_among_teacher_strategies():
     choice = experiments.choose(grid_table("committee", "matched-compute"))
     assert choice == {"chosen": "committee", "label_smoothing": "label-smoothing-0.2"}
-    choice = experiments.choose(grid_table("feature", "label-smoothing-0.1"))
-    assert choice == {"chosen": "feature", "label_smoothing": "label-smoothing-0.1"}
+    choice = experiments.choose(grid_table("response-T4", "label-smoothing-0.1"))
+    assert choice == {"chosen": "response-T4", "label_smoothing": "label-smoothing-0.1"}
+
+
+def test_selection_bias_is_the_teacher_using_runs_validation_advantage_over_the_others():
+    table = pd.DataFrame({"bert_teacher": [False, True, True, False],
+                          "gain_points": [0.0, 0.1, -0.1, 0.2], "validation_gain_points": [0.0, 0.5, 0.3, 0.1]},
+                         index=["baseline", "response", "teacher-labels", "label-smoothing-0.1"])
+    bias = experiments.selection_bias(table)
+    assert bias["teacher_using_points"] == pytest.approx(0.4) and bias["no_teacher_points"] == pytest.approx(-0.1)
+    assert bias["bias_points"] == pytest.approx(0.5) and bias["teacher_using_runs"] == 2
 
 
 def test_final_specs_run_the_chosen_strategy_and_its_twin_on_every_seed():
-    final = experiments.final_specs({"chosen": "augmented", "label_smoothing": "label-smoothing-0.1"})
-    seeds = {name: which for name, (_, which) in final.items()}
-    assert seeds == {"baseline": "all", "augmented": "all", "augmented-without-teacher": "all",
-                     "response": "all", "response-without-teacher": "all", "matched-compute": "control"}
-    assert final["augmented-without-teacher"][0] == experiments.twin(experiments.STRATEGIES["augmented"][0])
-    assert final["baseline"][0] == BASELINE
-    # Response chosen: it and its twin once, on every seed.
-    final = experiments.final_specs({"chosen": "response", "label_smoothing": "label-smoothing-0.1"})
+    config = get_config("full")
+    final = experiments.final_specs({"chosen": "response", "label_smoothing": "label-smoothing-0.1"}, config)
     assert {name: which for name, (_, which) in final.items()} == {
         "baseline": "all", "response": "all", "response-without-teacher": "all", "matched-compute": "control"}
-    config = get_config("full")
+    assert final["response-without-teacher"][0] == experiments.twin(experiments.STRATEGIES["response"][0])
+    assert final["baseline"][0] == BASELINE
+    # teacher-labels' twin is the baseline itself: no copy is trained.
+    final = experiments.final_specs({"chosen": "teacher-labels", "label_smoothing": "label-smoothing-0.1"}, config)
+    assert {name: which for name, (_, which) in final.items()} == {
+        "baseline": "all", "teacher-labels": "all", "matched-compute": "control"}
+    # Function matching chosen: its views-baseline joins the controls.
+    final = experiments.final_specs({"chosen": "consistent", "label_smoothing": "label-smoothing-0.1"}, config)
+    assert {name: which for name, (_, which) in final.items()} == {
+        "baseline": "all", "consistent": "all", "consistent-without-teacher": "all", "matched-compute": "control",
+        "views-baseline": "control"}
+    # The thorough plan adds response KD and its twin on every seed.
+    thorough = get_config("full", plan="thorough")
+    final = experiments.final_specs({"chosen": "teacher-labels", "label_smoothing": "label-smoothing-0.1"}, thorough)
+    assert final["response"][1] == final["response-without-teacher"][1] == "all"
+    assert thorough.epochs == 3 and thorough.control_seeds == 5
     assert experiments.final_seeds(config, "all") == (1, 2, 3, 4, 5)
     assert experiments.final_seeds(config, "control") == (1, 2, 3)
     assert config.selection_seed not in experiments.final_seeds(config, "all")
 
 
-def final_runs(chosen: str, validation_wrong: dict[str, int], test_wrong: dict[str, int]) -> dict[str, list[dict]]:
-    """Runs of every final student over its seeds, with the given wrong rows (default 0) per student."""
-    config = get_config("full")
+def final_runs(chosen: str, validation_wrong: dict[str, int], test_wrong: dict[str, int], config=None
+               ) -> dict[str, list[dict]]:
+    """Runs of every final student over its seeds, with the given wrong rows (default 0) per student; the unseen
+    rows as validation."""
+    config = config or get_config("full", plan="thorough")
     return {name: [run(seed, test_wrong.get(name, 0), validation_wrong.get(name, 0), spec)
                    for seed in experiments.final_seeds(config, which)]
             for name, (spec, which) in experiments.final_specs({"chosen": chosen,
-                                                                "label_smoothing": "label-smoothing-0.1"}).items()}
+                                                                "label_smoothing": "label-smoothing-0.1"},
+                                                               config).items()}
 
 
-def test_best_control_reads_validation_and_never_test():
-    # On validation matched-compute beats the twin; on test the twin is far ahead. The teacher-using students and
-    # the baseline are better than both on validation, and are not controls.
-    validation = {"baseline": 0, "augmented": 0, "response": 0, "augmented-without-teacher": 60,
-                  "response-without-teacher": 80, "matched-compute": 40}
-    test = {"augmented-without-teacher": 0, "response-without-teacher": 100, "matched-compute": 200}
-    final = final_runs("augmented", validation, test)
-    assert experiments.best_control(final) == "matched-compute"
-    swapped = final_runs("augmented", {**validation, "augmented-without-teacher": 20}, test)
-    assert experiments.best_control(swapped) == "augmented-without-teacher"
+def test_best_control_reads_the_selection_rows_and_never_test():
+    # On the selection rows matched-compute beats the twin; on test the twin is far ahead. The teacher-using
+    # students and the baseline are better than both there, and are not controls.
+    config = get_config("full", control_seeds=3)
+    chosen = {"baseline": 0, "response": 0, "response-without-teacher": 60, "matched-compute": 40}
+    test = {"response-without-teacher": 0, "matched-compute": 200}
+    final = final_runs("response", chosen, test, config)
+    assert experiments.best_control(final, "unseen") == "matched-compute"
+    swapped = final_runs("response", {**chosen, "response-without-teacher": 20}, test, config)
+    assert experiments.best_control(swapped, "unseen") == "response-without-teacher"
+    assert experiments.best_control(final, "test") == "response-without-teacher"  # what reading test would do
 
 
-def test_final_comparisons_pair_every_teacher_strategy_with_its_twin_and_the_baseline():
-    validation = {"augmented-without-teacher": 60, "response-without-teacher": 80, "matched-compute": 40,
-                  "baseline": 44}
-    test = {"augmented": 20, "augmented-without-teacher": 28, "baseline": 40, "matched-compute": 36}
-    final = final_runs("augmented", validation, test)
-    comparisons = experiments.final_comparisons(LABELS, LABELS, final,
-                                                {"chosen": "augmented", "label_smoothing": "label-smoothing-0.1"})
-    assert comparisons["teacher_using"] == ["augmented", "response"]
+def test_final_comparisons_declare_one_primary_and_holm_adjust_the_rest():
+    chosen = {"response-T4-without-teacher": 60, "response-without-teacher": 80, "matched-compute": 40,
+              "baseline": 44}
+    test = {"response-T4": 20, "response-T4-without-teacher": 28, "baseline": 40, "matched-compute": 36}
+    config = get_config("full", plan="thorough", control_seeds=3)
+    final = final_runs("response-T4", chosen, test, config)
+    comparisons = experiments.final_comparisons(Rows(), final,
+                                                {"chosen": "response-T4", "label_smoothing": "label-smoothing-0.1"})
+    assert comparisons["primary"] == "response-T4 − baseline"
+    assert comparisons["teacher_using"] == ["response-T4", "response"]
     assert comparisons["best_control"] == "matched-compute"
-    assert comparisons["share"] == "augmented − augmented-without-teacher"
+    assert comparisons["share"] == "response-T4 − response-T4-without-teacher"
     rows = comparisons["rows"]
-    assert set(rows) == {"augmented − baseline", "augmented − augmented-without-teacher", "response − baseline",
-                         "response − response-without-teacher", "augmented − matched-compute (best control)",
-                         "augmented-without-teacher − baseline", "response-without-teacher − baseline",
+    assert set(rows) == {"response-T4 − baseline", "response-T4 − response-T4-without-teacher",
+                         "response − baseline", "response − response-without-teacher",
+                         "response-T4 − matched-compute (best control)",
+                         "response-T4-without-teacher − baseline", "response-without-teacher − baseline",
                          "matched-compute − baseline"}
-    assert rows["augmented − augmented-without-teacher"]["seeds"] == [1, 2, 3, 4, 5]
-    assert rows["augmented − augmented-without-teacher"]["paired_t"]["difference"] == pytest.approx(8 / 400)
-    assert rows["augmented − baseline"]["paired_t"]["difference"] == pytest.approx(20 / 400)
+    assert rows["response-T4 − response-T4-without-teacher"]["seeds"] == [1, 2, 3, 4, 5]
+    assert rows["response-T4 − response-T4-without-teacher"]["paired_t"]["difference"] == pytest.approx(8 / 400)
+    assert comparisons["twin"] == "response-T4-without-teacher"
+    assert rows["response-T4 − baseline"]["paired_t"]["difference"] == pytest.approx(20 / 400)
     # The control runs 3 seeds: paired with the baseline's first 3.
-    assert rows["augmented − matched-compute (best control)"]["seeds"] == [1, 2, 3]
-    assert rows["matched-compute − baseline"]["paired_t"]["difference"] == pytest.approx(4 / 400)
-    # The plateau check reads validation: matched compute gained 4 rows there too.
-    plateau = comparisons["plateau_validation"]
-    assert plateau["split"] == "validation" and plateau["paired_t"]["difference"] == pytest.approx(4 / 400)
+    assert rows["response-T4 − matched-compute (best control)"]["seeds"] == [1, 2, 3]
+    # The primary row is unadjusted; every other row carries a Holm-adjusted p, never below its own p.
+    assert rows["response-T4 − baseline"]["p_holm"] is None
+    others = [label for label in rows if label != comparisons["primary"]]
+    assert all(rows[label]["p_holm"] >= rows[label]["paired_t"]["p_value"] for label in others)
+    # The plateau check reads every unseen row: matched compute gained 4 rows of 400 in each of the two splits.
+    plateau = comparisons["plateau"]
+    assert plateau["split"] == "unseen+unseen_more" and plateau["rows"] == 800
+    assert plateau["paired_t"]["difference"] == pytest.approx(4 / 400) and not plateau["at_plateau"]
+    assert experiments.final_comparisons(Rows(("validation", "test")), final, {"chosen": "response-T4"}
+                                         )["plateau"]["split"] == "validation"
+    # teacher-labels chosen: its twin is the baseline, so the teacher's share is the primary comparison itself.
+    labels_final = final_runs("teacher-labels", {"matched-compute": 40}, {"teacher-labels": 20}, config)
+    labelled = experiments.final_comparisons(Rows(), labels_final, {"chosen": "teacher-labels"})
+    assert labelled["share"] == labelled["primary"] == "teacher-labels − baseline"
+    assert labelled["rows"][labelled["primary"]]["p_holm"] is None
     table = experiments.headline_table(comparisons)
     assert list(table.index) == list(rows)
-    assert table.loc["augmented − baseline", "difference_points"] == pytest.approx(5.0)
-    assert table.loc["augmented − baseline", "seeds"] == 5 and table.loc["matched-compute − baseline", "seeds"] == 3
+    assert table.loc["response-T4 − baseline", "difference_points"] == pytest.approx(5.0)
+    assert table.loc["response-T4 − baseline", "seeds"] == 5
+    assert table.loc["matched-compute − baseline", "seeds"] == 3
     # Equal gains on every seed: no spread, so p is 0 and the verdict follows the sign.
-    assert table.loc["augmented − baseline", "verdict"] == "better"
+    assert table.loc["response-T4 − baseline", "verdict"] == "better"
     assert table.loc["response − response-without-teacher", "verdict"] == "no detectable difference"
+
+
+def test_the_verdict_reads_the_adjusted_p_where_there_is_one():
+    interval = {"ci_low": 0.001, "ci_high": 0.01}
+    assert evaluate.verdict(interval) == "better"
+    assert evaluate.verdict(interval, p_adjusted=0.03) == "better"
+    assert evaluate.verdict(interval, p_adjusted=0.18) == "no detectable difference"
+    assert evaluate.verdict({"ci_low": -0.01, "ci_high": -0.001}, p_adjusted=0.2) == "no detectable difference"
+
+
+def test_holm_multiplies_the_kth_smallest_p_by_the_hypotheses_left_and_stays_monotone():
+    assert evaluate.holm([0.01, 0.04, 0.03, 0.20]) == pytest.approx([0.04, 0.09, 0.09, 0.20])
+    assert evaluate.holm([0.029] * 6) == pytest.approx([0.174] * 6)
+    assert evaluate.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
 
 
 # ---------------------------------------------------------------------------------------------------- regime
@@ -214,28 +308,36 @@ def test_teacher_rule_takes_the_memorised_teacher_nearest_the_middle_of_the_wind
                recipe(32, *memorised, weaker),  # memorised and weaker by the target
                recipe(24, *memorised, weaker - 0.01),
                recipe(16, *memorised, baseline - 0.2)]  # far too weak
-    assert experiments.teacher_rule(recipes, baseline) == 32
-    assert experiments.teacher_rule([r for r in recipes if r["max_length"] != 32], baseline) == 24
-    assert experiments.teacher_rule([recipes[0], recipes[1], recipes[5]], baseline) is None
-    assert experiments.teacher_rule([], baseline) is None
+    rule = experiments.teacher_rule(recipes, baseline)
+    assert rule["max_length"] == 32 and rule["memorised"] and rule["weaker_in_window"]
+    assert experiments.teacher_rule([r for r in recipes if r["max_length"] != 32], baseline)["max_length"] == 24
+    # None in the window: the memorised one nearest its middle, said to be outside it.
+    outside = experiments.teacher_rule([recipes[0], recipes[1], recipes[5]], baseline)
+    assert outside["max_length"] == 128 and not outside["weaker_in_window"]
+    # None memorised: the most memorised.
+    assert experiments.teacher_rule([recipes[1], recipes[2]], baseline) == {
+        "max_length": 64, "memorised": False, "weaker_in_window": True, "gap_points": pytest.approx(
+            (baseline - weaker) * 100)}
+    with pytest.raises(ValueError):
+        experiments.teacher_rule([], baseline)
     # At the window's edge (0.45 points below) vs near its middle: the middle wins, though the input is shorter.
     edge, middle = recipe(32, *memorised, baseline - 0.0045), recipe(24, *memorised, weaker - 0.001)
-    assert experiments.teacher_rule([edge, middle], baseline) == 24
-    assert experiments.teacher_rule([edge], baseline) == 32
+    assert experiments.teacher_rule([edge, middle], baseline)["max_length"] == 24
+    assert experiments.teacher_rule([edge], baseline)["max_length"] == 32
 
 
 def test_memorisation_table_reports_accuracy_and_confidence_per_split():
     confident = np.array([[9.0, 0, 0, 0], [0, 9.0, 0, 0], [0, 0, 9.0, 0], [0, 0, 0, 9.0]])
     unsure = np.zeros((4, 4))
     unsure[np.arange(4), [0, 1, 3, 3]] = 0.5
-    table = experiments.memorisation_table({"student_train": confident, "calibration": unsure},
-                                           {"student_train": np.arange(4), "calibration": np.arange(4)},
-                                           {"student_train": True, "calibration": False})
-    assert table.loc["student_train", "accuracy"] == 1.0 and table.loc["calibration", "accuracy"] == 0.75
+    table = experiments.memorisation_table({"student_train": confident, "unseen": unsure},
+                                           {"student_train": np.arange(4), "unseen": np.arange(4)},
+                                           {"student_train": True, "unseen": False})
+    assert table.loc["student_train", "accuracy"] == 1.0 and table.loc["unseen", "accuracy"] == 0.75
     assert table.loc["student_train", "mean_top_probability"] > experiments.MEMORISED["top_probability"]
-    assert table.loc["calibration", "mean_top_probability"] < 0.5
-    assert table.loc["calibration", "mean_entropy"] > table.loc["student_train", "mean_entropy"]
-    assert bool(table.loc["student_train", "seen_in_training"]) and table.loc["calibration", "count"] == 4
+    assert table.loc["unseen", "mean_top_probability"] < 0.5
+    assert table.loc["unseen", "mean_entropy"] > table.loc["student_train", "mean_entropy"]
+    assert bool(table.loc["student_train", "seen_in_training"]) and table.loc["unseen", "count"] == 4
 
 
 @pytest.mark.parametrize("profile", ["full", "smoke"])
@@ -250,27 +352,3 @@ def test_a_peer_is_another_final_seed_in_a_cycle(profile):
         pipeline.peer_seed(config, config.selection_seed)  # the grid's seed has no peer among the final seeds
     with pytest.raises(ValueError, match="at least two"):
         pipeline.peer_seed(dataclasses.replace(config, seeds=(seeds[0],)), seeds[0])
-
-
-# ---------------------------------------------------------------------------------------------------- planning
-def test_the_plan_counts_every_run_a_full_report_makes():
-    config = get_config("full")
-    plan = experiments.planned_runs(config, 114_000, 6_000, 7_600)
-    names = [run["name"] for run in plan]
-    grid = [name for name in names if name.startswith("grid ")]
-    assert len(grid) == 1 + len(experiments.STRATEGIES) + len(experiments.LABEL_SMOOTHING)
-    assert "grid matched-compute" not in grid  # the compute control runs in the final comparison only
-    # Final: baseline, augmented (priced as chosen), response and their twins on 5 seeds; matched compute on 3.
-    final = [name for name in names if name.startswith("final ")]
-    assert len(final) == 5 * 5 + 1 * 3
-    by_name = {run["name"]: run for run in plan}
-    assert by_name["grid baseline"]["train_rows"] == 20_000 and by_name["grid baseline"]["epochs"] == 1
-    assert by_name["final augmented seed 1"]["train_rows"] == 228_000
-    assert by_name["final augmented seed 1"]["epochs"] == 1.5
-    assert by_name["final matched-compute seed 3"]["epochs"] == 6
-    assert "final matched-compute seed 4" not in by_name
-    assert by_name["final baseline seed 5"]["eval_rows"] == 6_000 + 7_600
-    assert sum(run["kind"] == "online-teacher" for run in plan) == 2  # feature and attention, screened once
-    assert sum(name.startswith("cross-fit") for name in names) == 2
-    assert sum(run["kind"] == "lm" for run in plan) == 2 * len(config.lm_seeds)
-    assert len(plan) == len(grid) + 2 + len(final) + 1 + 2 * len(config.lm_seeds)
