@@ -30,7 +30,6 @@ from benchmark.common import (
     sample,
 )
 from helpers import evaluate, hardware, models
-from helpers.config import Config
 from helpers.train import collator_for
 
 TARGETS = {  # name -> (comparison, threshold), checked on the same run's measurements
@@ -126,20 +125,28 @@ def predict_on_cpu(model: torch.nn.Module, test: Dataset, tokenizer, batch_size:
 
 
 def deployment_rows(student_checkpoint: str | Path, test: Dataset, tokenizer, teacher_checkpoint: str | Path,
-                    sizes: BenchmarkSizes, seed: int = 0) -> dict:
-    """Teacher fp32 / student fp32 / student int8 of trained checkpoints, side by side on this machine's CPU.
+                    sizes: BenchmarkSizes, seed: int = 0, teacher_test: Dataset | None = None) -> dict:
+    """Teacher fp32 / student fp32 / student int8 of trained checkpoints, side by side on this machine's CPU: the
+    one place their speed is measured (notebook 05's tables and the README read it).
 
-    ``test``: the tokenized test split (``labels`` and ``length`` columns); ``sizes.accuracy_rows`` of its rows
-    (all for None) are predicted by each variant, and the speed is timed on ``sizes`` rows of it. Returns
-    ``rows`` (one dict per variant) and the two target ratios; deltas are the int8 student against the fp32 one.
+    ``test``: the tokenized test split (``labels`` and ``length`` columns) at the students' input length;
+    ``teacher_test``: the same rows as the teacher reads them (its own input length; default ``test``). Accuracy:
+    each model on its own inputs, ``sizes.accuracy_rows`` of the rows (all for None), so the teacher's is the
+    report's teacher's. Speed: every model timed on the students' inputs (``speed_inputs`` says so), where the
+    comparison is like for like; in full both read the same tokens anyway. Returns ``rows`` (one dict per variant)
+    and the ratios; deltas are the int8 student against the fp32 one.
     """
     fp32 = {"teacher fp32": models.load_classifier(str(teacher_checkpoint)),
             "student fp32": models.load_classifier(str(student_checkpoint))}
     variants = {**fp32, "student int8": quantize_int8(fp32["student fp32"])}
     speed = speed_of(variants, test, tokenizer, sizes, device=torch.device("cpu"), seed=seed)
     rows = sample(test, sizes.accuracy_rows, seed + 2)
+    teacher_rows = sample(teacher_test if teacher_test is not None else test, sizes.accuracy_rows, seed + 2)
     labels = np.asarray(rows["labels"])
-    predictions = {name: predict_on_cpu(model, rows, tokenizer) for name, model in variants.items()}
+    if not np.array_equal(np.asarray(teacher_rows["labels"]), labels):
+        raise ValueError("teacher_test must hold the same rows as test, in the same order (at another length).")
+    predictions = {name: predict_on_cpu(model, teacher_rows if name.startswith("teacher") else rows, tokenizer)
+                   for name, model in variants.items()}
     batch = f"batch{sizes.inference_batch_size}"
     table = []
     for name, model in variants.items():
@@ -147,6 +154,7 @@ def deployment_rows(student_checkpoint: str | Path, test: Dataset, tokenizer, te
                                                   else student_checkpoint),
                "runtime": "torch int8 (dynamic, Linear)" if name.endswith("int8") else "torch fp32",
                "hardware": f"CPU ({speed['threads']} threads)",
+               "speed_inputs": f"the students' inputs (up to {max(test['length'])} tokens)",
                "parameters_m": models.parameter_count(fp32.get(name, fp32["student fp32"])) / 1e6,
                "size_on_disk_mb": size_on_disk_mb(model), "linear_weights_mb": linear_weight_mb(model),
                "latency_batch1_ms": speed["batch1"]["median_ms"][name],
@@ -181,40 +189,28 @@ def deployment_table(document: dict) -> pd.DataFrame | None:
     if not deployed or "rows" not in deployed:
         return None
     frame = pd.DataFrame(deployed["rows"]).set_index("variant")
-    keep = ["runtime", "hardware", "accuracy", "macro_f1", "accuracy_delta_points", "accuracy_delta_ci_low",
-            "accuracy_delta_ci_high", "macro_f1_delta_points", "latency_batch1_ms", "throughput_batch32_rows_per_s",
-            "size_on_disk_mb", "parameters_m"]
+    keep = ["runtime", "hardware", "speed_inputs", "accuracy", "macro_f1", "accuracy_delta_points",
+            "accuracy_delta_ci_low", "accuracy_delta_ci_high", "macro_f1_delta_points", "latency_batch1_ms",
+            "throughput_batch32_rows_per_s", "size_on_disk_mb", "parameters_m"]
     return frame[[column for column in keep if column in frame]]
 
 
-def speed_table(config: Config, entries: list, texts: list[str], tokenizer, repeats: int = 3) -> pd.DataFrame:
-    """Latency at batch 1 and throughput at batch 32 of each checkpoint (``entries``: analysis.ModelRuns, teacher
-    first, the chosen student second) and of the chosen student's int8 copy, side by side on real test texts on
-    CPU (where int8 runs)."""
-    encoded = [tokenizer(t, truncation=True, max_length=config.max_length, return_token_type_ids=False)
-               for t in texts]
-    rows = Dataset.from_dict({"input_ids": [e["input_ids"] for e in encoded],
-                              "length": [len(e["input_ids"]) for e in encoded]})
-    variants = {entry.name: models.load_classifier(entry.checkpoint) for entry in entries}
-    int8_name = f"{entries[1].name} int8"
-    variants[int8_name] = quantize_int8(variants[entries[1].name])
-    sizes = BenchmarkSizes(train_rows=0, naive_rows=0, repeats=repeats, warmup_steps=2, logits_rows=0,
-                           inference_rows=len(rows), latency_rows=min(32, len(rows)), memory_steps=0,
-                           full_size_inference=False, gpu_train_rows=0)
-    speed = speed_of(variants, rows, tokenizer, sizes, device=torch.device("cpu"))
-    table = []
-    for name, model in variants.items():
-        fp32 = variants[entries[1].name] if name == int8_name else model  # int8 weights are not nn.Parameters
-        table.append({"model": name, "runtime": "torch int8 (dynamic, Linear)" if name == int8_name else "torch fp32",
-                      "latency_batch1_ms": speed["batch1"]["median_ms"][name],
-                      "throughput_batch32_rows_per_s": speed["batch32"]["rows_per_second"][name],
-                      "device": f"cpu ({speed['threads']} threads)", "parameters_m": models.parameter_count(fp32) / 1e6,
-                      # One serialisation for every row: a hub id is not a folder, and int8 weights no safetensors.
-                      "size_on_disk_mb": size_on_disk_mb(model)})
-    frame = pd.DataFrame(table).set_index("model")
-    teacher = frame.iloc[0]
-    frame["speedup_vs_teacher_batch32"] = frame["throughput_batch32_rows_per_s"] / teacher[
-        "throughput_batch32_rows_per_s"]
-    frame["latency_speedup_vs_teacher"] = teacher["latency_batch1_ms"] / frame["latency_batch1_ms"]
-    frame["size_ratio_vs_teacher"] = frame["size_on_disk_mb"] / teacher["size_on_disk_mb"]
-    return frame.replace([np.inf], np.nan)
+def speed_frame(deployment: dict, entries: list) -> pd.DataFrame:
+    """The analysis table's speed columns, read from ``deployment_rows``' one measurement: the teacher's row, the
+    fp32 student's for each student entry (the baseline has the chosen student's architecture, so its speed), and
+    the int8 copy's. ``entries``: analysis.ModelRuns, teacher first, then the students."""
+    by_variant = {row["variant"]: row for row in deployment["rows"]}
+    names = {entries[0].name: "teacher fp32", **{entry.name: "student fp32" for entry in entries[1:]},
+             f"{entries[1].name} int8": "student int8"}
+    teacher = by_variant["teacher fp32"]
+    frame = pd.DataFrame([{
+        "model": name, "runtime": by_variant[variant]["runtime"], "device": by_variant[variant]["hardware"],
+        "latency_batch1_ms": by_variant[variant]["latency_batch1_ms"],
+        "throughput_batch32_rows_per_s": by_variant[variant]["throughput_batch32_rows_per_s"],
+        "parameters_m": by_variant[variant]["parameters_m"], "size_on_disk_mb": by_variant[variant]["size_on_disk_mb"],
+        "speedup_vs_teacher_batch32": by_variant[variant]["throughput_batch32_rows_per_s"]
+        / teacher["throughput_batch32_rows_per_s"],
+        "latency_speedup_vs_teacher": teacher["latency_batch1_ms"] / by_variant[variant]["latency_batch1_ms"],
+        "size_ratio_vs_teacher": by_variant[variant]["size_on_disk_mb"] / teacher["size_on_disk_mb"],
+    } for name, variant in names.items()]).set_index("model")
+    return frame

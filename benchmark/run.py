@@ -94,11 +94,12 @@ def _deployment(config: Config, workspace: pipeline.Workspace, sizes: BenchmarkS
     if student_checkpoint is None:
         return {"skipped": "no trained student on this machine: run notebooks 02-04 (or pass student_checkpoint)"}
     try:
-        teacher_checkpoint = teacher_checkpoint or models.teacher_path(config)
-    except FileNotFoundError as error:
+        teacher_checkpoint = teacher_checkpoint or models.teacher_path(workspace.config)
+        teacher_test = pipeline.teacher_tokenized(workspace, "test")  # the report's teacher reads its own inputs
+    except (FileNotFoundError, RuntimeError) as error:
         return {"skipped": str(error)}
     return inference.deployment_rows(student_checkpoint, workspace.tokenized["test"], workspace.tokenizer,
-                                      teacher_checkpoint, sizes, seed=config.seed)
+                                      teacher_checkpoint, sizes, seed=config.seed, teacher_test=teacher_test)
 
 
 def run_benchmark(config: Config, sizes: BenchmarkSizes | None = None, output_dir: str | Path | None = None, *,
