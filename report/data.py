@@ -1,5 +1,6 @@
 """The results documents the README reads: which profile's, whether they are complete and belong together, the
-compute they record and the `full` run's cost derived from it, and the few number formats every block shares."""
+compute they record, and the few number formats every block shares. The `full` run's cost is the planner's
+(``helpers.plan``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import evaluate, experiments, results
+from helpers import evaluate, results
 from helpers.config import PROJECT_ROOT, Config, get_config
 
 README = PROJECT_ROOT / "README.md"
@@ -155,63 +156,3 @@ def compute_seconds(config: Config) -> list[tuple[str, float, int]]:
         rows.append(("06 · decoder student (training + scoring)",
                      documents["decoder_student"]["wall_seconds"]["total"], 1))
     return rows
-
-
-def full_cost(config: Config) -> dict[str, dict]:
-    """The `full` report's GPU time and cost per quoted GPU: projected from a GPU benchmark's measured throughput
-    where one exists, else estimated from FLOPs at an assumed share of the GPU's quoted peak (a range)."""
-    from benchmark import projection
-
-    facts = results.external_facts()
-    full = get_config("full")
-    validation = full.validation_rows
-    runs = experiments.planned_runs(full, facts["ag_news"]["train_rows"] - validation, validation,
-                                    facts["ag_news"]["test_rows"])
-    documents = report_documents(config)
-    if "data" not in documents:
-        return {}  # no measured tokens per row (notebook 01): no estimate
-    tokens = documents["data"]["tokens"]["mean"]
-    costs = {}
-    a100 = _a100_estimate(runs, facts, tokens, full.lm_max_length)
-    ratios = facts["gpu_speed_ratios_vs_a100"]
-    for name, price in facts["gpu_hourly_usd"].items():
-        if name.startswith("_"):
-            continue
-        model = next(word for word in name.split() if any(ch.isdigit() for ch in word))
-        measured = _measured_throughput(model)
-        if measured is not None:
-            projected = projection.project_runtime(runs, measured, price["usd_per_hour"])
-            costs[name] = {"hours": (projected["total_hours"],) * 2, "usd": (projected["cost"],) * 2,
-                           "measured": True, "usd_per_hour": price["usd_per_hour"]}
-            continue
-        # Other GPUs scale the A100 estimate by measured public speed ratios, not by quoted peaks.
-        low, high = a100
-        if model in ratios:
-            ratio = ratios[model]
-            low, high = ((low * ratio["slower_low"], high * ratio["slower_high"]) if "slower_low" in ratio
-                         else (low / ratio["faster_high"], high / ratio["faster_low"]))
-        costs[name] = {"hours": (low, high), "usd": (low * price["usd_per_hour"], high * price["usd_per_hour"]),
-                       "measured": False, "usd_per_hour": price["usd_per_hour"], "runs": len(runs)}
-    return costs
-
-
-def _a100_estimate(runs: list[dict], facts: dict, tokens: float, lm_max_length: int) -> tuple[float, float]:
-    """Hours of the planned runs on an A100 from their FLOPs at the assumed share of its quoted peak (a range)."""
-    from benchmark import projection
-
-    peak = facts["gpu_peak_tflops"]["A100"]["tflops"]
-    hours = [projection.project_runtime(runs, projection.flops_throughput("A100", peak, share, tokens, lm_max_length),
-                                        None)["total_hours"] for share in reversed(projection.ASSUMED_SHARE_OF_PEAK)]
-    return hours[0], hours[1]
-
-
-def _measured_throughput(model: str):
-    """The throughput a committed GPU benchmark measured on a ``model`` GPU (T4, A100, H100), if any."""
-    from benchmark import projection
-
-    for path in sorted((PROJECT_ROOT / "results" / "benchmark").glob("*.json")):
-        if model.lower() in path.stem.lower():
-            found = projection.load_throughput(path.parent, path.stem)
-            if found is not None:
-                return found
-    return None

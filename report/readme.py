@@ -42,7 +42,7 @@ def headline_table(config: Config) -> pd.DataFrame:
     teacher = results.load_result(config, "teacher")
     rows = [{"model": f"teacher: {config.teacher_name}", "BERT teacher": "—", "seeds": "—",
              "test accuracy (%)": mean_std([teacher["test"]["accuracy"]]),
-             "steps": "—",
+             "macro-F1 (%)": mean_std([teacher["test"]["macro_f1"]]), "steps": "—",
              "parameters (M)": f"{teacher['parameters'] / 1e6:.1f}"}]
     document = results.load_result(config, "distillation")
     baseline_steps = student_runs(config, "baseline")[0]["optimizer_steps"]
@@ -51,6 +51,7 @@ def headline_table(config: Config) -> pd.DataFrame:
         rows.append({"model": f"**{name}**" if name == document["chosen"] else name,
                      "BERT teacher": "yes" if runs[0]["bert_teacher"] else "no", "seeds": len(runs),
                      "test accuracy (%)": mean_std([r["test"]["accuracy"] for r in runs]),
+                     "macro-F1 (%)": mean_std([r["test"]["macro_f1"] for r in runs]),
                      "steps": f"{runs[0]['optimizer_steps'] / baseline_steps:.1f}×",
                      "parameters (M)": f"{runs[0]['parameters'] / 1e6:.1f}"})
     return pd.DataFrame(rows)
@@ -67,51 +68,60 @@ def results_block(config: Config) -> str | None:
 
 
 def distillation_block(config: Config) -> str | None:
-    """The final comparison over fresh seeds on test (seed-level intervals first), then the screening grid."""
+    """The final comparison over fresh seeds on test: the primary row first, the others with Holm-adjusted p."""
     if not complete(config):
         return None
     document = results.load_result(config, "distillation")
     headline = pd.DataFrame(document["headline"])
-    # A twin against the baseline (does a peer teach anything?) stays in notebook 04: the page keeps the decisions.
-    headline = headline[~headline["comparison"].str.contains("-without-teacher − baseline", regex=False)]
-    # Where the best control is the twin, its row repeats the twin's: shown once.
-    repeated = headline["comparison"].str.removesuffix(" (best control)").isin(
-        headline.loc[~headline["comparison"].str.endswith("(best control)"), "comparison"])
-    headline = headline[~(headline["comparison"].str.endswith("(best control)") & repeated)]
+
+    primary = document["comparisons"]["primary"]
+
+    def holm(label: str, p) -> str:
+        return "primary" if label == primary else "—" if p is None or p != p else f"{p:.2g}"
+
     final = pd.DataFrame({
         "comparison (test)": headline["comparison"], "seeds": headline["seeds"],
         "Δ (points)": headline["difference_points"].map("{:+.2f}".format),
         "95% interval, paired t over seeds": [f"[{r.ci_low_points:+.2f}, {r.ci_high_points:+.2f}]"
                                               for r in headline.itertuples()],
         "p": headline["p_value"].map("{:.2g}".format),
-        "two-level bootstrap [95%], p": [f"{r.bootstrap_ci_points}, {r.bootstrap_p:.2g}"
-                                         for r in headline.itertuples()],
+        "p, Holm": [holm(r.comparison, r.p_holm) for r in headline.itertuples()],
+        "two-level bootstrap [95%]": headline["bootstrap_ci_points"],
         # One seed gives no seed-level interval: it is not a decision, whatever the bootstrap over rows says.
         "verdict": [v if n > 1 else "one seed: not decided" for v, n in zip(headline["verdict"], headline["seeds"],
                                                                           strict=True)],
     })
-    # The provenance is the results table's, just above (one pass, checked by check_consistent).
-    return (f"{markdown_table(final)}\n\n<sub>Paired by seed, each seed on all test rows. The verdict reads the "
-            "seed-level interval; the two-level bootstrap resamples seeds, then rows; every p is under the null.</sub>")
+    comparisons = document["comparisons"]
+    return (f"{markdown_table(final)}\n\n<sub>Paired by seed, each seed on all test rows. The first row is the one "
+            "comparison declared primary before the pass; the verdicts of the others read "
+            f"{comparisons['multiplicity']} (Holm-adjusted p). The two-level bootstrap resamples seeds, then "
+            "rows.</sub>")
 
 
 def screening_block(config: Config) -> str | None:
-    """The screening grid on validation: one run each at the selection budget, paired with the same-seed baseline."""
+    """The screen: one run each at the selection budget on the selection rows, paired with the same-seed baseline,
+    beside the same gain on validation (which the teacher trained on)."""
     if not complete(config):
         return None
     document = results.load_result(config, "distillation")
     grid = pd.DataFrame(document["grid"])
+    where = document.get("selection_rows", "validation")
     screen = pd.DataFrame({
         "student": grid["student"], "BERT teacher": grid["bert_teacher"].map({True: "yes", False: "no"}),
-        "validation acc. (%)": (grid["validation_accuracy"] * 100).map("{:.2f}".format),
+        f"{where} acc. (%)": (grid["accuracy"] * 100).map("{:.2f}".format),
         "Δ vs baseline (points) [95% CI over rows]": [
             f"{r.gain_points:+.2f} [{r.ci_low_points:+.2f}, {r.ci_high_points:+.2f}]" for r in grid.itertuples()],
+        "Δ on validation": grid["validation_gain_points"].map("{:+.2f}".format),
         "screen": grid["screening"], "steps vs baseline": grid["steps_vs_baseline"].map("{:.1f}×".format),
     })
     settings = document["provenance"]["config"]
-    return (f"Screening, on validation (one run each, selection seed {settings['selection_seed']}, "
-            f"{settings['selection_max_train_rows'] or 'all'} rows): it chose `{document['chosen']}`. One seed "
-            f"screens; it does not decide.\n\n{markdown_table(screen)}")
+    bias = document.get("selection_bias")
+    measured = (f" Choosing on validation, which the teacher trained on, would favour the teacher-using runs by "
+                f"{bias['bias_points']:+.2f} points on average (their Δ moves {bias['teacher_using_points']:+.2f}, the "
+                f"others' {bias['no_teacher_points']:+.2f})." if bias and where != "validation" else "")
+    return (f"Screening on the {where} rows (one run each, selection seed {settings['selection_seed']}, "
+            f"{settings['selection_max_train_rows'] or 'all'} training rows): it chose `{document['chosen']}`. One "
+            f"seed screens; it does not decide.{measured}\n\n{markdown_table(screen)}")
 
 
 def speed_block(config: Config) -> str | None:
@@ -137,8 +147,9 @@ def speed_block(config: Config) -> str | None:
         "speed-up b=32": table["speedup_vs_teacher_batch32"].map("{:.2f}×".format),
     })
     return (f"{markdown_table(shown)}\n\n<sub>Accuracy: mean ± standard deviation over seeds; ECE/NLL: mean over "
-            f"seeds, as is agreement with the teacher; speed: measured on {document['speed_device']} one model after "
-            f"another on real test texts. {provenance_line(document)}.</sub>")
+            f"seeds, as is agreement with the teacher; speed: one measurement on {document['speed_device']}, every "
+            f"model on the students' test inputs (the baseline shares the chosen student's architecture). "
+            f"{provenance_line(document)}.</sub>")
 
 
 def decoder_block(config: Config) -> str | None:
@@ -205,6 +216,35 @@ def benchmark_block(config: Config) -> str | None:
         parts.append(f"`{path.name}` ({provenance_line(document)}; {document.get('threads', '?')} threads, "
                      f"1-min load average {before:.1f} → {after:.1f})\n\n{markdown_table(table)}")
     return "\n\n".join(parts)
+
+
+def answer_figure(config: Config) -> Path | None:
+    """The first screen's picture: every comparison of the final table as a difference in points with its seed-level
+    95% interval, the primary one first; drawn from the distillation results into the profile's figures folder."""
+    if not complete(config):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    headline = pd.DataFrame(results.load_result(config, "distillation")["headline"]).iloc[::-1]
+    figure, axis = plt.subplots(figsize=(7.5, 0.45 * len(headline) + 1.0))
+    primary = headline["comparison"].iloc[-1]
+    for y, row in enumerate(headline.itertuples()):
+        colour = "#1f6fb4" if row.comparison == primary else "#555555"
+        axis.plot([row.ci_low_points, row.ci_high_points], [y, y], color=colour, linewidth=2)
+        axis.plot(row.difference_points, y, "o", color=colour)
+    axis.axvline(0, color="black", linewidth=0.8)
+    axis.set_yticks(range(len(headline)), headline["comparison"])
+    axis.set_xlabel("difference in test accuracy (points), 95% interval over seeds")
+    axis.set_title(f"{config.profile}: the primary comparison (blue) and the others", fontsize=10)
+    figure.tight_layout()
+    path = Path(config.figures_dir) / "answer.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
 
 
 BLOCKS: dict[str, Callable[[Config], str | None]] = {
@@ -286,6 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     config = get_config(report_profile(parser.parse_args(argv).profile))
     for path in sync_repository_links():
         print(f"{path.relative_to(PROJECT_ROOT)}: repository links now name {repository_url()}")
+    answer_figure(config)
     README.write_text(render(README.read_text(), config))
     print(f"README.md regenerated from results/{config.profile}/")
 
