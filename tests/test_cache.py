@@ -54,10 +54,19 @@ def test_another_data_folder_gets_another_teacher_and_students(tmp_path):
         for split, rows, seed in (("train", 400, 1), ("test", 80, 2)):
             frame = data.synthetic_frame(rows, seed + (name == "b") * 10)
             frame.to_parquet(folder / f"{split}.parquet")
-        frames[name] = get_config("cpu", data_source="local", data_dir=str(folder), cache_dir=str(tmp_path / "cache"))
+        frames[name] = get_config("cpu", data_source="local", data_dir=str(folder), cache_dir=str(tmp_path / "cache"),
+                                  teacher_max_length=24)  # as notebook 02's rule would record it
     from helpers import models
 
-    assert models.fine_tuned_teacher_path(frames["a"]) != models.fine_tuned_teacher_path(frames["b"])
+    path = models.fine_tuned_teacher_path
+    assert path(frames["a"]) != path(frames["b"])
+    # The same data: the same teacher, unless it reads another number of tokens (the rule's other length).
+    same = get_config("cpu", data_source="local", data_dir=str(tmp_path / "a"), cache_dir=str(tmp_path / "cache"))
+    assert path(dataclasses.replace(same, teacher_max_length=24)) == path(frames["a"])
+    assert path(dataclasses.replace(same, teacher_max_length=32)) != path(frames["a"])
+    # Before the rule has chosen, no teacher folder can be named: it raises instead of guessing a length.
+    with pytest.raises(RuntimeError, match="notebook 02"):
+        path(same)
 
 
 def test_student_keys_change_with_rows_seed_and_settings(smoke_workspace):

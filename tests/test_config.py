@@ -11,15 +11,6 @@ def test_unknown_profile_lists_the_valid_ones():
         get_config("fast")
 
 
-def test_full_profile_names_the_briefs_models():
-    config = get_config("full")
-    assert config.teacher_name == "fabriceyhc/bert-base-uncased-ag_news"
-    assert config.student_name == "distilbert-base-uncased"
-    assert config.tokenizer_name == "bert-base-uncased"
-    assert (config.max_length, config.epochs, config.data_source) == (128, 3, "hub")
-    assert len(config.seeds) >= 3 and config.transfer_rows == 0
-
-
 @pytest.fixture
 def no_environment(monkeypatch):
     """No KD_* knob set: a profile is then exactly full's defaults with its listed changes."""
@@ -44,13 +35,31 @@ def test_a_profile_is_full_with_exactly_its_listed_changes(profile, no_environme
         {"profile"} if profile != "full" else set())
 
 
-def test_configs_are_frozen_and_derived_settings_follow_their_fields():
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        get_config("smoke").epochs = 1
-    smoke = get_config("smoke")
-    assert smoke.teacher_length == smoke.teacher_max_length == 24 < smoke.max_length
-    assert get_config("full").teacher_length == get_config("full").max_length  # None: the students' length
-    assert smoke.seed == smoke.selection_seed == 0 and smoke.seed not in smoke.seeds
+def test_the_teachers_length_is_read_only_once_the_rule_has_chosen_it(no_environment):
+    smoke, cpu, full = get_config("smoke"), get_config("cpu"), get_config("full")
+    for config in (smoke, cpu):  # the rule's profiles: no length to read before notebook 02 has run
+        assert config.teacher_max_length is None and config.teacher_lengths_tried
+        with pytest.raises(RuntimeError, match=r"notebook 02.*\(32, 24\)"):
+            _ = config.teacher_length
+    assert dataclasses.replace(smoke, teacher_max_length=24).teacher_length == 24
+    assert full.teacher_length == full.max_length == 128  # no rule, no window of its own: the students' length
+    assert dataclasses.replace(full, teacher_max_length=64).teacher_length == 64
+
+
+def test_prepare_takes_the_teachers_length_from_teacher_json(no_environment, tmp_path, monkeypatch):
+    from helpers import pipeline, results
+
+    monkeypatch.setenv("KD_CACHE_DIR", str(tmp_path / "cache"))
+    config = get_config("smoke", results_dir=str(tmp_path / "results"))
+    with pytest.raises(RuntimeError, match="notebook 02"):
+        _ = pipeline.prepare(config).config.teacher_length  # no teacher.json yet
+    results.save_result(config, "teacher", {"rule_takes": 24})
+    assert pipeline.prepare(config).config.teacher_length == 24
+    # An explicit length wins over the file; a recorded length the rule never tried is refused.
+    assert pipeline.prepare(dataclasses.replace(config, teacher_max_length=32)).config.teacher_length == 32
+    results.save_result(config, "teacher", {"rule_takes": 16})
+    with pytest.raises(ValueError, match="16.*re-run notebook 02"):
+        pipeline.prepare(config)
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -59,7 +68,12 @@ def test_configs_are_frozen_and_derived_settings_follow_their_fields():
     ({"teacher_max_length": 64}, r"teacher_max_length.*between 8 and max_length \(32\)"),
     ({"teacher_max_length": 4}, "teacher_max_length"),
     ({"control_seeds": 0}, "control_seeds"),
-    ({"calibration_rows": -1}, "calibration_rows"),
+    ({"unseen_rows": -1}, "unseen_rows=-1 is not valid.*>= 0"),
+    ({"plateau_rows": -1}, "plateau_rows=-1 is not valid.*>= 0"),
+    ({"plateau_rows": 32}, r"plateau_rows.*at least unseen_rows \(64\)"),  # the plateau rows hold the unseen ones
+    ({"unseen_rows": 0, "plateau_rows": 0}, "teacher_lengths_tried.*unseen_rows > 0"),  # the rule reads them
+    ({"teacher_source": "hub"}, "teacher_lengths_tried.*teacher_source='local'"),
+    ({"plan": "fast"}, "PLAN='fast' is not valid.*one of default, thorough"),
     ({"teacher_batch_size": 0}, "teacher_batch_size"),
 ])
 def test_settings_that_break_the_design_are_refused_by_name(overrides, message, no_environment):
@@ -67,8 +81,49 @@ def test_settings_that_break_the_design_are_refused_by_name(overrides, message, 
         get_config("smoke", **overrides)
 
 
-def test_offline_is_an_alias_of_cpu():
-    assert get_config("offline").profile == "cpu"
+def test_settings_at_the_edge_of_the_rules_are_accepted(no_environment):
+    assert get_config("smoke", plateau_rows=0).plateau_rows == 0  # 0: the plateau check reads validation
+    assert get_config("smoke", plateau_rows=64).plateau_rows == 64  # exactly the unseen rows
+    full = get_config("full", unseen_rows=0)
+    assert full.teacher_lengths_tried == () and full.teacher_length == full.max_length  # full has no rule to run
+
+
+def test_offline_is_an_alias_of_cpu(no_environment):
+    """Every setting, not only the name: the committed results of earlier versions call the cpu profile
+    "offline"."""
+    assert get_config("offline") == get_config("cpu")
+    with pytest.raises(ValueError, match="offline = cpu"):
+        get_config("online")
+
+
+@pytest.mark.parametrize("profile", ["full", "cpu"])
+def test_the_thorough_plan_adds_an_epoch_seeds_and_response_kd(profile, no_environment, monkeypatch):
+    default = get_config(profile)
+    assert default.plan == "default" and default.final_extra == ()
+    monkeypatch.setenv("KD_PLAN", "thorough")
+    thorough = get_config(profile)
+    assert (thorough.plan, thorough.epochs, thorough.control_seeds, thorough.final_extra) == (
+        "thorough", 3, 5, ("response",))
+    changed = {f.name for f in dataclasses.fields(Config) if getattr(thorough, f.name) != getattr(default, f.name)}
+    assert changed <= {"plan", "epochs", "control_seeds", "final_extra"}
+    assert get_config(profile, plan="thorough") == thorough  # the keyword and the variable agree
+
+
+def test_full_trains_two_epochs_by_default_within_the_briefs_two_to_three(no_environment):
+    assert get_config("full").epochs == 2
+    assert get_config("full", plan="thorough").epochs == 3
+
+
+def test_explicit_settings_win_over_the_plan(no_environment, monkeypatch):
+    monkeypatch.setenv("KD_PLAN", "thorough")
+    monkeypatch.setenv("KD_EPOCHS", "2")  # the default's own value: still the user's, not the plan's
+    config = get_config("full")
+    assert (config.epochs, config.control_seeds, config.final_extra) == (2, 5, ("response",))
+    monkeypatch.delenv("KD_EPOCHS")
+    config = get_config("full", epochs=2, final_extra=())
+    assert (config.epochs, config.control_seeds, config.final_extra) == (2, 5, ())
+    monkeypatch.setenv("KD_PLAN", "default")
+    assert get_config("full", control_seeds=4).control_seeds == 4
 
 
 def test_environment_overrides(monkeypatch):

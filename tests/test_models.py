@@ -49,9 +49,12 @@ def test_missing_model_error_says_what_to_do(tmp_path):
 def test_missing_local_teacher_points_to_the_notebook(smoke_config, tmp_path):
     import dataclasses
 
-    config = dataclasses.replace(smoke_config, cache_dir=str(tmp_path))
+    config = dataclasses.replace(smoke_config, cache_dir=str(tmp_path), teacher_max_length=24)
     with pytest.raises(FileNotFoundError, match="02_teacher_evaluation"):
         models.teacher_path(config)
+    # Nor is there a teacher to name before notebook 02's rule has chosen its input length.
+    with pytest.raises(RuntimeError, match="run notebook 02 first"):
+        models.teacher_path(dataclasses.replace(config, teacher_max_length=None))
 
 
 def test_vocabulary_mismatch_is_an_error(smoke_workspace):

@@ -154,7 +154,7 @@ def test_the_trainer_gives_the_teacher_its_window_and_trains_student_and_project
     student = models.load_student(config, seed=0, attn_implementation="eager").train()
     arguments = training_arguments(config, tmp_path, seed=0, quiet=True, eval_strategy="no")
     trainer = DistillationTrainer(model=student, args=arguments, spec=spec, teacher=teacher, teacher_max_length=window,
-                                  sep_token_id=tokenizer.sep_token_id)
+                                  tokenizer=tokenizer)
     assert trainer.layer_mapping == feature_terms.layer_map(1, 2) and len(trainer.projections) == 1
 
     rows = smoke_workspace.tokenized["student_train"]
