@@ -85,7 +85,8 @@ def summary_block(config: Config) -> str | None:
         return None
     f = facts(config)
     chosen, primary = f["chosen"], f["primary"]
-    lines = [f"**Answer: {primary['verdict']}.** `{chosen}`, the strategy chosen on unseen rows, minus plain "
+    where = f["distillation"].get("selection_rows", "validation")
+    lines = [f"**Answer: {primary['verdict']}.** `{chosen}`, the strategy chosen on {where} rows, minus plain "
              f"fine-tuning: {brief(primary)} points (95% interval over {primary['seeds']} seeds). `{chosen}`: "
              f"{what(chosen)}.", ""]
     if f["twin"] == "baseline":
@@ -98,7 +99,7 @@ def summary_block(config: Config) -> str | None:
     screen = f["grid"].get("consistent")
     if screen and chosen != "consistent":
         views = f["grid"].get("views-baseline")
-        lines += ["", f"**Function matching** (`consistent`, not chosen), screened once on the unseen rows: "
+        lines += ["", f"**Function matching** (`consistent`, not chosen), screened once on the {where} rows: "
                       f"{screen['gain_points']:+.2f} [{screen['ci_low_points']:+.2f}, {screen['ci_high_points']:+.2f}]"
                       " points against the baseline" + (f", {screen['gain_points'] - views['gain_points']:+.2f} "
                                                         "against the same views without the teacher" if views else "")
@@ -170,6 +171,32 @@ def cost_sentence(config: Config) -> str:
             f"({t4_low:.1f}–{t4_high:.1f} h), "
             f"{a_low:.1f}–{a_high:.1f} h on an A100 (${a_low * a100_price:.2f}–{a_high * a100_price:.2f} at "
             f"{a100_name}).")
+
+
+def cost_block(config: Config) -> str | None:
+    """The real run's plan per GPU, default and thorough, in hours and dollars, and what the default cuts: every
+    figure from the one planner (helpers.plan), none measured here."""
+    from helpers import plan
+
+    settings = {name: get_config("full", plan=name) for name in ("default", "thorough")}
+    plans = {name: plan.priced(value) for name, value in settings.items()}
+    rows = []
+    for device, (label, price) in plan.prices().items():
+        row = {"GPU": f"{label} (${price:.2f}/h)"}
+        for name, priced in plans.items():
+            low, high = priced["hours"][device]
+            row[f"{name}: hours"] = f"{low:.1f}–{high:.1f}"
+            row[f"{name}: dollars"] = f"{low * price:.2f}–{high * price:.2f}"
+        rows.append(row)
+    default, thorough = plans["default"], plans["thorough"]
+    cut = (f"The default plan ({default['central_T4_hours']:.1f} h on a T4 at the central rate, "
+           f"{sum(r['steps'] for r in default['runs']):,} optimizer steps, {default['drive_gb']:.1f} GB written to "
+           f"Drive) against the thorough one ({sum(r['steps'] for r in thorough['runs']):,} steps): "
+           f"{settings['default'].epochs} epochs, not {settings['thorough'].epochs}; the compute control on "
+           f"{settings['default'].control_seeds} seeds, not {settings['thorough'].control_seeds}; and "
+           f"{', '.join(settings['thorough'].final_extra) or 'nothing'} with its twin left to the screen. Both are "
+           f"priced for `{default['chosen']}`; `python -m helpers.plan` prints the costliest choice too.")
+    return f"{markdown_table(pd.DataFrame(rows))}\n\n{cut}"
 
 
 # --------------------------------------------------------------------------------------------------- settings

@@ -28,6 +28,7 @@ from report.data import (
     student_runs,
 )
 from report.prose import (
+    cost_block,
     figures_block,
     interview_block,
     more_figures_block,
@@ -252,7 +253,7 @@ BLOCKS: dict[str, Callable[[Config], str | None]] = {
     "distillation": distillation_block, "screening": screening_block, "interview": interview_block,
     "figures": figures_block, "more_figures": more_figures_block,
     "speed": speed_block, "decoder": decoder_block, "compute": compute_block,
-    "benchmark": benchmark_block,
+    "benchmark": benchmark_block, "cost": cost_block,
 }
 
 
@@ -274,7 +275,7 @@ def _render(text: str, config: Config) -> str:
         pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(\n<!-- /generated:{name} -->)", re.DOTALL)
         if not pattern.search(text):
             continue
-        content = build(config) if ready or name == "benchmark" else None
+        content = build(config) if ready or name in ("benchmark", "cost") else None
         if content is None:
             content = (f"*No complete `{config.profile}` results of the current code yet: run the notebooks "
                        "(`make report`).*")

@@ -291,3 +291,16 @@ def test_calibration_is_called_better_or_worse_only_past_its_gap(tmp_path, ece_g
     chosen = {"model": "distilled (augmented)", "ece": 0.03 + ece_gap, "nll": 0.36 + nll_gap}
     results.save_result(config, "analysis", {"comparison": [base, chosen]}, data_fingerprint="data")
     assert words in report_prose.interview_block(config).split("**6 · ")[1]
+
+
+def test_the_cost_table_is_the_planners(monkeypatch):
+    from helpers import plan
+
+    block = report_prose.cost_block(get_config("cpu"))
+    default = plan.priced(get_config("full"))
+    low, high = default["hours"]["T4"]
+    assert f"| {low:.1f}–{high:.1f} |" in block.splitlines()[2]  # the T4 row, default plan
+    assert f"{sum(r['steps'] for r in default['runs']):,} optimizer steps" in block
+    # A plan that changed would show here: one source, no second estimate.
+    monkeypatch.setattr(plan, "hours", lambda p: {d: [9.0, 10.0] for d in ("T4", "A100", "H100")})
+    assert "| 9.0–10.0 |" in report_prose.cost_block(get_config("cpu"))
