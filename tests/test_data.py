@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from helpers import data
 from helpers.config import SHARED_DATA_DIR, get_config
@@ -99,9 +100,92 @@ def test_tokenize_gives_no_token_type_ids_and_respects_max_length(smoke_workspac
 
 
 def test_synthetic_rows_are_learnable_but_not_trivial():
-    frame = data.synthetic_frame(200, seed=0)
-    assert frame["label"].value_counts().tolist() == [50] * 4
-    assert frame["text"].nunique() == 200
+    """A bag of words learns the synthetic task from 400 rows; a one-word lookup does not get every row, because
+    rows carry other topics' words too. The test rows are not the train rows."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    splits = data.load_synthetic_dataset(train_rows=400, test_rows=200, seed=0)
+    train, test = splits["train"].to_pandas(), splits["test"].to_pandas()
+    assert not set(train["text"]) & set(test["text"])
+    words = CountVectorizer().fit(train["text"])
+    model = LogisticRegression(max_iter=1000).fit(words.transform(train["text"]), train["label"])
+    assert (model.predict(words.transform(test["text"])) == test["label"]).mean() > 0.9
+    topic = {word: label for label, topic_words in data._TOPIC_WORDS.items() for word in topic_words}
+    first_topic_word = [next(topic[w] for w in text.lower().split() if w in topic) for text in test["text"]]
+    assert 0.5 < (np.asarray(first_topic_word) == test["label"]).mean() < 0.98
+    assert data.synthetic_frame(50, seed=3).equals(data.synthetic_frame(50, seed=3))  # the fingerprint relies on it
+
+
+# --------------------------------------------------------------------------------------------- fresh views
+CLS, SEP, PAD, MASK = 2, 3, 0, 4
+SPECIAL = torch.tensor([CLS, SEP, PAD])
+
+
+def batch_of(lengths: list[int], width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows [CLS] w1 .. wk [SEP] [PAD]..., every ordinary token distinct (10, 11, ...: its original position
+    readable from its id), padded to the longest row (or ``width``)."""
+    width = width or max(lengths)
+    ids, mask = torch.full((len(lengths), width), PAD), torch.zeros(len(lengths), width, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = torch.tensor([CLS, *range(10, 10 + length - 2), SEP])
+        mask[row, :length] = 1
+    return ids, mask
+
+
+def view(ids, mask, drop=0.1, masked=0.1):
+    return data.fresh_view(ids, mask, SPECIAL, MASK, PAD, drop=drop, mask=masked)
+
+
+def test_a_fresh_view_keeps_special_tokens_padding_and_order():
+    torch.manual_seed(0)
+    ids, mask = batch_of([40, 12, 3, 2, 25] * 20, width=48)  # [CLS] x [SEP] and [CLS][SEP] rows too
+    new_ids, new_mask = view(ids, mask, drop=0.3, masked=0.3)
+    assert new_ids.shape == new_mask.shape and new_ids.shape[0] == ids.shape[0]
+    assert new_mask.dtype == mask.dtype
+    lengths = new_mask.sum(dim=1)
+    assert new_ids.shape[1] == int(lengths.max()) < 48  # no all-padding column is left
+    for row in range(ids.shape[0]):
+        kept, rest = new_ids[row, : lengths[row]].tolist(), new_ids[row, lengths[row]:].tolist()
+        assert new_mask[row].tolist() == [1] * lengths[row] + [0] * len(rest)  # the mask marks exactly the kept
+        assert set(rest) <= {PAD}
+        assert kept[0] == CLS and kept[-1] == SEP and kept.count(CLS) == kept.count(SEP) == 1  # never dropped/masked
+        assert PAD not in kept
+        ordinary = [token for token in kept[1:-1] if token != MASK]
+        assert ordinary == sorted(ordinary) and len(set(ordinary)) == len(ordinary)  # in their order, none repeated
+        assert set(ordinary) <= set(ids[row].tolist())
+    short = [row for row in range(ids.shape[0]) if mask[row].sum() <= 3]
+    assert all(new_ids[row, : lengths[row]].tolist() in ([CLS, SEP], [CLS, 10, SEP], [CLS, MASK, SEP])
+               for row in short)
+
+
+def test_without_dropping_or_masking_a_view_is_the_batch():
+    ids, mask = batch_of([9, 5, 7])
+    new_ids, new_mask = view(ids, mask, drop=0.0, masked=0.0)
+    assert torch.equal(new_ids, ids) and torch.equal(new_mask, mask)
+
+
+def test_a_view_drops_and_masks_about_a_tenth_of_the_ordinary_tokens():
+    torch.manual_seed(1)
+    ids, mask = batch_of([130] * 64)  # 8,192 ordinary tokens
+    new_ids, new_mask = view(ids, mask)
+    ordinary = 128 * 64
+    kept = int(new_mask.sum()) - 2 * 64
+    masked = int((new_ids == MASK).sum())
+    assert 0.08 < 1 - kept / ordinary < 0.12  # dropped: 10% ± ~6 standard deviations
+    assert 0.08 < masked / kept < 0.12  # masked among the tokens kept
+
+
+def test_a_view_follows_torchs_seed():
+    ids, mask = batch_of([30, 18, 25, 9])
+    torch.manual_seed(7)
+    first = view(ids, mask)
+    torch.manual_seed(7)
+    again = view(ids, mask)
+    torch.manual_seed(8)
+    other = view(ids, mask)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not (first[0].shape == other[0].shape and torch.equal(first[0], other[0]))
 
 
 @pytest.mark.skipif(not SHARED_DATA_DIR.exists(), reason="the shared AG News copy is not beside this checkout")

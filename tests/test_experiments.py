@@ -352,3 +352,33 @@ def test_a_peer_is_another_final_seed_in_a_cycle(profile):
         pipeline.peer_seed(config, config.selection_seed)  # the grid's seed has no peer among the final seeds
     with pytest.raises(ValueError, match="at least two"):
         pipeline.peer_seed(dataclasses.replace(config, seeds=(seeds[0],)), seeds[0])
+
+
+# ------------------------------------------------------------------------------------------------- plateau rule
+def plateau_run(seed: int, unseen_wrong: int, more_wrong: int) -> dict:
+    """A gold-only final student as the plateau check reads it: its predictions on the unseen rows and on their
+    extra (400 rows each, so one row of the 800 is 0.00125)."""
+    return {"seed": seed, "spec": BASELINE.settings(), "unseen_predictions": predictions(unseen_wrong).tolist(),
+            "unseen_more_predictions": predictions(more_wrong).tolist()}
+
+
+@pytest.mark.parametrize("gains, at_plateau", [
+    ([0, 0, 0, 0, 0], True),  # twice the steps changed nothing
+    ([-8, -8, -8, -8, -8], True),  # twice the steps lost accuracy: nothing to gain from more steps
+    ([1, 1, 1, 1, 1], True),  # a detectable gain (0.125 points, interval above 0), yet below the declared 0.2
+    ([2, 0, 2, 0, 0], False),  # mean gain 0.1 points, below the limit, but the interval reaches 0.27 points
+    ([8, 8, 8, 8, 8], False),  # a gain of 1 point on every seed
+    ([16, -16, 16, -16, 0], False),  # no detectable difference, but an interval too wide to bound the gain
+])
+def test_at_the_plateau_exactly_when_the_intervals_upper_end_is_below_the_declared_gain(gains, at_plateau):
+    """``gains``: rows of the 800 that twice the steps gets right and the baseline does not, per seed."""
+    seeds = range(1, len(gains) + 1)
+    baseline = [plateau_run(seed, 40, 40 + gain) for seed, gain in zip(seeds, gains, strict=True)]
+    control = [plateau_run(seed, 40, 40) for seed in seeds]
+    check = experiments.plateau_check(Rows(), {"baseline": baseline, "matched-compute": control})
+    assert check["paired_t"]["difference"] == pytest.approx(np.mean(gains) / 800)
+    expected = evaluate.paired_t_interval(np.asarray(gains) / 800)  # the declared interval, worked out apart
+    assert check["paired_t"]["ci_high"] == pytest.approx(expected["ci_high"])
+    assert (expected["ci_high"] < experiments.PLATEAU_GAIN) is at_plateau  # the case is the one described
+    assert check["at_plateau"] is at_plateau
+    assert check["gain_limit"] == experiments.PLATEAU_GAIN == 0.002
