@@ -169,6 +169,20 @@ def test_choice_is_made_on_the_selection_rows_among_teacher_strategies():
     assert choice == {"chosen": "response-T4", "label_smoothing": "label-smoothing-0.1"}
 
 
+def test_a_gain_bought_by_steps_and_views_is_not_the_teachers():
+    # Function matching has the highest accuracy, but its views-baseline (same views and steps, no teacher) is as
+    # good: its gain over its compute-matched run is 0. Response's is smaller in accuracy, larger over its reference.
+    table = grid_table("consistent", "matched-compute")
+    table.loc["views-baseline", "accuracy"] = 0.95
+    table.loc["response", "accuracy"] = 0.90
+    table.loc["baseline", "accuracy"] = 0.80
+    assert experiments.choose(table)["chosen"] == "response"
+    table.loc["views-baseline", "accuracy"] = 0.80  # now the teacher adds 15 points on the same views
+    assert experiments.choose(table)["chosen"] == "consistent"
+    assert experiments.reference(experiments.specs()["consistent"]) == "views-baseline"
+    assert experiments.reference(experiments.specs()["feature"]) == "baseline"
+
+
 def test_selection_bias_is_the_teacher_using_runs_validation_advantage_over_the_others():
     table = pd.DataFrame({"bert_teacher": [False, True, True, False],
                           "gain_points": [0.0, 0.1, -0.1, 0.2], "validation_gain_points": [0.0, 0.5, 0.3, 0.1]},
@@ -179,6 +193,8 @@ def test_selection_bias_is_the_teacher_using_runs_validation_advantage_over_the_
 
 
 def test_final_specs_run_the_chosen_strategy_and_its_twin_on_every_seed():
+    # Where the profile has plateau rows (cpu), the compute control runs every seed: the plateau check needs them.
+    assert experiments.final_specs({"chosen": "response"}, get_config("smoke"))["matched-compute"][1] == "all"
     config = get_config("full")
     final = experiments.final_specs({"chosen": "response", "label_smoothing": "label-smoothing-0.1"}, config)
     assert {name: which for name, (_, which) in final.items()} == {
