@@ -27,11 +27,29 @@ def tiny_lm(synthetic):
 
 
 # ----------------------------------------------------------------------------------------------------- prompts
-def test_prompt_has_instruction_article_and_answer_cue():
+def test_the_prompt_offers_the_answers_the_verbalizers_score_in_the_labels_order():
+    from helpers.config import LABELS
+
+    words = [verbalizer.strip() for verbalizer in decoder.student.VERBALIZERS]
+    # Each verbalizer names its class (Science for Sci/Tech), and the instruction lists them in that order.
+    assert [label[:3] for label in LABELS] == [word[:3] for word in words]
+    positions = [decoder.student.INSTRUCTION.find(word) for word in words]
+    assert -1 not in positions and positions == sorted(positions)
     prompt = decoder.student.build_prompt("  Stocks fall on oil fears.  ")
-    assert prompt.startswith(decoder.student.INSTRUCTION)
-    assert "\nArticle: Stocks fall on oil fears.\n" in prompt
-    assert prompt.endswith("Topic:")
+    assert prompt.count("Stocks fall on oil fears.") == 1 and "  Stocks" not in prompt  # the article once, stripped
+    assert prompt.index("Stocks") < prompt.rindex(decoder.student.ANSWER_CUE.strip())  # the cue after the article
+
+
+def test_a_verbalizer_follows_the_prompt_as_the_one_token_it_is_scored_as(tiny_lm):
+    """One-pass scoring reads the logit of each verbalizer's token right after the prompt: the prompt and its
+    answer must tokenize as the prompt's tokens plus that one token (no merge across the cue)."""
+    _, tokenizer = tiny_lm
+    ids = decoder.student.verbalizer_token_ids(tokenizer)
+    for article in ("Shares of the bank rose after quarterly earnings", "Team wins the cup"):
+        prompt = tokenizer(decoder.student.build_prompt(article), add_special_tokens=False)["input_ids"]
+        for verbalizer, token in zip(decoder.student.VERBALIZERS, ids, strict=True):
+            whole = tokenizer(decoder.student.build_prompt(article) + verbalizer, add_special_tokens=False)
+            assert whole["input_ids"] == prompt + [token], verbalizer
 
 
 def test_encoded_prompt_equals_the_whole_prompt_and_truncates_only_the_article(tiny_lm):
@@ -54,7 +72,8 @@ def test_verbalizers_are_single_distinct_tokens(tiny_lm):
     _, tokenizer = tiny_lm
     ids = decoder.student.verbalizer_token_ids(tokenizer)
     assert len(ids) == 4 and len(set(ids)) == 4 and tokenizer.eos_token_id not in ids
-    assert [tokenizer.decode([i]) for i in ids] == list(decoder.student.VERBALIZERS)
+    # One id per class, in the order given (LABELS order), not sorted or deduplicated into another order.
+    assert decoder.student.verbalizer_token_ids(tokenizer, decoder.student.VERBALIZERS[::-1]) == ids[::-1]
     with pytest.raises(ValueError, match="each class needs its own"):
         decoder.student.verbalizer_token_ids(tokenizer, (" World", " World", " Business", " Science"))
     with pytest.raises(ValueError, match="one token each"):

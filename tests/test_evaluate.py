@@ -132,11 +132,24 @@ def test_weighted_macro_f1_equals_macro_f1_on_the_repeated_rows():
         f1_score(labels[repeated], predictions[repeated], average="macro"))
 
 
-def test_one_verdict_rule():
-    assert evaluate.verdict({"ci_low": 0.01, "ci_high": 0.03}) == "better"
-    assert evaluate.verdict({"ci_low": -0.03, "ci_high": -0.01}) == "worse"
-    assert evaluate.verdict({"ci_low": -0.01, "ci_high": 0.03}) == "no detectable difference"
-    assert evaluate.verdict({"ci_low": 0.01, "ci_high": 0.03}, reference="baseline") == "better than baseline"
-    assert evaluate.screening_verdict({"ci_low": 0.01, "ci_high": 0.03}) == "screen: higher"
-    assert evaluate.screening_verdict({"ci_low": -0.03, "ci_high": -0.01}) == "screen: lower"
-    assert evaluate.screening_verdict({"ci_low": -0.01, "ci_high": 0.03}) == "screen: no detectable change"
+@pytest.mark.parametrize("low, high, p_adjusted, expected", [
+    (0.01, 0.03, None, "better"), (-0.03, -0.01, None, "worse"), (1e-9, 0.03, None, "better"),
+    (0.0, 0.03, None, "no detectable difference"),  # touching 0 is not on one side of it
+    (-0.03, 0.0, None, "no detectable difference"),
+    (float("nan"), float("nan"), None, "no detectable difference"),  # one seed: no interval, no verdict
+    (0.01, 0.03, 0.049, "better"), (-0.03, -0.01, 0.01, "worse"),
+    (0.01, 0.03, 0.05, "no detectable difference"),  # Holm's p at alpha is not below it
+    (0.01, 0.03, float("nan"), "no detectable difference"),
+    (-0.01, 0.03, 0.001, "no detectable difference"),  # a small p never overrides an interval covering 0
+])
+def test_the_verdict_needs_the_interval_on_one_side_of_zero_and_the_adjusted_p_below_alpha(low, high, p_adjusted,
+                                                                                          expected):
+    interval = {"ci_low": low, "ci_high": high}
+    assert evaluate.ALPHA == 0.05
+    assert evaluate.verdict(interval, p_adjusted=p_adjusted) == expected
+    link = "from" if expected.startswith("no") else "than"
+    assert evaluate.verdict(interval, "baseline", p_adjusted) == f"{expected} {link} baseline"
+    # A single-seed screen words the same interval (p plays no part there) as a screen, never as a verdict.
+    screen = {"better": "screen: higher", "worse": "screen: lower"}.get(
+        evaluate.verdict(interval), "screen: no detectable change")
+    assert evaluate.screening_verdict(interval) == screen

@@ -27,19 +27,29 @@ def test_cpu_is_fp32_and_bad_names_are_refused(monkeypatch):
         hardware.resolve_precision("int4")
 
 
-@pytest.mark.parametrize("gpu, expected", [(True, {"dataloader_num_workers": 2, "dataloader_pin_memory": True}),
-                                           (False, {"dataloader_num_workers": 0, "dataloader_pin_memory": False})])
-def test_loader_workers_only_on_a_gpu(monkeypatch, gpu, expected):
-    """`full` asks for 2 workers; on CPU they would share its cores, and one forked in a Jupyter kernel can hang."""
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
-    assert hardware.loader_flags(2) == expected
+@pytest.mark.parametrize("workers", [0, 3])
+def test_loader_workers_and_pinned_memory_only_on_a_gpu(monkeypatch, workers):
+    """`full` asks for workers; on CPU they would share its cores, and one forked in a Jupyter kernel can hang."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert hardware.loader_flags(workers) == {"dataloader_num_workers": workers, "dataloader_pin_memory": True}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hardware.loader_flags(workers) == {"dataloader_num_workers": 0, "dataloader_pin_memory": False}
 
 
-def test_the_training_arguments_take_the_loader_flags_on_cpu(tmp_path):
-    from helpers.config import get_config
-    from helpers.train import training_arguments
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU side: no worker processes")
+def test_a_cpu_run_loads_its_batches_without_workers_whatever_the_config_asks(smoke_workspace, tmp_path):
+    """The DataLoader a real training run gets, built by the trainer from training_arguments."""
+    import dataclasses
 
-    config = get_config("full")
-    assert config.num_workers > 0
-    args = training_arguments(config, tmp_path, seed=0)
-    assert args.dataloader_num_workers == (config.num_workers if torch.cuda.is_available() else 0)
+    from helpers import models
+    from helpers.train import DistillationTrainer, collator_for, training_arguments
+
+    config = dataclasses.replace(smoke_workspace.config, num_workers=2)
+    trainer = DistillationTrainer(model=models.load_student(config, 0),
+                                  args=training_arguments(config, tmp_path, seed=0, quiet=True, eval_strategy="no"),
+                                  train_dataset=smoke_workspace.tokenized["student_train"],
+                                  data_collator=collator_for(smoke_workspace.tokenizer),
+                                  tokenizer=smoke_workspace.tokenizer)
+    loader = trainer.get_train_dataloader()
+    assert loader.num_workers == 0 and not loader.pin_memory
+    assert next(iter(loader))["input_ids"].shape[0] == config.batch_size
