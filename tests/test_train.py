@@ -1,6 +1,7 @@
 """Tiny end-to-end runs on the smoke profile: thresholds, never exact floats."""
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +55,12 @@ def test_baseline_loss_falls_and_accuracy_beats_chance(smoke_workspace):
 
 def test_a_cached_student_without_a_curve_is_retrained_where_a_curve_is_asked_for_and_trains_alike(smoke_workspace):
     config, seed = smoke_workspace.config, max(smoke_workspace.config.seeds) + 1  # a seed no other test trains
+    # An earlier session's run of this test: start without a cached student, neither its results file nor the
+    # copy beside its final model (which would put the file back).
     for stored in (Path(config.results_dir) / "students").glob(f"baseline-seed{seed}-*.json"):
-        stored.unlink()  # an earlier session's run of this test: start without a cached student
+        stored.unlink()
+    for run_dir in (Path(config.cache_dir) / "runs").glob(f"baseline-seed{seed}-*"):
+        shutil.rmtree(run_dir)
     plain = pipeline.load_or_train_student(smoke_workspace, seed=seed)
     assert not plain["curve"] and plots.history_frames(plain["history"])[1].empty
     with_curve = pipeline.load_or_train_student(smoke_workspace, seed=seed, curve=True)
@@ -232,7 +237,11 @@ def test_the_grid_trains_every_strategy_at_the_selection_budget_and_reads_no_tes
     assert np.median(table["accuracy"]) > 0.4  # chance is 0.25
     choice = experiments.choose(table)
     assert choice["chosen"] in experiments.STRATEGIES and choice["label_smoothing"] in smoothing
-    assert table.loc[choice["chosen"], "accuracy"] == table.loc[table["bert_teacher"], "accuracy"].max()
+    # The chosen strategy gains most over its compute-matched run without a teacher (function matching's is the
+    # views-baseline: the same views and steps), not the highest accuracy: a gain bought by steps is not the teacher's.
+    gains = {name: table.loc[name, "accuracy"] - table.loc["views-baseline" if spec.views else "baseline", "accuracy"]
+             for name, (spec, _) in experiments.STRATEGIES.items() if table.loc[name, "bert_teacher"]}
+    assert gains[choice["chosen"]] == max(gains.values())
     # The accuracy the choice reads is the unseen rows' (the grid also scores validation, to measure the bias).
     unseen = np.asarray(smoke_workspace.raw("unseen")["label"])
     best = grid[choice["chosen"]]
