@@ -19,7 +19,7 @@ Rate model (one model; every public figure in results/external.json with its sou
   measured rates instead (``cpu_minutes``), and printed beside that pass's measured duration.
 
 Padded tokens per row are measured with the project's collator on length-grouped batches (``measure``), stored in
-results/plan/padded_tokens.json so the planner runs without the data.
+results/probes/padded_tokens.json so the planner runs without the data.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from helpers import experiments, results
 from helpers.config import PROJECT_ROOT, get_config
 from helpers.distill import BASELINE
 
-TOKENS_FILE = PROJECT_ROOT / "results" / "plan" / "padded_tokens.json"
+TOKENS_FILE = PROJECT_ROOT / "results" / "probes" / "padded_tokens.json"
 AG_NEWS_TRAIN, AG_NEWS_TEST = 120_000, 7_600
 DISTILBERT_PARAMETERS = 66_956_548  # distilbert-base-uncased with a 4-class head: 255 MiB in fp32 safetensors
 TEACHER_K, LM_K, FORWARD_SHARE = 2 / 3, 3.0, 1 / 3
