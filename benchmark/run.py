@@ -25,7 +25,7 @@ from benchmark.common import (
     profile_architectures,
     sizes_for,
 )
-from benchmark.projection import PlannedRun, Throughput, gpu_section, project_runtime
+from benchmark.gpu import gpu_section
 from benchmark.training import measure_teacher_logits, measure_training, real_epoch, strided_batches
 from helpers import hardware, models, pipeline, results
 from helpers.config import PROJECT_ROOT, Config
@@ -104,15 +104,14 @@ def _deployment(config: Config, workspace: pipeline.Workspace, sizes: BenchmarkS
 
 def run_benchmark(config: Config, sizes: BenchmarkSizes | None = None, output_dir: str | Path | None = None, *,
                   student_checkpoint: str | None = None, teacher_checkpoint: str | None = None,
-                  planned_runs: list[PlannedRun | dict] | None = None, price_per_hour: float | None = None,
                   with_gpu_section: bool | None = None, threads: int | None = None,
                   log: Callable[[str], None] = print) -> dict:
     """Run every measurement, write ``<output_dir>/<hardware>.json`` and return its document.
 
     ``student_checkpoint``/``teacher_checkpoint``: the trained models of the int8 deployment rows (default: the
     chosen student of notebook 04 and the profile's teacher; skipped where none is on this machine).
-    ``planned_runs``/``price_per_hour``: what the GPU section projects. ``threads``: torch's CPU threads (default:
-    every core this process may use).
+    ``with_gpu_section``: measure GPU throughput (default: where CUDA is available). ``threads``: torch's CPU threads
+    (default: every core this process may use).
     """
     sizes = sizes or sizes_for(config)
     torch.set_num_threads(threads or hardware.available_cores())
@@ -146,14 +145,11 @@ def run_benchmark(config: Config, sizes: BenchmarkSizes | None = None, output_di
         peak = {name: peak_memory_mb(phase) for name, phase in phases.items()}
         gpu = None
         if torch.cuda.is_available() if with_gpu_section is None else with_gpu_section:
-            log("GPU: full-size mixed-precision training, matmul peak, throughput for the projection")
+            log("GPU: full-size mixed-precision training, matmul peak, evaluation and decoder rates")
             gpu = gpu_section(config, workspace, epoch_batches, sizes, folder,
-                              training["median_seconds"]["kd_online"] / training["median_seconds"]["baseline"],
                               architectures=None if sizes.full_size_inference else architectures,
                               lm_architecture=None if sizes.full_size_inference else TINY_LM,
                               matmul_size=8192 if torch.cuda.is_available() else 256)
-            if planned_runs is not None:
-                gpu["projection"] = project_runtime(planned_runs, Throughput(**gpu["throughput"]), price_per_hour)
     document = {
         "provenance": results.provenance(config, data_fingerprint=workspace.data_fingerprint),
         "hardware_slug": hardware.slug(), "threads": torch.get_num_threads(), "device": hardware.device().type,
@@ -246,7 +242,7 @@ def memory_table(document: dict) -> pd.DataFrame:
 
 
 def gpu_table(document: dict) -> pd.DataFrame | None:
-    """The GPU section: measured rates, the share of the matmul peak and, where runs were planned, the projection."""
+    """The GPU section's measured rates and share of the matmul peak (hours and dollars: ``python -m helpers.plan``)."""
     gpu = document.get("gpu")
     if not gpu:
         return None
@@ -254,8 +250,8 @@ def gpu_table(document: dict) -> pd.DataFrame | None:
     rows = [
         {"measurement": f"full-size student training ({gpu['precision']}, batch {gpu['batch_size']})",
          "value": rates["student_train_rows_per_second"], "unit": "rows/s"},
-        {"measurement": "online-teacher step over cached-logit step", "value": rates["online_teacher_step_ratio"],
-         "unit": "×"},
+        {"measurement": "padded tokens per row of those batches / the planner's", "unit": "tokens",
+         "value": f"{gpu['padded_tokens_per_row']:.1f} / {gpu['planner_padded_tokens_per_row']:.1f}"},
         {"measurement": "student / teacher evaluation", "unit": "rows/s",
          "value": f"{rates['student_eval_rows_per_second']:,.0f} / {rates['teacher_eval_rows_per_second']:,.0f}"},
         {"measurement": "decoder student training", "value": rates["lm_train_rows_per_second"], "unit": "rows/s"},
@@ -263,11 +259,4 @@ def gpu_table(document: dict) -> pd.DataFrame | None:
         {"measurement": "measured bf16 matmul peak", "value": gpu["matmul_peak_tflops"], "unit": "TFLOP/s"},
         {"measurement": "share of matmul peak", "value": gpu["share_of_matmul_peak"], "unit": ""},
     ]
-    projection = gpu.get("projection")
-    if projection:
-        rows.append({"measurement": f"projected report ({projection['runs']} runs)",
-                     "value": projection["total_hours"], "unit": "h"})
-        if projection["cost"] is not None:
-            rows.append({"measurement": f"at ${projection['price_per_hour']:.2f}/h", "value": projection["cost"],
-                         "unit": "USD"})
     return pd.DataFrame(rows)

@@ -89,12 +89,18 @@ def real_epoch(config: Config, workspace: pipeline.Workspace, folder: str | Path
                           Path(folder) / "epoch")
     batches = [list(index) for index in trainer.get_train_dataloader().batch_sampler]  # index lists, no collation
     lengths = np.asarray(rows["length"][:])
-    multiple = collator_for(workspace.tokenizer).pad_to_multiple_of or 1
-    padded = sum(-(-int(lengths[index].max()) // multiple) * multiple * len(index) for index in batches)
+    padded = padded_tokens(lengths, batches, collator_for(workspace.tokenizer).pad_to_multiple_of)
     real = int(lengths.sum())
     stats = {"rows": len(rows), "batches": len(batches), "real_tokens": real, "padded_tokens": padded,
              "padding_share": 1 - real / padded, "naive_padding_share": 1 - real / (len(rows) * config.max_length)}
     return stats, batches
+
+
+def padded_tokens(lengths: np.ndarray, batches: list[list[int]], pad_to_multiple_of: int | None) -> int:
+    """Tokens ``batches`` (row indices) occupy once the collator pads each to its longest row (rounded up to
+    ``pad_to_multiple_of``)."""
+    multiple = pad_to_multiple_of or 1
+    return sum(-(-int(lengths[index].max()) // multiple) * multiple * len(index) for index in batches)
 
 
 def strided_batches(batches: list[list[int]], count: int, batch_size: int, lengths: np.ndarray) -> np.ndarray:

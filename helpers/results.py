@@ -31,7 +31,6 @@ HASHED_PACKAGES = ("helpers", "decoder", "benchmark")
 # is simply absent from the hash):
 UNHASHED_MODULES = frozenset({
     "helpers/plan.py",  # the cost planner: what a run would take and cost, never what it computed
-    "benchmark/projection.py",  # prices planned runs from measured rates; pricing only, to move into the planner
 })
 # Stands for a folder outside the project in stored paths: where it lies says nothing about what was computed.
 OUTSIDE = "<outside>"

@@ -1,8 +1,8 @@
 """Speed, memory and deployment of the report's models, as ratios: ours vs naive, student vs teacher, KD vs baseline,
 int8 vs fp32.
 
-Usage: python scripts/benchmark.py [--profile cpu|smoke|full] [--quick] [--threads N] [--plan runs.json]
-                                   [--price USD_PER_HOUR] [--student DIR] [--teacher DIR] [--onnx]
+Usage: python scripts/benchmark.py [--profile cpu|smoke|full] [--quick] [--threads N] [--student DIR] [--teacher DIR]
+                                   [--onnx]
 Writes results/benchmark/<hardware>.json (smoke: results/smoke/benchmark/) and prints its tables.
 --onnx (needs `pip install onnxruntime onnx`, which the package does not require) adds ONNX Runtime fp32/int8
 beside torch fp32/int8 of the same student, timed side by side, to the same file.
@@ -10,7 +10,6 @@ beside torch fp32/int8 of the same student, timed side by side, to the same file
 
 import argparse
 import dataclasses
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -82,9 +81,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rows and repeats (about a minute on CPU)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: every core; fewer where other jobs share the machine)")
-    parser.add_argument("--plan", default=None, help="JSON list of planned runs ({kind, train_rows, epochs, "
-                                                     "eval_rows}) for the GPU projection")
-    parser.add_argument("--price", type=float, default=None, help="USD per GPU hour for the projection's cost")
     parser.add_argument("--student", default=None, help="checkpoint of the int8 deployment rows (default: the chosen "
                                                         "student of notebook 04)")
     parser.add_argument("--teacher", default=None, help="teacher checkpoint or hub id (default: the profile's)")
@@ -102,14 +98,12 @@ def main() -> None:
         # noisily (OpenMP threads wait for a descheduled sibling at every operator).
         print(f"warning: 1-min load average {busy:.1f} on {os.cpu_count()} cores before starting; where other jobs "
               "share the machine, --threads 1 measures faster and steadier.")
-    planned = json.loads(Path(args.plan).read_text()) if args.plan else None
     sizes = common.sizes_for(config, quick=args.quick)
     if args.accuracy_rows is not None:
         rows = None if args.accuracy_rows == "all" else int(args.accuracy_rows)
         sizes = dataclasses.replace(sizes, accuracy_rows=rows)
     document = run.run_benchmark(config, sizes, args.output_dir, student_checkpoint=args.student,
-                                 teacher_checkpoint=args.teacher, planned_runs=planned, price_per_hour=args.price,
-                                 threads=args.threads)
+                                 teacher_checkpoint=args.teacher, threads=args.threads)
     if args.onnx:
         print("ONNX Runtime beside torch (same student, same rows, interleaved)")
         document["onnx"] = onnx_comparison(document, config, sizes)

@@ -48,9 +48,9 @@ def append_statement(path):
 def test_code_that_computes_no_result_is_not_hashed(tmp_path):
     original = results.code_hash(code_copy(tmp_path, "original"))
     edited = code_copy(tmp_path, "edited")
-    # The README generator, the cost planner (whether or not it exists yet) and the GPU pricing compute no result:
-    # even a statement changed there keeps every result valid.
-    for relative in ("report/prose.py", "report/readme.py", "helpers/plan.py", "benchmark/projection.py"):
+    # The README generator and the cost planner (whether or not it exists yet) compute no result: even a statement
+    # changed there keeps every result valid.
+    for relative in ("report/prose.py", "report/readme.py", "helpers/plan.py"):
         append_statement(edited / relative)
     (edited / "report" / "extra.py").write_text("X = 1\n")
     assert results.code_hash(edited) == original
