@@ -13,10 +13,14 @@ Rate model (one model; every public figure in results/external.json with its sou
   step, and BERT-base has twice DistilBERT's layers); 3 for the decoder student (SmolLM2-135M: ~3× the weights a
   token passes, its vocabulary head included).
 - A forward pass (teacher logits, scoring) costs ``c · L · k / 3`` a row, plus the overhead per batch.
-- Fixed: per run 5–20 s (model load, Trainer set-up: the committed cpu pass measured ~1 s of it), a checkpoint
+- Fixed: per run 5–20 s (model load, Trainer set-up: the committed cpu pass measured ~2 s of it), a checkpoint
   write of 2–6 s per epoch, 3–10 s for the final model; per pass 3–8 min (data, tokenisation, downloads, kernels).
 - The central T4 figure is the middle of its range. The cpu profile is priced from the committed cpu pass's own
-  measured rates instead (``cpu_minutes``), and printed beside that pass's measured duration.
+  measured rates instead (``cpu_minutes``), and printed beside that pass's measured duration: seconds per step from
+  each results file's train_seconds over its optimizer steps; a per-run cost and rows scored per second fitted
+  (Theil-Sen) to the gaps between neighbouring student results files, each gap = run + train_seconds + rows / rate,
+  the rows counted from the file's ``*_predictions`` lists; gaps holding any other results file (a teacher's training,
+  a notebook boundary) left out (``cpu_rates``). The same structure as above: steps, forward rows, fixed per run.
 
 Padded tokens per row are measured with the project's collator on length-grouped batches (``measure``), stored in
 results/probes/padded_tokens.json so the planner runs without the data.
@@ -102,7 +106,7 @@ def tokens(device: str = "gpu") -> dict:
 # ------------------------------------------------------------------------------------------------------ the plan
 def train_rows(config) -> int:
     """The students' training rows: AG News' train split less the carved rows, capped by ``max_train_rows``."""
-    carved = config.validation_rows + config.unseen_rows + config.transfer_rows
+    carved = config.validation_rows + config.unseen_rows + getattr(config, "transfer_rows", 0)  # 0: none carved
     return min(config.max_train_rows or AG_NEWS_TRAIN, AG_NEWS_TRAIN - carved)
 
 
@@ -159,15 +163,18 @@ def build(config, choice: dict | None = None, device: str = "gpu") -> dict:
         if spec.uses_cached_logits and spec.soft_targets in ("teacher", "committee", "gold-smoothed"):
             scored(f"teacher logits: {budget} training rows", "teacher", run["rows"], once=True)
         if spec.soft_targets in ("committee", "crossfit") and f"{budget} cross-fitting" not in forward:
-            # two baselines on halves of the rows, each scoring the half it never saw
+            # two baselines on halves of the rows, each scoring the half it never saw (and, like any student not
+            # at the final budget, validation and the unseen rows: pipeline.train_student)
             half = dataclasses.replace(BASELINE, name="crossfit")
             runs.append(_run(f"{budget} cross-fitting halves", half, (0, 1), budget_rows // 2, config.epochs, config,
                              per_row["train"]))
             scored(f"{budget} cross-fitting", "student", budget_rows, once=True)
+            scored(f"student scoring ({budget})", "student", 2 * (validation + config.unseen_rows))
         if spec.soft_targets == "peer":  # each peer baseline scores the training rows once, shared by the twins
             scored(f"student logits: peer targets ({budget})", "student", run["rows"] * len(seeds), once=True)
-        # validation and the unseen rows always; test at the final budget; the plateau rows for baseline and control
-        plateau = config.plateau_rows if budget == "final" and (spec.name == "baseline" or spec.epochs_scale > 1) else 0
+        # validation and the unseen rows always; at the final budget test, and the plateau rows (unseen and
+        # unseen_more) for the gold-only students (the baseline and the compute control), as pipeline.train_student
+        plateau = config.plateau_rows if budget == "final" and spec.gold_only else 0
         each = validation + max(config.unseen_rows, plateau) + (test if budget == "final" else 0)
         scored(f"student scoring ({budget})", "student", each * len(seeds))
         if budget == "final":  # the first seed's learning curve: validation after every epoch
@@ -257,34 +264,49 @@ def _documents(folder: Path, pattern: str) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted(folder.glob(pattern))]
 
 
+def scored_rows(document: dict) -> int:
+    """Rows a student's results file says it scored after training: every ``*_predictions`` list it holds."""
+    return sum(len(value) for key, value in document.items() if key.endswith("_predictions"))
+
+
 def cpu_rates(results_dir: Path) -> dict:
-    """Rates measured by a committed CPU pass: seconds per optimizer step (students without and with the online
-    teacher, the stand-in teachers), and a per-run fixed cost and scoring rate fitted to the gaps between
-    consecutive student results files (each gap = fixed + training + scored rows / rate)."""
+    """Rates measured by a committed CPU pass: seconds per optimizer step (the median over students without and with
+    the online teacher; the stand-in teachers' total), and a per-run fixed cost and scoring rate fitted to the gaps
+    between consecutive student results files, each gap = run + train_seconds + scored rows / rows_per_second.
+
+    Only gaps with no other results file inside them count (a teacher's training, a notebook's summary file and the
+    kernel start after it fall in the gaps they leave out). The fit is Theil-Sen (the median of the pairwise slopes,
+    then the median intercept), so a stray gap moves it little."""
     import statistics
+    from datetime import datetime
 
-    students = sorted(_documents(results_dir / "students", "*.json"), key=lambda d: d["provenance"]["date"])
+    def written(document: dict) -> datetime:
+        return datetime.fromisoformat(document["provenance"]["date"])
+
+    everything = sorted(((path.parent.name == "students", json.loads(path.read_text()))
+                         for path in results_dir.rglob("*.json")), key=lambda entry: written(entry[1]))
+    students = [document for is_student, document in everything if is_student]
     teachers = _documents(results_dir / "teachers", "*.json")
+    points = []  # (rows scored, seconds outside training) for each gap between two neighbouring student files
+    for (first, before), (second, after) in zip(everything, everything[1:], strict=False):
+        if first and second:
+            gap = (written(after) - written(before)).total_seconds()
+            points.append((scored_rows(after), gap - after["train_seconds"]))
+    slopes = [(y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(points) for x2, y2 in points[i + 1:] if x2 != x1]
+    if not slopes:
+        raise ValueError(f"{results_dir}: the student results files scored one number of rows only, so the scoring "
+                         "rate cannot be told from the per-run cost; commit a pass with selection and final students.")
+    per_row = statistics.median(slopes)
+    online = [d for d in students if d["spec"]["feature_weight"] or d["spec"]["attention_weight"]]
 
-    def per_step(docs):
+    def per_step(docs: list[dict]) -> float:
         return statistics.median(d["train_seconds"] / d["optimizer_steps"] for d in docs)
 
-    online = [d for d in students if d["spec"]["feature_weight"] or d["spec"]["attention_weight"]]
-    from datetime import datetime
-    extras = {"selection": [], "final": []}
-    for before, after in zip(students, students[1:], strict=False):
-        gap = (datetime.fromisoformat(after["provenance"]["date"])
-               - datetime.fromisoformat(before["provenance"]["date"])).total_seconds()
-        if after["budget"] in extras and not after.get("curve") and "calibration" not in after:
-            extras[after["budget"]].append(gap - after["train_seconds"])
-    scored = {"selection": students[0]["validation"]["rows"]}
-    scored["final"] = scored["selection"] + AG_NEWS_TEST
-    low, high = (statistics.median(extras[budget]) for budget in ("selection", "final"))
-    rows_per_second = (scored["final"] - scored["selection"]) / (high - low)
     teacher_steps = [math.ceil(t["train_rows"] / t["recipe"]["batch_size"]) * t["recipe"]["epochs"] for t in teachers]
     return {"student": per_step([d for d in students if d not in online]), "online": per_step(online),
             "teacher": sum(t["train_seconds"] for t in teachers) / sum(teacher_steps),
-            "rows_per_second": rows_per_second, "run": max(0.0, low - scored["selection"] / rows_per_second)}
+            "rows_per_second": 1 / per_row, "run": max(0.0, statistics.median(y - per_row * x for x, y in points)),
+            "gaps": len(points)}
 
 
 def cpu_minutes(plan: dict, results_dir: Path) -> float:
