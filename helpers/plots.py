@@ -193,26 +193,29 @@ def reliability_diagram(tables: dict[str, pd.DataFrame]) -> plt.Figure:
 
 
 def decoder_loss(curves: pd.DataFrame) -> plt.Figure:
-    """The decoder student's train loss per optimizer step on a log scale: one solid line per arm and seed (the total
-    loss), and, where the teacher is in the loss, its weighted KD term λ · T² · KL dashed in the same colour.
+    """The decoder student's train loss per optimizer step, on log scales. Left: both arms' answer cross-entropy on
+    one scale (the term both arms share; the mean over seeds as a line, the seeds' range shaded). Right, apart: the
+    with-teacher arm's weighted distillation term λ · T² · KL, which the other arm does not have.
 
-    ``curves``: one row per logged step and run with arm, seed, step, loss and kd_term (NaN without the teacher), as
-    ``decoder.report.loss_frame`` returns it. Seeds of an arm share its colour and differ in shade.
+    ``curves``: one row per logged step and run with arm, seed, step, answer_ce and kd_term (NaN without the
+    teacher), as ``decoder.report.loss_frame`` returns it.
     """
-    figure, axis = plt.subplots(figsize=(8, 3.8))
+    figure, (ce_axis, kd_axis) = plt.subplots(1, 2, figsize=(9, 3.4), sharex=True)
     for colour, (arm, runs) in zip(sns.color_palette("deep"), curves.groupby("arm", sort=False), strict=False):
-        for shade, (seed, run) in enumerate(runs.groupby("seed", sort=True)):
-            alpha = 1.0 - 0.25 * shade
-            axis.plot(run["step"], run["loss"], color=colour, alpha=alpha, label=f"{arm}, seed {seed}: total")
-            kd = run[run["kd_term"] > 0]  # a log axis drops non-positive values; NaN rows have no KD term
-            if len(kd):
-                axis.plot(kd["step"], kd["kd_term"], color=colour, alpha=alpha, linestyle="--", marker=".",
-                          label=f"{arm}, seed {seed}: KD term λ·T²·KL")
-    axis.set_yscale("log")
-    for ticks in (axis.yaxis.set_major_formatter, axis.yaxis.set_minor_formatter):  # 0.8, 2, 6 rather than 6×10⁰
-        ticks(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set(title="Decoder student: train loss per seed (log scale)", xlabel="optimizer step",
-             ylabel="loss (nats, log scale)")
-    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the lines, never over one
+        for axis, column in ((ce_axis, "answer_ce"), (kd_axis, "kd_term")):
+            per_step = runs.groupby("step")[column].agg(["mean", "min", "max"]).dropna()
+            if per_step.empty:
+                continue
+            axis.plot(per_step.index, per_step["mean"], color=colour, label=arm)
+            axis.fill_between(per_step.index, per_step["min"], per_step["max"], color=colour, alpha=0.2, linewidth=0)
+    seeds = curves.groupby("arm")["seed"].nunique().max()
+    for axis in (ce_axis, kd_axis):  # log scale, labelled at 1-2-5 steps only: 0.5, 1, 2, 5 rather than 5×10⁻¹
+        axis.set_yscale("log")
+        axis.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
+        axis.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ce_axis.set(title="Answer cross-entropy, both arms", xlabel="optimizer step", ylabel="nats (log scale)")
+    kd_axis.set(title="Distillation term λ·T²·KL, with teacher", xlabel="optimizer step")
+    ce_axis.legend(title=f"mean of {seeds} seeds, range shaded", fontsize=8, title_fontsize=8)
     figure.tight_layout()
     return figure
