@@ -99,7 +99,7 @@ def gpu_section(config: Config, workspace: pipeline.Workspace, epoch_batches: li
                                     np.asarray(rows["length"][:])))
     # Random logits stand in for the teacher's cached ones: their values do not change the step's cost.
     fake_logits = np.random.default_rng(0).normal(size=(len(rows), len(LABELS))).astype(np.float32)
-    rows = pipeline.with_teacher_logits(rows, fake_logits)
+    rows = pipeline.with_target_logits(rows, fake_logits)
     student = build(student_architecture)
 
     def one_pass(name: str, max_steps: int | None = None) -> float:

@@ -130,7 +130,7 @@ def run_benchmark(config: Config, sizes: BenchmarkSizes | None = None, output_di
         log(f"teacher logits: first pass vs cache ({len(train_indices) + len(extra)} rows)")
         teacher_logits, logit_memory, logits, tokenized = measure_teacher_logits(
             workspace, architectures[0], np.concatenate([train_indices, extra]), sizes.repeats, folder)
-        rows = pipeline.with_teacher_logits(tokenized.select(range(len(train_indices))), logits[: len(train_indices)])
+        rows = pipeline.with_target_logits(tokenized.select(range(len(train_indices))), logits[: len(train_indices)])
         log(f"training: naive vs ours, baseline vs distillation ({len(rows)} rows x {sizes.repeats} repeats)")
         training, training_memory = measure_training(config, workspace, rows, architectures, sizes, folder)
         training["real_epoch"] = epoch

@@ -21,7 +21,7 @@ from helpers import cache, distill, hardware, models, pipeline
 from helpers.config import Config
 from helpers.train import BASELINE, Collator, DistillationTrainer, DistillSpec, collator_for, training_arguments
 
-KD_SPEC = DistillSpec(name="kd", hard_label_weight=0.5, kd_loss_weight=0.5, temperature=2.0)
+KD_SPEC = DistillSpec(name="kd", hard_label_weight=0.5, soft_target_weight=0.5, temperature=2.0)
 TRAINING_VARIANTS = ("naive_kd", "baseline", "kd_cached", "kd_online")
 
 
@@ -48,7 +48,7 @@ class OnlineLogitsTrainer(DistillationTrainer):
             with torch.no_grad(), self.accelerator.autocast():
                 teacher_logits = self.logit_teacher(input_ids=inputs["input_ids"],
                                                     attention_mask=inputs["attention_mask"]).logits.float()
-            inputs = {**inputs, "teacher_logits": teacher_logits}
+            inputs = {**inputs, "target_logits": teacher_logits}
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
 
@@ -135,7 +135,7 @@ def naive_epoch(config: Config, student: PreTrainedModel, teacher: PreTrainedMod
             teacher_logits = teacher(**inputs).logits
         logits = student(**inputs).logits
         loss = (KD_SPEC.hard_label_weight * torch.nn.functional.cross_entropy(logits, batch["labels"].to(device))
-                + KD_SPEC.kd_loss_weight * distill.soft_target_loss(logits, teacher_logits, KD_SPEC.temperature))
+                + KD_SPEC.soft_target_weight * distill.soft_target_loss(logits, teacher_logits, KD_SPEC.temperature))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -156,7 +156,7 @@ def measure_training(config: Config, workspace: pipeline.Workspace, rows: Datase
     tokenizer = workspace.tokenizer
     teacher_architecture, student_architecture = architectures
     teacher = build(teacher_architecture, seed=1)
-    plain_rows = rows.remove_columns("teacher_logits")
+    plain_rows = rows.remove_columns("target_logits")
     naive_rows = plain_rows.select(range(min(sizes.naive_rows, len(plain_rows))))
     student = build(student_architecture)
 
@@ -216,8 +216,7 @@ def measure_teacher_logits(workspace: pipeline.Workspace, teacher_architecture: 
     they belong to, in the order of ``picked``."""
     config = dataclasses.replace(workspace.config, cache_dir=str(Path(folder) / "logits-cache"))
     raw, tokenized = workspace.student_train.select(picked), workspace.tokenized["student_train"].select(picked)
-    # Registered as unlabelled rows: the random-weight teacher would fail the label-order check (a cheap step).
-    split = "transfer"
+    split = "benchmark"
     space = dataclasses.replace(workspace, config=config, named={split: raw}, tokenized={split: tokenized},
                                 fingerprints={split: cache.key_of("benchmark", picked.tolist())})
     teacher = build(teacher_architecture, seed=1)
@@ -228,7 +227,9 @@ def measure_teacher_logits(workspace: pipeline.Workspace, teacher_architecture: 
         if not expect_cached:
             for stale in Path(config.cache_dir, "teacher_logits").glob("*"):
                 stale.unlink()
-        logits, info = pipeline.load_or_compute_teacher_logits(space, split, teacher=model or teacher)
+        # No label-order check: the random-weight teacher would fail it (a cheap step, timed with the rest).
+        logits, info = pipeline.load_or_compute_teacher_logits(space, split, teacher=model or teacher,
+                                                               check_labels=False)
         if info["cached"] is not expect_cached:
             raise RuntimeError(f"teacher-logit cache: expected cached={expect_cached}, got {info}")
         return logits

@@ -94,7 +94,7 @@ def example_batch_table(batch: dict[str, torch.Tensor], student_logits: torch.Te
                         ) -> pd.DataFrame:
     """Per row of a batch: the gold label, and the teacher's and the student's probability of it at ``temperature``
     (what the soft-target term pulls the student towards), with the teacher's top class."""
-    teacher = torch.softmax(batch["teacher_logits"] / temperature, dim=-1)
+    teacher = torch.softmax(batch["target_logits"] / temperature, dim=-1)
     student = torch.softmax(student_logits.detach().float() / temperature, dim=-1)
     gold = batch["labels"]
     return pd.DataFrame({

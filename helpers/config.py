@@ -3,7 +3,7 @@
 ``full`` is the brief's setup; every other profile is stated as the short list of what it changes:
 
 - ``full``   the brief's models on a GPU: AG News through ``datasets``, teacher
-             ``fabriceyhc/bert-base-uncased-ag_news``, student ``distilbert-base-uncased``, 3 epochs.
+             ``fabriceyhc/bert-base-uncased-ag_news``, student ``distilbert-base-uncased``, 2 epochs.
 - ``cpu``    the report at CPU scale on the real AG News (a local folder, else ``datasets``), with stand-in models: a
              MiniLM-L6-H384 teacher fine-tuned here with the card's recipe on the students' rows (memorised there,
              weaker than its student elsewhere, as in ``full``) and a 3-layer DistilBERT student built from alternate
@@ -67,9 +67,6 @@ class Config:
     # Input lengths tried with the recipe (notebook 02); its rule (experiments.teacher_rule), run on the unseen rows,
     # chooses one, and that teacher is the report's: teacher_max_length then comes from results/<profile>/teacher.json.
     teacher_lengths_tried: tuple[int, ...] = ()
-    # Train rows nobody trained on, used WITHOUT labels (soft targets only): 0 in the brief's regime, where every train
-    # row is labelled. Only the smoke profile sets it, to keep that code path tested.
-    transfer_rows: int = 0
     # Training.
     max_length: int = 128
     epochs: int = 2  # the brief: "2-3 epochs per model is sufficient"; 2 keeps full on a free T4 (helpers.plan)
@@ -130,9 +127,9 @@ class Config:
         return self.teacher_max_length or self.max_length
 
     def describe(self) -> str:
-        """A compact listing of the settings (printed first by every notebook); ``*`` marks a change from full."""
+        """The settings that differ from full's (printed first by every notebook), one per line."""
         base = Config()
-        width = max(len(f.name) for f in dataclasses.fields(self))
+
         def shown(name: str):  # a data folder names no folder of this machine: where it is, relative or <outside>/
             value = getattr(self, name)
             if name == "data_dir" and value:
@@ -140,9 +137,12 @@ class Config:
                 return portable_path(value)
             return value
 
-        return "\n".join(f"{'*' if getattr(self, f.name) != getattr(base, f.name) else ' '} {f.name:<{width}}  "
-                         f"{shown(f.name)}" for f in dataclasses.fields(self)
-                         if f.name not in ("cache_dir", "results_dir", "figures_dir"))
+        changed = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(base, f.name)
+                   and f.name not in ("profile", "cache_dir", "results_dir", "figures_dir")]
+        width = max((len(name) for name in changed), default=0)
+        return "\n".join([f"profile {self.profile}: " + ("full's settings" if not changed else
+                                                          f"{len(changed)} settings differ from full's")]
+                         + [f"  {name:<{width}}  {shown(name)}" for name in changed])
 
 
 def _cpu_data() -> dict:
@@ -209,7 +209,6 @@ PROFILE_CHANGES = {
         teacher_learning_rate=6e-3,
         teacher_warmup_ratio=0.0,
         teacher_lengths_tried=(32, 24),  # the rule's path; a window shorter than the students' 32 is tested too
-        transfer_rows=128,
         max_length=32,
         batch_size=16,
         eval_batch_size=64,
@@ -302,7 +301,7 @@ def validate(config: Config) -> Config:
             fail(field, "seeds must not repeat")
     if config.data_source == "local" and not (config.data_dir or "").strip():
         fail("data_dir", "name a folder holding train.parquet and test.parquet (or .csv / .jsonl)")
-    for field in ("transfer_rows", "unseen_rows", "plateau_rows"):
+    for field in ("unseen_rows", "plateau_rows"):
         if getattr(config, field) < 0:
             fail(field, "it must be >= 0")
     if config.plateau_rows and config.plateau_rows < config.unseen_rows:

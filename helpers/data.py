@@ -229,22 +229,6 @@ def unseen_splits(splits: DatasetDict, config: Config) -> tuple[Dataset, Dataset
     return first.remove_columns("row"), pool.select(rest).remove_columns("row")
 
 
-def transfer_split(splits: DatasetDict, config: Config) -> Dataset:
-    """Up to ``transfer_rows`` train rows that neither the students nor a locally fine-tuned teacher trained on.
-
-    Drawn at random without looking at labels, as unlabelled text would come; training hides their labels.
-    """
-    train = splits["train"]
-    if not config.transfer_rows:
-        return train.select([])
-    used = set(student_train_split(splits, config)["text"]).union(*(set(rows["text"]) for rows in
-                                                                     unseen_splits(splits, config)))
-    remaining = [i for i, text in enumerate(train["text"]) if text not in used]
-    rng = np.random.default_rng(config.data_seed)
-    picked = rng.choice(remaining, size=min(config.transfer_rows, len(remaining)), replace=False)
-    return train.select(sorted(picked.tolist()))
-
-
 def fresh_view(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: torch.Tensor, mask_token_id: int,
                pad_token_id: int, drop: float = 0.1, mask: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """A new augmented view of a tokenized batch, drawn from torch's global RNG (the Trainer's seed): each ordinary

@@ -18,13 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from helpers.feature_terms import attention_loss, feature_loss, mean_pool, relation_loss, window_attention
-
-TEACHER_LABEL_MODES = ("all", "agree")
+from helpers.feature_terms import attention_loss, feature_loss, window_attention
 
 # Where a spec's soft targets come from. Only "teacher" and "committee" involve the BERT teacher's choices: the others
 # are the no-teacher twins that keep everything else (rows, views, steps, the loss) and swap the teacher out.
@@ -42,9 +39,9 @@ SOFT_TARGET_SOURCES = {
 class DistillSpec:
     """Which terms a student trains with, and their weights. All zero but ``hard_label_weight``: the baseline.
 
-    loss = hard_label_weight · CE_ε(y, z_s) + kd_loss_weight · T² KL(p_t^T ‖ p_s^T)
+    loss = hard_label_weight · CE_ε(y, z_s) + soft_target_weight · T² KL(p_t^T ‖ p_s^T)
            + teacher_label_weight · CE(argmax z_t, z_s) + feature_weight · L_hidden
-           + attention_weight · L_attention + relation_weight · L_relation
+           + attention_weight · L_attention
 
     CE_ε is cross-entropy with label smoothing ε (``label_smoothing``); z_t comes from ``soft_targets`` (see
     ``SOFT_TARGET_SOURCES``). ``distillation_loss`` computes exactly this sum.
@@ -53,17 +50,13 @@ class DistillSpec:
     name: str = "baseline"
     hard_label_weight: float = 1.0
     label_smoothing: float = 0.0
-    kd_loss_weight: float = 0.0
+    soft_target_weight: float = 0.0
     temperature: float = 2.0
     soft_targets: str = "teacher"
     confidence_weighted: bool = False  # weight each row's KD term by the teacher's probability of the gold label
     teacher_label_weight: float = 0.0
-    teacher_label_mode: str = "all"  # "all" or "agree" (only rows where the teacher is right)
     feature_weight: float = 0.0
     attention_weight: float = 0.0
-    relation_weight: float = 0.0
-    # Also distil on rows without labels (soft targets only): the unlabelled transfer split ("transfer").
-    unlabelled: str = ""
     # "fresh": every step trains on a new augmented view of its batch (data.fresh_view), which the teacher scores
     # online: function matching (Beyer et al. 2022). A twin on views keeps its cached targets of the row.
     views: str = ""
@@ -73,17 +66,17 @@ class DistillSpec:
     def teacher_on_views(self) -> bool:
         """The teacher scores each fresh view online, so its logits match what the student sees."""
         return self.views == "fresh" and self.soft_targets == "teacher" and (
-            self.kd_loss_weight > 0 or self.teacher_label_weight > 0)
+            self.soft_target_weight > 0 or self.teacher_label_weight > 0)
 
     @property
     def uses_cached_logits(self) -> bool:
-        return (self.kd_loss_weight > 0 or self.teacher_label_weight > 0) and not self.teacher_on_views
+        return (self.soft_target_weight > 0 or self.teacher_label_weight > 0) and not self.teacher_on_views
 
     @property
     def uses_online_teacher(self) -> bool:
         """The teacher runs at every step: feature and similarity terms need its internals, function matching its
         logits on each fresh view."""
-        return self.feature_weight > 0 or self.attention_weight > 0 or self.relation_weight > 0 or self.teacher_on_views
+        return self.feature_weight > 0 or self.attention_weight > 0 or self.teacher_on_views
 
     @property
     def uses_bert_teacher(self) -> bool:
@@ -94,31 +87,26 @@ class DistillSpec:
     @property
     def gold_only(self) -> bool:
         """Trains on gold labels alone, plainly (the baseline and the compute control): whatever its steps."""
-        plain = not (self.label_smoothing or self.views or self.unlabelled)
+        plain = not (self.label_smoothing or self.views)
         return plain and self.weights() == BASELINE.weights()
 
     def weights(self) -> dict[str, float]:
         """Each term's weight, by the names ``distillation_loss`` gives its components."""
-        return {"hard_label": self.hard_label_weight, "soft_target": self.kd_loss_weight,
+        return {"hard_label": self.hard_label_weight, "soft_target": self.soft_target_weight,
                 "teacher_label": self.teacher_label_weight, "feature": self.feature_weight,
-                "attention": self.attention_weight, "relation": self.relation_weight}
+                "attention": self.attention_weight}
 
     def settings(self) -> dict:
         return asdict(self)
 
     def __post_init__(self):
-        if self.unlabelled not in ("", "transfer"):
-            raise ValueError(f"{self.name}: unlabelled must be '' or 'transfer', not {self.unlabelled!r}.")
-        if self.views not in ("", "fresh") or (self.views and self.unlabelled):
-            raise ValueError(f"{self.name}: views must be '' or 'fresh', and fresh views take no unlabelled rows.")
+        if self.views not in ("", "fresh"):
+            raise ValueError(f"{self.name}: views must be '' or 'fresh'.")
         if self.soft_targets not in SOFT_TARGET_SOURCES:
             raise ValueError(f"{self.name}: soft_targets must be one of {', '.join(SOFT_TARGET_SOURCES)}.")
-        if self.unlabelled and (self.kd_loss_weight <= 0 or self.confidence_weighted):
-            raise ValueError(f"{self.name}: unlabelled rows can only be learned from plain soft targets "
-                             "(kd_loss_weight > 0, confidence_weighted=False): they have no gold label.")
-        internal = self.feature_weight > 0 or self.attention_weight > 0 or self.relation_weight > 0
+        internal = self.feature_weight > 0 or self.attention_weight > 0
         if internal and self.soft_targets not in ("teacher", "peer"):
-            raise ValueError(f"{self.name}: feature/attention/relation terms need one model's internals: "
+            raise ValueError(f"{self.name}: feature and attention terms need one model's internals: "
                              "soft_targets must be 'teacher' or 'peer'.")
         if not 0 <= self.label_smoothing < 1 or self.epochs_scale <= 0:
             raise ValueError(f"{self.name}: label_smoothing must be in [0, 1) and epochs_scale > 0.")
@@ -167,7 +155,7 @@ def soft_target_loss(student_logits: Tensor, teacher_logits: Tensor, temperature
     """Hinton soft-target loss: L = T² · (1/B) Σ_b KL(p_t,b ‖ p_s,b), with p = softmax(z / T).
 
     Shapes: student_logits, teacher_logits (B, C) -> scalar. The T² factor keeps the gradient's size
-    comparable across temperatures (the soft-target gradient scales as 1/T²), so `kd_loss_weight` need not
+    comparable across temperatures (the soft-target gradient scales as 1/T²), so `soft_target_weight` need not
     be retuned for each T. The teacher logits are detached.
     """
     check_logits_compatible(student_logits, teacher_logits)
@@ -179,46 +167,13 @@ def soft_target_loss(student_logits: Tensor, teacher_logits: Tensor, temperature
     return temperature**2 * kl
 
 
-def teacher_label_loss(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    labels: Tensor | None = None,
-    mode: str = "all",
-) -> Tensor:
-    """Cross-entropy against the teacher's hard label ŷ_t = argmax_c z_t.
+def teacher_label_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """Cross-entropy against the teacher's hard label ŷ_t = argmax_c z_t: L = (1/B) Σ_b CE(z_s,b, ŷ_t,b).
 
-    mode="all":   L = (1/B) Σ_b CE(z_s,b, ŷ_t,b).
-    mode="agree": L = (1/B) Σ_b 1[ŷ_t,b = y_b] · CE(z_s,b, ŷ_t,b); needs the gold `labels`.
-
-    "agree" exists because our teacher is weaker than a plainly fine-tuned student: copying its mistakes
-    hurts, so on labelled data we trust its hard label only where it is right. Rows where the teacher
-    disagrees with the gold label contribute nothing; the sum is still divided by B (not by the number of
-    agreeing rows), so each trusted row weighs the same whatever the batch's agreement rate, exactly like
-    `weighted_soft_target_loss` with 0/1 weights. If no row agrees the result is a zero that stays connected
-    to the student's graph, so `backward()` still works.
-
-    Shapes: student_logits, teacher_logits (B, C); labels (B,) int64 -> scalar. Teacher logits are detached.
+    Shapes: student_logits, teacher_logits (B, C) -> scalar. Teacher logits are detached.
     """
     check_logits_compatible(student_logits, teacher_logits)
-    if mode not in TEACHER_LABEL_MODES:
-        raise ValueError(
-            f"unknown teacher_label_loss mode {mode!r}; valid modes are {list(TEACHER_LABEL_MODES)}"
-        )
-    student_logits = student_logits.float()
-    teacher_labels = teacher_logits.detach().argmax(dim=-1)  # (B,)
-    if mode == "all":
-        return F.cross_entropy(student_logits, teacher_labels)
-
-    if labels is None:
-        raise ValueError(
-            "teacher_label_loss(mode='agree') needs the gold labels to know where the teacher is right"
-        )
-    _check_batch_vector("labels", labels, student_logits.shape[0])
-    agrees = teacher_labels == labels  # (B,) bool
-    per_example = F.cross_entropy(student_logits, teacher_labels, reduction="none")  # (B,)
-    # where (not multiply by the mask) so a non-finite value on an ignored row cannot leak into the sum.
-    kept = torch.where(agrees, per_example, torch.zeros_like(per_example))
-    return kept.sum() / student_logits.shape[0]
+    return F.cross_entropy(student_logits.float(), teacher_logits.detach().argmax(dim=-1))
 
 
 def confidence_weights(teacher_logits: Tensor, labels: Tensor, temperature: float = 1.0) -> Tensor:
@@ -285,7 +240,7 @@ def distillation_loss(
     student_outputs,
     labels: Tensor,
     attention_mask: Tensor,
-    teacher_logits: Tensor | None = None,
+    target_logits: Tensor | None = None,
     teacher_outputs=None,
     layer_mapping: Sequence[tuple[int, int]] | None = None,
     projections: Sequence[nn.Module] | None = None,
@@ -293,34 +248,33 @@ def distillation_loss(
     """The training loss of one batch: ``spec``'s weighted sum of its terms (the formula in ``DistillSpec``).
 
     student_outputs: the student's forward output (``.logits`` (B, C); ``.hidden_states`` / ``.attentions`` when
-    an online term is on). labels (B,), -100 on unlabelled rows (no cross-entropy there, soft targets only).
-    attention_mask (B, L). teacher_logits (B, C): cached soft targets, for the response and teacher-label terms;
-    under function matching (``spec.teacher_on_views``) the online teacher's logits on the same view replace them.
+    an online term is on). labels (B,). attention_mask (B, L).
+    target_logits (B, C): the rows' soft targets from the spec's source (``DistillSpec.soft_targets``: the teacher's,
+    or a no-teacher twin's), for the response and teacher-label terms; under function matching
+    (``spec.teacher_on_views``) the online teacher's logits on the same view replace them.
     teacher_outputs: the online teacher's forward output on its own inputs, which may be a shorter window (B, L_t ≤ L)
     of the same tokens: the student's states and attentions are compared on that window.
     Returns (loss, components), each component a scalar before weighting.
     """
     logits = student_outputs.logits.float()  # fp32 whatever the autocast: the terms underflow in half precision
-    labelled = (labels != -100).sum().clamp(min=1)  # mean over labelled rows; a batch with none gives zero
-    components = {"hard_label": F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum",
-                                                label_smoothing=spec.label_smoothing) / labelled}
+    components = {"hard_label": F.cross_entropy(logits, labels, label_smoothing=spec.label_smoothing)}
     if spec.teacher_on_views:
         if teacher_outputs is None:
             raise ValueError(f"{spec.name}: function matching needs the teacher's outputs on the view.")
-        teacher_logits = teacher_outputs.logits
-    if spec.uses_cached_logits and teacher_logits is None:
-        raise ValueError(f"{spec.name}: the training rows carry no cached teacher_logits column.")
-    if spec.kd_loss_weight > 0:
+        target_logits = teacher_outputs.logits
+    if spec.uses_cached_logits and target_logits is None:
+        raise ValueError(f"{spec.name}: the training rows carry no cached target_logits column.")
+    if spec.soft_target_weight > 0:
         if spec.confidence_weighted:
-            weights = confidence_weights(teacher_logits, labels)
-            components["soft_target"] = weighted_soft_target_loss(logits, teacher_logits, spec.temperature, weights)
+            weights = confidence_weights(target_logits, labels)
+            components["soft_target"] = weighted_soft_target_loss(logits, target_logits, spec.temperature, weights)
         else:
-            components["soft_target"] = soft_target_loss(logits, teacher_logits, spec.temperature)
+            components["soft_target"] = soft_target_loss(logits, target_logits, spec.temperature)
     if spec.teacher_label_weight > 0:
-        components["teacher_label"] = teacher_label_loss(logits, teacher_logits, labels, mode=spec.teacher_label_mode)
-    if spec.feature_weight > 0 or spec.attention_weight > 0 or spec.relation_weight > 0:
+        components["teacher_label"] = teacher_label_loss(logits, target_logits)
+    if spec.feature_weight > 0 or spec.attention_weight > 0:
         if teacher_outputs is None:
-            raise ValueError(f"{spec.name}: feature/attention/relation terms need the teacher's outputs.")
+            raise ValueError(f"{spec.name}: feature and attention terms need the teacher's outputs.")
         window = (teacher_outputs.hidden_states or teacher_outputs.attentions)[0].shape[-2]  # L_t
         mask = attention_mask[:, :window]
         if spec.feature_weight > 0:
@@ -332,9 +286,5 @@ def distillation_loss(
             student_attentions = [window_attention(attention, window) for attention in student_outputs.attentions]
             components["attention"] = attention_loss(student_attentions, teacher_outputs.attentions, mask,
                                                      layer_mapping)
-        if spec.relation_weight > 0:
-            # Both sides pooled over the same window of tokens: the relations compare like with like.
-            components["relation"] = relation_loss(mean_pool(student_outputs.hidden_states[-1][:, :window], mask),
-                                                   mean_pool(teacher_outputs.hidden_states[-1], mask))
     weights = spec.weights()
     return combine_losses(components, {name: weights[name] for name in components}), components

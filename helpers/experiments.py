@@ -17,7 +17,7 @@ import pandas as pd
 from helpers import evaluate, models, pipeline, results
 from helpers.distill import BASELINE, DistillSpec
 
-RESPONSE = dict(hard_label_weight=0.5, kd_loss_weight=0.5, temperature=2.0)  # Hinton et al.'s usual T and weights
+RESPONSE = dict(hard_label_weight=0.5, soft_target_weight=0.5, temperature=2.0)  # Hinton et al.'s usual T and weights
 CONSISTENT_STEPS = 2.0  # function matching's longer schedule: twice the baseline's steps (the issue allows 2-4x)
 
 # One line of rationale and a source for each, shown in notebook 04. The T/α screen varies response KD's temperature
@@ -29,8 +29,9 @@ STRATEGIES: dict[str, tuple[DistillSpec, str]] = {
                     "T/α screen: response KD at T=1 (the teacher's own probabilities)"),
     "response-T4": (DistillSpec(name="response-T4", **{**RESPONSE, "temperature": 4.0}),
                     "T/α screen: response KD at T=4 (softer: more of the teacher's ranking of wrong classes)"),
-    "response-kd0.9": (DistillSpec(name="response-kd0.9", hard_label_weight=0.1, kd_loss_weight=0.9, temperature=2.0),
-                       "T/α screen: response KD with 0.9 of the weight on the teacher"),
+    "response-w0.9": (DistillSpec(name="response-w0.9", hard_label_weight=0.1, soft_target_weight=0.9,
+                                  temperature=2.0),
+                      "T/α screen: response KD with 0.9 of the weight on the teacher"),
     "response-confidence": (DistillSpec(name="response-confidence", **RESPONSE, confidence_weighted=True),
                             "trust each row's soft targets as much as the teacher believes the gold label"),
     "teacher-labels": (DistillSpec(name="teacher-labels", hard_label_weight=0.0, teacher_label_weight=1.0),
@@ -63,9 +64,6 @@ CONTROLS: dict[str, tuple[DistillSpec, str]] = {
                        "the baseline on the same fresh views for the same steps as function matching: a gain from "
                        "augmentation and steps shows here"),
 }
-# Run only where the profile has unlabelled rows (smoke keeps the path tested; full and cpu have none).
-TRANSFER = DistillSpec(name="response-transfer", hard_label_weight=0.5, kd_loss_weight=0.5, temperature=2.0,
-                       unlabelled="transfer")
 # The smallest difference in accuracy that would matter to a reader: two one-sided tests claim "as good as" only
 # when the seed-level 90% interval of the teacher's share lies inside ±this.
 EQUIVALENCE_MARGIN = 0.005
@@ -84,7 +82,7 @@ def twin(spec: DistillSpec) -> DistillSpec:
                                       teacher_label_weight=BASELINE.hard_label_weight, soft_targets=spec.soft_targets)
     if spec == labels_only and spec.soft_targets == "teacher":
         return BASELINE
-    internal = spec.feature_weight > 0 or spec.attention_weight > 0 or spec.relation_weight > 0
+    internal = spec.feature_weight > 0 or spec.attention_weight > 0
     source = "crossfit" if spec.soft_targets == "committee" else "peer" if internal else "gold-smoothed"
     return dataclasses.replace(spec, name=f"{spec.name}-without-teacher", soft_targets=source)
 
@@ -187,8 +185,6 @@ def grid_specs(config) -> dict[str, DistillSpec]:
             **{name: CONTROLS[name][0] for name in CONTROLS if name.startswith("label-smoothing")},
             "views-baseline": CONTROLS["views-baseline"][0],
             twin(STRATEGIES["consistent"][0]).name: twin(STRATEGIES["consistent"][0])}
-    if config.transfer_rows:
-        grid[TRANSFER.name] = TRANSFER
     return grid
 
 

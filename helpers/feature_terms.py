@@ -1,4 +1,4 @@
-"""The feature and similarity families' loss terms: hidden states, attention maps and sample relations, compared
+"""The feature and similarity families' loss terms: hidden states and attention maps, compared
 between a student and its teacher on the same tokens. ``distill.distillation_loss`` weighs them with the others.
 
 Like every term in ``distill``, each detaches its teacher inputs and computes in float32 (under fp16 autocast,
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 # Attention probabilities can be exactly 0 (padded keys, saturated softmax); log(0) would make the KL nan.
@@ -190,48 +189,6 @@ def attention_loss(
         row_kl = torch.where(keep, row_kl, torch.zeros_like(row_kl))
         losses.append(row_kl.sum() / keep.sum().clamp_min(1))
     return torch.stack(losses).mean()
-
-
-def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
-    """Masked mean over tokens: pooled_b = Σ_l m_bl h_bl / Σ_l m_bl. (B, L, D), (B, L) -> (B, D).
-
-    A row with no real token pools to zeros rather than nan.
-    """
-    if hidden.dim() != 3:
-        raise ValueError(f"hidden must be (batch, seq_len, hidden), got {tuple(hidden.shape)}")
-    _check_mask(attention_mask, hidden.shape[0], hidden.shape[1])
-    keep = attention_mask.bool().unsqueeze(-1)  # (B, L, 1)
-    hidden = hidden.float()
-    summed = torch.where(keep, hidden, torch.zeros_like(hidden)).sum(dim=1)  # (B, D)
-    counts = keep.sum(dim=1).clamp_min(1).to(hidden.dtype)  # (B, 1)
-    return summed / counts
-
-
-def relation_loss(student_features: Tensor, teacher_features: Tensor) -> Tensor:
-    """Sample-to-sample relation loss: L = (1/B²) Σ_{i,j} (cos(f_s,i, f_s,j) − cos(f_t,i, f_t,j))².
-
-    Compares how each model arranges the batch rather than the features themselves, so D_s and D_t may
-    differ and no projection is needed; scaling either model's features by a positive constant leaves L
-    unchanged.
-
-    Shapes: student_features (B, D_s); teacher_features (B, D_t), e.g. from `mean_pool` -> scalar.
-    The teacher features are detached.
-    """
-    if student_features.dim() != 2 or teacher_features.dim() != 2:
-        raise ValueError(
-            f"features must be (batch, hidden); got student {tuple(student_features.shape)} and teacher "
-            f"{tuple(teacher_features.shape)} (pool token states first, e.g. with mean_pool)"
-        )
-    if student_features.shape[0] != teacher_features.shape[0]:
-        raise ValueError(
-            f"student features {tuple(student_features.shape)} and teacher features "
-            f"{tuple(teacher_features.shape)} must have the same batch size"
-        )
-    student_unit = F.normalize(student_features.float(), dim=-1)
-    teacher_unit = F.normalize(teacher_features.detach().float(), dim=-1)
-    student_similarity = student_unit @ student_unit.T  # (B, B)
-    teacher_similarity = teacher_unit @ teacher_unit.T  # (B, B)
-    return F.mse_loss(student_similarity, teacher_similarity)
 
 
 def window_attention(attention: Tensor, window: int) -> Tensor:

@@ -34,3 +34,23 @@ def setup(profile: str | None = None) -> Config:
     config = get_config(profile)
     print(config.describe())
     return config
+
+
+FRACTIONS = ("accuracy", "f1", "agreement", "ece", "ci_")  # columns holding a share of rows, shown as percentages
+
+
+def readable(frame):
+    """A table for a reader: shares as percentages, other numbers to 4 significant digits, "–" where there is no
+    value (one seed has no spread), and plain column names."""
+    import pandas as pd
+
+    shown = frame.copy()
+    for column in shown.columns:
+        values = shown[column]
+        if pd.api.types.is_float_dtype(values):
+            share = any(word in str(column) for word in FRACTIONS)
+            shown[column] = ["–" if pd.isna(v) else f"{v:.2%}" if share else f"{v:,.4g}" for v in values]
+        else:
+            shown[column] = values.astype(object).where(values.notna(), "–")
+    shown.columns = [str(column).replace("_", " ") for column in shown.columns]
+    return shown

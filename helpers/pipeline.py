@@ -14,14 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import Dataset, DatasetDict, Value, concatenate_datasets, load_from_disk
+from datasets import Dataset, DatasetDict, load_from_disk
 
 from helpers import cache, data, evaluate, hardware, models, results
 from helpers.config import LABELS, Config
 from helpers.distill import BASELINE, DistillSpec
 from helpers.train import collator_for, train_classifier
 
-TRAINING_ROWS = {"final": "student_train", "selection": "selection_train"}  # other budgets name their split
+# A budget is how a student trains and what it is scored on: "final" (scored on test too), "selection" (the grid's
+# cheaper screen) or "fold" (a cross-fitting fold: trains like a final student on the rows it is given, no test).
+TRAINING_ROWS = {"final": "student_train", "selection": "selection_train"}  # a budget's rows, unless others are given
 SCORED = ("validation", "unseen", "unseen_more", "test")  # every split a student may be scored on
 
 
@@ -31,7 +33,7 @@ class Workspace:
 
     config: Config
     splits: DatasetDict  # raw text: train (all), validation, test
-    named: dict[str, Dataset]  # raw text: student_train, selection_train, transfer, unseen, unseen_more (and more)
+    named: dict[str, Dataset]  # raw text: student_train, selection_train, unseen, unseen_more (and more)
     tokenizer: object
     tokenized: dict[str, Dataset]  # every split above, tokenized
     fingerprints: dict[str, str]  # content hash of every raw split
@@ -42,10 +44,6 @@ class Workspace:
     @property
     def student_train(self) -> Dataset:
         return self.named["student_train"]
-
-    @property
-    def transfer(self) -> Dataset:
-        return self.named["transfer"]
 
     @property
     def test_labels(self) -> np.ndarray:
@@ -84,7 +82,7 @@ def prepare(config: Config) -> Workspace:
     unseen, unseen_more = data.unseen_splits(splits, config)
     named = {"student_train": data.student_train_split(splits, config),
              "selection_train": data.selection_train_split(splits, config),
-             "transfer": data.transfer_split(splits, config), "unseen": unseen, "unseen_more": unseen_more}
+             "unseen": unseen, "unseen_more": unseen_more}
     tokenizer = models.load_tokenizer(config)
     everything = {**named, **{name: splits[name] for name in ("validation", "test")}}
     fingerprints = {name: data.fingerprint(dataset) for name, dataset in everything.items()}
@@ -179,12 +177,13 @@ def teacher_identity(config: Config) -> str:
     return config.teacher_name if config.teacher_source == "hub" else models.fine_tuned_teacher_path(config).name
 
 
-def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=None, config: Config | None = None
-                                   ) -> tuple[np.ndarray, dict]:
+def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=None, config: Config | None = None,
+                                   check_labels: bool = True) -> tuple[np.ndarray, dict]:
     """The teacher's logits (N, 4) on a split, computed once (batched, no gradients), checked and cached.
 
     Before anything is cached, a labelled split's logits must show the data's label order (the teacher's config
-    names its classes only LABEL_0..3): the check runs here so that no path can skip it.
+    names its classes only LABEL_0..3): the check runs here, so that only a benchmark's random-weight teacher
+    (``check_labels=False``) skips it.
     """
     config = config or workspace.config
     dataset = teacher_tokenized(workspace, split, config)
@@ -201,35 +200,16 @@ def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=Non
     logits = evaluate.predict_logits(teacher, dataset, collator_for(workspace.tokenizer), config.eval_batch_size,
                                      config.precision)
     seconds = time.perf_counter() - start
-    if split != "transfer":  # rows with their real labels
+    if check_labels:
         evaluate.check_label_order(np.asarray(workspace.raw(split)["label"]), logits.argmax(-1), config.teacher_name)
     cache.save_array(path, logits, seconds=seconds, rows=len(logits))
     return logits, {"cached": False, "seconds": seconds, "first_pass_seconds": seconds, "path": str(path)}
 
 
-def with_teacher_logits(dataset: Dataset, logits: np.ndarray) -> Dataset:
+def with_target_logits(dataset: Dataset, logits: np.ndarray) -> Dataset:
     if len(dataset) != len(logits):
         raise ValueError(f"{len(logits)} teacher logits for {len(dataset)} rows: the logits belong to other rows.")
-    return dataset.add_column("teacher_logits", logits.tolist())
-
-
-def unlabelled_split(workspace: Workspace, spec: DistillSpec, budget: str) -> str | None:
-    """The split a spec's unlabelled rows come from (the transfer split), or None."""
-    return spec.unlabelled or None
-
-
-def with_unlabelled_rows(workspace: Workspace, train_rows: Dataset, spec: DistillSpec, seed: int,
-                         budget: str) -> Dataset:
-    """The labelled rows plus the spec's unlabelled split (transfer) with its labels hidden (-100) and
-    the soft targets of the spec's source (the teacher, or the peer student for a no-teacher twin)."""
-    split = unlabelled_split(workspace, spec, budget)
-    if len(workspace.raw(split)) == 0:
-        raise ValueError(f"The {workspace.config.profile} profile has no {split} rows: drop unlabelled={split!r} "
-                         "from the spec, or supply them (transfer_rows > 0).")
-    logits = soft_targets(workspace, spec, seed, budget, split=split)
-    extra = with_teacher_logits(tokenized(workspace, split), logits).cast_column("labels", Value("int64"))
-    extra = extra.map(lambda batch: {"labels": [-100] * len(batch["labels"])}, batched=True)
-    return concatenate_datasets([train_rows.cast_column("labels", Value("int64")), extra])
+    return dataset.add_column("target_logits", logits.tolist())
 
 
 # ------------------------------------------------------------------------------------------ soft-target sources
@@ -237,7 +217,7 @@ def soft_targets(workspace: Workspace, spec: DistillSpec, seed: int, budget: str
                  ) -> np.ndarray:
     """Logits (N, 4) that a spec's soft-target and teacher-label terms read on ``split`` (default: its training rows),
     from the source ``spec.soft_targets`` names (``distill.SOFT_TARGET_SOURCES``)."""
-    split = split or TRAINING_ROWS.get(budget, budget)
+    split = split or TRAINING_ROWS[budget]
     if spec.soft_targets == "teacher":
         return load_or_compute_teacher_logits(workspace, split)[0]
     if spec.soft_targets == "gold-smoothed":
@@ -245,7 +225,7 @@ def soft_targets(workspace: Workspace, spec: DistillSpec, seed: int, budget: str
                                     np.asarray(workspace.raw(split)["label"]))
     if spec.soft_targets == "peer":
         return student_logits(workspace, peer_student(workspace, seed, budget), split)
-    if split != TRAINING_ROWS.get(budget, budget):
+    if split != TRAINING_ROWS[budget]:
         raise ValueError(f"{spec.name}: cross-fitted soft targets exist for the training rows only, not {split!r}.")
     crossfit = cross_fitted_logits(workspace, budget)
     if spec.soft_targets == "crossfit":
@@ -281,18 +261,18 @@ def cross_fitted_logits(workspace: Workspace, budget: str) -> np.ndarray:
     """Baseline students' logits on the training rows, each row scored by a student that never trained on it
     (a student scoring rows it memorised would give nearly one-hot targets)."""
     config = workspace.config
-    rows = workspace.raw(TRAINING_ROWS.get(budget, budget))
+    rows = workspace.raw(TRAINING_ROWS[budget])
     half = np.zeros(len(rows), dtype=bool)
     half[data.stratified_subset(rows.add_column("row", list(range(len(rows)))), len(rows) // 2,
                                 config.data_seed)["row"]] = True
     logits = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
     for fold, train_mask in (("a", half), ("b", ~half)):
-        fold_budget = f"{budget}-fold-{fold}"  # a budget named after its split: trains like the final students
-        _add_split(workspace, fold_budget, rows.select(np.flatnonzero(train_mask).tolist()))
+        fold_rows = f"{TRAINING_ROWS[budget]}-fold-{fold}"
+        _add_split(workspace, fold_rows, rows.select(np.flatnonzero(train_mask).tolist()))
         run = load_or_train_student(workspace, dataclasses.replace(BASELINE, name=f"crossfit-{fold}"),
-                                    config.data_seed, fold_budget)
+                                    config.data_seed, "fold", rows=fold_rows)
         scored = np.flatnonzero(~train_mask)
-        held_out = f"{budget}-held-out-{fold}"
+        held_out = f"{TRAINING_ROWS[budget]}-held-out-{fold}"
         _add_split(workspace, held_out, rows.select(scored.tolist()))
         logits[scored] = student_logits(workspace, run, held_out)
     return logits
@@ -339,19 +319,17 @@ def training_settings(config: Config, spec: DistillSpec, budget: str) -> dict:
             "tokenizer_name": config.tokenizer_name, "precision": hardware.resolve_precision(config.precision)}
 
 
-def student_key(workspace: Workspace, spec: DistillSpec, seed: int, budget: str) -> str:
+def student_key(workspace: Workspace, spec: DistillSpec, seed: int, budget: str, rows: str | None = None) -> str:
     """Everything that produced a student: spec, settings, seed, the content of its rows, the source of its soft
     targets, and the code that trained it (``results.code_hash``: comments and docstrings do not count)."""
     config = workspace.config
-    rows = TRAINING_ROWS.get(budget, budget)
-    extra = unlabelled_split(workspace, spec, budget)
-    unlabelled = workspace.fingerprints[extra] if extra else None
+    rows = rows or TRAINING_ROWS[budget]
     reads_teacher = spec.uses_bert_teacher or (spec.soft_targets == "gold-smoothed" and spec.uses_cached_logits)
     teacher = teacher_identity(config) if reads_teacher else None
     peer = peer_seed(config, seed) if spec.soft_targets == "peer" and (
         spec.uses_cached_logits or spec.uses_online_teacher) else None
     return cache.key_of(spec.settings(), training_settings(config, spec, budget), seed, workspace.fingerprints[rows],
-                        unlabelled, *(workspace.fingerprints[split] for split in SCORED), teacher, peer,
+                        *(workspace.fingerprints[split] for split in SCORED), teacher, peer,
                         results.code_hash())
 
 
@@ -360,15 +338,17 @@ def student_result_name(spec: DistillSpec, seed: int, key: str) -> str:
 
 
 def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, seed: int | None = None,
-                          budget: str = "final", curve: bool = False, quiet: bool | None = None) -> dict:
+                          budget: str = "final", curve: bool = False, quiet: bool | None = None,
+                          rows: str | None = None) -> dict:
     """``train_student``, cached: a stored result is reused only when its key (``student_key``) matches, its final
     model is complete and, where ``curve`` is asked for, it holds one. Returns the student's results document.
+    ``rows``: the split it trains on (default: the budget's, ``TRAINING_ROWS``).
 
     A copy of the document lives beside the final model, so a finished student is recognised from the cache alone
     (a Colab reset wipes a results folder in /content, not the cache on Drive): the copy is put back."""
     config = workspace.config
     seed = config.seed if seed is None else seed
-    key = student_key(workspace, spec, seed, budget)
+    key = student_key(workspace, spec, seed, budget, rows)
     name = student_result_name(spec, seed, key)
     run_dir = Path(config.cache_dir) / "runs" / f"{spec.name}-seed{seed}-{key}"
     copy = run_dir / "result.json"
@@ -379,7 +359,7 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
         # A curve run also answers a request without one: scoring each epoch leaves the training untouched.
         if stored.get("key") == key and (stored.get("curve") or not curve):
             return stored
-    payload = train_student(workspace, spec, seed, budget, run_dir, curve=curve, quiet=quiet)
+    payload = train_student(workspace, spec, seed, budget, run_dir, curve=curve, quiet=quiet, rows=rows)
     saved = results.save_result(config, name, {"key": key, "run": run_dir.name, **payload}, seed=seed,
                                 data_fingerprint=workspace.data_fingerprint)
     results.atomic_write_text(copy, saved.read_text())
@@ -387,19 +367,17 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
 
 
 def train_student(workspace: Workspace, spec: DistillSpec, seed: int, budget: str, run_dir: Path,
-                  curve: bool = False, quiet: bool | None = None) -> dict:
+                  curve: bool = False, quiet: bool | None = None, rows: str | None = None) -> dict:
     """Train one student with ``spec``'s loss on the budget's rows and score it: validation and the unseen rows
     always (choices read the unseen rows; validation measures what a teacher-seen choice would cost), test only at
     the final budget (the grid never reads test), and the plateau check's extra unseen rows where a final student
     trains on gold labels alone (the baseline and the compute control).
     ``curve`` scores validation after every epoch too, for the plots. Returns its results (no key)."""
     config = workspace.config
-    rows = TRAINING_ROWS.get(budget, budget)
+    rows = rows or TRAINING_ROWS[budget]
     train_rows = tokenized(workspace, rows)
     if spec.uses_cached_logits:
-        train_rows = with_teacher_logits(train_rows, soft_targets(workspace, spec, seed, budget))
-    if spec.unlabelled:
-        train_rows = with_unlabelled_rows(workspace, train_rows, spec, seed, budget)
+        train_rows = with_target_logits(train_rows, soft_targets(workspace, spec, seed, budget, split=rows))
     attention = "eager" if spec.attention_weight > 0 else None  # sdpa returns no attention weights
     teacher, window = None, None
     if spec.uses_online_teacher and spec.soft_targets == "peer":
@@ -419,10 +397,9 @@ def train_student(workspace: Workspace, spec: DistillSpec, seed: int, budget: st
         scored += ["unseen_more", "test"] if spec.gold_only else ["test"]
     scores = {split: score(workspace, outcome.model, split) for split in scored if len(workspace.raw(split))}
     return {
-        "spec": spec.settings(), "seed": seed, "budget": budget, "training": settings, "train_rows": len(train_rows),
-        "curve": curve,
+        "spec": spec.settings(), "seed": seed, "budget": budget, "rows": rows, "training": settings,
+        "train_rows": len(train_rows), "curve": curve,
         "bert_teacher": spec.uses_bert_teacher,
-        "unlabelled_rows": int(sum(label == -100 for label in train_rows["labels"])),
         "optimizer_steps": outcome.history[-1].get("step") if outcome.history else None,
         "train_seconds": outcome.train_seconds, "resumed": outcome.resumed,
         "parameters": models.parameter_count(outcome.model), "history": outcome.history,
@@ -442,6 +419,6 @@ def score(workspace: Workspace, model, split: str) -> tuple[dict, np.ndarray]:
 # ---------------------------------------------------------------------------------------------- examples
 def example_batch(workspace: Workspace, rows: int = 8) -> dict[str, torch.Tensor]:
     """A real training batch: the first ``rows`` of the students' rows, collated with the teacher's cached logits."""
-    dataset = with_teacher_logits(tokenized(workspace, "student_train"),
-                                  load_or_compute_teacher_logits(workspace, "student_train")[0]).select(range(rows))
+    dataset = with_target_logits(tokenized(workspace, "student_train"),
+                                 load_or_compute_teacher_logits(workspace, "student_train")[0]).select(range(rows))
     return collator_for(workspace.tokenizer)([dataset[i] for i in range(rows)])

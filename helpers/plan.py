@@ -106,7 +106,7 @@ def tokens(device: str = "gpu") -> dict:
 # ------------------------------------------------------------------------------------------------------ the plan
 def train_rows(config) -> int:
     """The students' training rows: AG News' train split less the carved rows, capped by ``max_train_rows``."""
-    carved = config.validation_rows + config.unseen_rows + getattr(config, "transfer_rows", 0)  # 0: none carved
+    carved = config.validation_rows + config.unseen_rows
     return min(config.max_train_rows or AG_NEWS_TRAIN, AG_NEWS_TRAIN - carved)
 
 

@@ -49,8 +49,8 @@ class Collator:
             attention_mask[row, : len(ids)] = 1
         batch = {"input_ids": input_ids, "attention_mask": attention_mask,
                  "labels": torch.tensor([f["labels"] for f in features], dtype=torch.long)}
-        if "teacher_logits" in features[0]:
-            batch["teacher_logits"] = torch.tensor([f["teacher_logits"] for f in features], dtype=torch.float32)
+        if "target_logits" in features[0]:
+            batch["target_logits"] = torch.tensor([f["target_logits"] for f in features], dtype=torch.float32)
         return batch
 
 
@@ -116,7 +116,7 @@ class DistillationTrainer(Trainer):
         self._component_steps = 0
         if spec.uses_online_teacher:
             if teacher is None:
-                raise ValueError(f"{spec.name}: feature/attention/relation losses need the teacher model.")
+                raise ValueError(f"{spec.name}: feature and attention losses need the teacher model.")
             self.teacher = teacher.to(self.args.device).eval()
             student_layers, teacher_layers = _layer_count(self.model), _layer_count(teacher)
             self.layer_mapping = feature_terms.layer_map(student_layers, teacher_layers)
@@ -153,7 +153,7 @@ class DistillationTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
         labels = inputs.pop("labels")
-        teacher_logits = inputs.pop("teacher_logits", None)
+        target_logits = inputs.pop("target_logits", None)
         if not model.training:  # validation loss: plain cross-entropy for every student
             outputs = model(**inputs)
             loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels)
@@ -162,7 +162,7 @@ class DistillationTrainer(Trainer):
         if spec.views == "fresh":  # function matching: student and teacher both read this step's new view
             inputs["input_ids"], inputs["attention_mask"] = self.fresh_view(inputs["input_ids"],
                                                                             inputs["attention_mask"])
-        internals = spec.feature_weight > 0 or spec.relation_weight > 0
+        internals = spec.feature_weight > 0
         outputs = model(**inputs, output_hidden_states=internals, output_attentions=spec.attention_weight > 0)
         teacher_outputs = None
         if spec.uses_online_teacher:
@@ -171,7 +171,7 @@ class DistillationTrainer(Trainer):
                 teacher_outputs = self.teacher(**self.teacher_window(inputs), output_hidden_states=internals,
                                                output_attentions=spec.attention_weight > 0)
         loss, components = distill.distillation_loss(
-            spec, outputs, labels, inputs["attention_mask"], teacher_logits=teacher_logits,
+            spec, outputs, labels, inputs["attention_mask"], target_logits=target_logits,
             teacher_outputs=teacher_outputs, layer_mapping=self.layer_mapping, projections=self.projections)
         for name, value in components.items():
             # Summed on the device: float() here would make the CPU wait for the GPU at every step.
@@ -289,7 +289,7 @@ def training_arguments(config: Config, output_dir: str | Path, *, seed: int, epo
         data_seed=seed,
         train_sampling_strategy="group_by_length",  # batches of similar length: less padding
         length_column_name="length",
-        remove_unused_columns=False,  # the collator picks the columns (teacher_logits is not a forward argument)
+        remove_unused_columns=False,  # the collator picks the columns (target_logits is not a forward argument)
         report_to="none",
         disable_tqdm=not show_progress() if quiet is None else quiet,
         **hardware.loader_flags(config.num_workers),

@@ -91,11 +91,12 @@ def test_student_keys_change_with_rows_seed_and_settings(smoke_workspace):
     assert key != pipeline.student_key(changed, BASELINE, 0, "final")
 
 
-def test_empty_transfer_split_prepares_twice(tmp_path):
-    config = get_config("smoke", transfer_rows=0, cache_dir=str(tmp_path / "c"), results_dir=str(tmp_path / "r"))
+def test_empty_unseen_splits_prepare_twice(tmp_path):  # full has no unseen rows
+    config = get_config("smoke", unseen_rows=0, plateau_rows=0, teacher_lengths_tried=(), cache_dir=str(tmp_path / "c"),
+                        results_dir=str(tmp_path / "r"))
     for _ in range(2):
         workspace = pipeline.prepare(config)
-        assert len(workspace.tokenized["transfer"]) == 0
+        assert len(workspace.tokenized["unseen"]) == len(workspace.tokenized["unseen_more"]) == 0
 
 
 def test_a_truncated_results_file_is_named(tmp_path):

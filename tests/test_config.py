@@ -29,10 +29,11 @@ def test_a_profile_is_full_with_exactly_its_listed_changes(profile, no_environme
     unlisted = {f.name for f in dataclasses.fields(Config)} - set(listed) - folders
     assert {name for name in unlisted if getattr(config, name) != getattr(full, name)} == set()
     assert config.profile == profile and config.results_dir.endswith(f"results/{profile}")
-    # describe() stars exactly the settings that differ from full.
-    starred = {line.split()[1] for line in config.describe().splitlines() if line.startswith("*")}
-    assert starred == {name for name in listed if getattr(config, name) != getattr(full, name)} | (
-        {"profile"} if profile != "full" else set())
+    # describe() lists exactly the settings that differ from full, with their values.
+    described = config.describe().splitlines()
+    assert described[0].startswith(f"profile {profile}: ")
+    shown = {line.split()[0] for line in described[1:]}
+    assert shown == {name for name in listed if getattr(config, name) != getattr(full, name)}
 
 
 def test_the_teachers_length_is_read_only_once_the_rule_has_chosen_it(no_environment):

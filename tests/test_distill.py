@@ -17,7 +17,7 @@ from helpers.distill import (
     teacher_label_loss,
     weighted_soft_target_loss,
 )
-from helpers.feature_terms import attention_loss, feature_loss, hidden_state_loss, layer_map, mean_pool, relation_loss
+from helpers.feature_terms import attention_loss, feature_loss, hidden_state_loss, layer_map
 
 
 def softmax(values):
@@ -99,42 +99,6 @@ def test_teacher_label_loss_all_uses_teacher_argmax():
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_teacher_label_loss_agree_ignores_rows_where_teacher_is_wrong():
-    student = [[2.0, 0.0, -1.0], [0.0, 1.0, 0.5], [1.0, 1.0, 3.0]]
-    teacher = [[5.0, 0.0, 0.0], [0.0, 0.0, 4.0], [0.0, 0.0, 2.0]]  # argmax 0, 2, 2
-    labels = torch.tensor([0, 1, 2])  # the teacher is wrong on row 1 only
-    expected = (cross_entropy(student[0], 0) + cross_entropy(student[2], 2)) / 3
-    loss = teacher_label_loss(torch.tensor(student), torch.tensor(teacher), labels, mode="agree")
-    assert loss.item() == pytest.approx(expected, rel=1e-6)
-
-    changed = torch.tensor(student)
-    changed[1] = torch.tensor([-9.0, 7.0, 0.0])  # the ignored row cannot move the loss
-    assert teacher_label_loss(changed, torch.tensor(teacher), labels, mode="agree").item() == pytest.approx(
-        expected, rel=1e-6
-    )
-
-
-def test_teacher_label_loss_agree_with_no_agreeing_row_is_a_differentiable_zero():
-    student = random_logits(3, 4).requires_grad_()
-    teacher = torch.eye(4)[:3] * 5  # argmax 0, 1, 2
-    labels = torch.tensor([3, 3, 3])
-    loss = teacher_label_loss(student, teacher, labels, mode="agree")
-    assert loss.item() == 0.0
-    assert loss.grad_fn is not None
-    loss.backward()
-    assert torch.equal(student.grad, torch.zeros_like(student))
-
-
-def test_teacher_label_loss_rejects_unknown_mode_listing_valid_ones():
-    with pytest.raises(ValueError, match=r"'all'.*'agree'"):
-        teacher_label_loss(random_logits(2, 4), random_logits(2, 4), mode="disagree_gold")
-
-
-def test_teacher_label_loss_agree_requires_labels():
-    with pytest.raises(ValueError, match="labels"):
-        teacher_label_loss(random_logits(2, 4), random_logits(2, 4), mode="agree")
-
-
 # --- correctness-weighted soft targets ------------------------------------------------------------
 
 
@@ -203,7 +167,7 @@ def _logit_case(loss_fn):
         student = random_logits(4, 4, seed=5).requires_grad_()
         teacher = random_logits(4, 4, seed=6).requires_grad_()
         labels = teacher.detach().argmax(dim=-1)
-        labels[0] = (labels[0] + 1) % 4  # one row where the teacher is wrong, so "agree" masks something
+        labels[0] = (labels[0] + 1) % 4  # one row where the teacher is wrong
         return loss_fn(student, teacher, labels), student, teacher
 
     return run
@@ -223,31 +187,21 @@ def _attention_case():
     return attention_loss((student,), (teacher,), mask, [(1, 1)]), student, teacher
 
 
-def _relation_case():
-    student = random_logits(4, 3, seed=11).requires_grad_()
-    teacher = random_logits(4, 5, seed=12).requires_grad_()
-    return relation_loss(student, teacher), student, teacher
-
-
 @pytest.mark.parametrize(
     "case",
     [
         _logit_case(lambda s, t, y: soft_target_loss(s, t, 2.0)),
         _logit_case(lambda s, t, y: teacher_label_loss(s, t)),
-        _logit_case(lambda s, t, y: teacher_label_loss(s, t, y, mode="agree")),
         _logit_case(lambda s, t, y: weighted_soft_target_loss(s, t, 2.0, confidence_weights(t, y))),
         _hidden_case,
         _attention_case,
-        _relation_case,
     ],
     ids=[
         "soft_target",
-        "teacher_label_all",
-        "teacher_label_agree",
+        "teacher_label",
         "weighted",
         "hidden",
         "attention",
-        "relation",
     ],
 )
 def test_gradient_reaches_student_but_not_teacher(case):
@@ -417,37 +371,6 @@ def test_attention_loss_with_different_head_counts_compares_head_averages():
     assert attention_loss((swapped,), (teacher,), mask, [(1, 1)]).item() == pytest.approx(0.0, abs=1e-6)
 
 
-# --- relations and pooling ------------------------------------------------------------------------
-
-
-def test_relation_loss_matches_hand_computation():
-    student = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # cosine matrix = identity
-    teacher = torch.tensor([[1.0, 0.0, 0.0], [2.0, 0.0, 0.0]])  # cosine matrix = all ones
-    assert relation_loss(student, teacher).item() == pytest.approx(2 / 4)
-
-
-def test_relation_loss_is_zero_up_to_positive_scale_and_positive_otherwise():
-    student = random_logits(5, 3, seed=100)
-    assert relation_loss(student, 7.5 * student).item() == pytest.approx(0.0, abs=1e-6)
-    wider_teacher = torch.cat([student, torch.zeros(5, 2)], dim=1)  # same geometry, different width
-    assert relation_loss(student, wider_teacher).item() == pytest.approx(0.0, abs=1e-6)
-    assert relation_loss(student, random_logits(5, 3, seed=101)).item() > 0
-
-
-def test_relation_loss_rejects_mismatched_batch():
-    with pytest.raises(ValueError, match="batch size"):
-        relation_loss(torch.zeros(3, 2), torch.zeros(4, 2))
-
-
-def test_mean_pool_averages_real_tokens_only():
-    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[0.0, 0.0], [2.0, 2.0], [4.0, 8.0]]])
-    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
-    assert torch.allclose(mean_pool(hidden, mask), torch.tensor([[2.0, 3.0], [2.0, 10 / 3]]))
-    padded = torch.cat([hidden, torch.full((2, 2, 2), -50.0)], dim=1)
-    padded_mask = torch.cat([mask, torch.zeros(2, 2, dtype=mask.dtype)], dim=1)
-    assert torch.allclose(mean_pool(padded, padded_mask), mean_pool(hidden, mask))
-
-
 # --- combining ------------------------------------------------------------------------------------
 
 
@@ -482,12 +405,11 @@ def test_every_loss_is_finite_and_float32_on_half_precision_inputs():
     hidden_t = torch.randn(batch, length, width).to(half)
     values = {
         "soft_target": distill.soft_target_loss(logits_s, logits_t, 2.0),
-        "teacher_label": distill.teacher_label_loss(logits_s, logits_t, labels, mode="agree"),
+        "teacher_label": distill.teacher_label_loss(logits_s, logits_t),
         "weighted": distill.weighted_soft_target_loss(logits_s, logits_t, 2.0,
                                                       distill.confidence_weights(logits_t, labels)),
         "hidden": feature_terms.hidden_state_loss(hidden_s, hidden_t, mask),
         "attention": feature_terms.attention_loss([attention_s], [attention_t], mask, [(1, 1)]),
-        "relation": relation_loss(mean_pool(hidden_s, mask), mean_pool(hidden_t, mask)),
     }
     for name, value in values.items():
         assert value.dtype == torch.float32 and torch.isfinite(value), name
@@ -507,13 +429,13 @@ def random_states(layers, batch, seq_len, width, seed):
 
 def test_distillation_loss_is_the_spec_weighted_sum_of_the_individual_terms():
     batch, length, width = 4, 5, 6
-    spec = distill.DistillSpec(name="everything", hard_label_weight=0.3, label_smoothing=0.1, kd_loss_weight=0.7,
-                               temperature=3.0, teacher_label_weight=0.2, teacher_label_mode="agree",
-                               feature_weight=1.5, attention_weight=0.25, relation_weight=2.0)
+    spec = distill.DistillSpec(name="everything", hard_label_weight=0.3, label_smoothing=0.1, soft_target_weight=0.7,
+                               temperature=3.0, teacher_label_weight=0.2, feature_weight=1.5,
+                               attention_weight=0.25)
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 0, 0, 0]])
     teacher_logits = random_logits(batch, 4, seed=3)
     labels = teacher_logits.argmax(-1)
-    labels[0] = (labels[0] + 1) % 4  # the teacher is wrong on one row, which "agree" leaves out
+    labels[0] = (labels[0] + 1) % 4  # the teacher is wrong on one row
     student_states = random_states(3, batch, length, width, seed=20)  # embeddings + 2 layers
     teacher_states = random_states(5, batch, length, width, seed=30)  # embeddings + 4 layers
     student_attn = tuple(random_attention(batch, 2, length, seed=40 + i) for i in range(2))
@@ -522,22 +444,20 @@ def test_distillation_loss_is_the_spec_weighted_sum_of_the_individual_terms():
     teacher = outputs(random_logits(batch, 4, seed=2), teacher_states, teacher_attn)
     mapping = layer_map(2, 4)
 
-    loss, components = distill.distillation_loss(spec, student, labels, mask, teacher_logits=teacher_logits,
+    loss, components = distill.distillation_loss(spec, student, labels, mask, target_logits=teacher_logits,
                                                  teacher_outputs=teacher, layer_mapping=mapping)
 
     expected = {
         "hard_label": torch.nn.functional.cross_entropy(student.logits, labels, label_smoothing=0.1),
         "soft_target": soft_target_loss(student.logits, teacher_logits, 3.0),
-        "teacher_label": teacher_label_loss(student.logits, teacher_logits, labels, mode="agree"),
+        "teacher_label": teacher_label_loss(student.logits, teacher_logits),
         "feature": feature_loss(student_states, teacher_states, mask, mapping),
         "attention": attention_loss(student_attn, teacher_attn, mask, mapping),
-        "relation": relation_loss(mean_pool(student_states[-1], mask), mean_pool(teacher_states[-1], mask)),
     }
     assert set(components) == set(expected)
     for name, value in expected.items():
         assert components[name].item() == pytest.approx(value.item(), rel=1e-5), name
-    weights = {"hard_label": 0.3, "soft_target": 0.7, "teacher_label": 0.2, "feature": 1.5, "attention": 0.25,
-               "relation": 2.0}
+    weights = {"hard_label": 0.3, "soft_target": 0.7, "teacher_label": 0.2, "feature": 1.5, "attention": 0.25}
     assert spec.weights() == weights
     assert loss.item() == pytest.approx(sum(weights[n] * expected[n].item() for n in expected), rel=1e-5)
     assert all(value.item() > 0 for value in expected.values())  # every term counts: a dropped one would show
@@ -553,46 +473,21 @@ def test_distillation_loss_of_the_baseline_is_plain_cross_entropy():
 
 
 def test_confidence_weighted_kd_weighs_each_row_by_the_teachers_gold_probability():
-    spec = distill.DistillSpec(name="confident", hard_label_weight=0.5, kd_loss_weight=0.5, temperature=2.0,
+    spec = distill.DistillSpec(name="confident", hard_label_weight=0.5, soft_target_weight=0.5, temperature=2.0,
                                confidence_weighted=True)
     student, teacher = random_logits(4, 4, seed=5), random_logits(4, 4, seed=6)
     labels = torch.tensor([3, 2, 1, 0])
-    _, components = distill.distillation_loss(spec, outputs(student), labels, torch.ones(4, 2), teacher_logits=teacher)
+    _, components = distill.distillation_loss(spec, outputs(student), labels, torch.ones(4, 2), target_logits=teacher)
     expected = weighted_soft_target_loss(student, teacher, 2.0, confidence_weights(teacher, labels))
     assert components["soft_target"].item() == pytest.approx(expected.item())
     assert components["soft_target"].item() < soft_target_loss(student, teacher, 2.0).item()  # weights are < 1
-
-
-@pytest.mark.parametrize("smoothing", [0.0, 0.2])
-def test_unlabelled_rows_add_no_cross_entropy_but_keep_their_soft_targets(smoothing):
-    spec = distill.DistillSpec(name="transfer", hard_label_weight=0.5, kd_loss_weight=0.5, label_smoothing=smoothing,
-                               unlabelled="transfer")
-    logits, teacher = random_logits(5, 4, seed=7), random_logits(5, 4, seed=8)
-    labels = torch.tensor([1, -100, 3, -100, 0])
-    labelled = labels != -100
-    _, components = distill.distillation_loss(spec, outputs(logits), labels, torch.ones(5, 2), teacher_logits=teacher)
-    expected = torch.nn.functional.cross_entropy(logits[labelled], labels[labelled], label_smoothing=smoothing)
-    assert components["hard_label"].item() == pytest.approx(expected.item(), rel=1e-6)  # a mean over labelled rows
-    changed = logits.clone()
-    changed[~labelled] = torch.tensor([50.0, -50.0, 7.0, 0.0])  # whatever an unlabelled row predicts
-    _, again = distill.distillation_loss(spec, outputs(changed), labels, torch.ones(5, 2), teacher_logits=teacher)
-    assert again["hard_label"].item() == pytest.approx(components["hard_label"].item(), rel=1e-6)
-    assert again["soft_target"].item() != pytest.approx(components["soft_target"].item())  # KD still sees them
-
-    # A batch of unlabelled rows only: no cross-entropy at all, and a finite loss that still trains the student.
-    student = random_logits(3, 4, seed=9).requires_grad_()
-    loss, only = distill.distillation_loss(spec, outputs(student), torch.full((3,), -100), torch.ones(3, 2),
-                                           teacher_logits=teacher[:3])
-    assert only["hard_label"].item() == 0.0 and torch.isfinite(loss)
-    loss.backward()
-    assert student.grad.abs().sum() > 0
 
 
 def test_a_teacher_window_shorter_than_the_students_sequence():
     """The teacher reads the first W of the student's L tokens: features and attentions are compared on that window
     (the student's attention renormalised over it), and nothing past it counts."""
     batch, length, window, width = 3, 8, 5, 4
-    spec = distill.DistillSpec(name="online", feature_weight=1.0, attention_weight=1.0, relation_weight=1.0)
+    spec = distill.DistillSpec(name="online", feature_weight=1.0, attention_weight=1.0)
     mask = torch.tensor([[1] * 8, [1] * 6 + [0] * 2, [1] * 3 + [0] * 5])
     student_states = random_states(2, batch, length, width, seed=60)
     teacher_states = random_states(3, batch, window, width, seed=70)
@@ -614,8 +509,6 @@ def test_a_teacher_window_shorter_than_the_students_sequence():
     expected_attention = attention_loss([windowed], teacher_attn, short_mask, mapping)
     assert components["feature"].item() == pytest.approx(expected_feature.item(), rel=1e-5)
     assert components["attention"].item() == pytest.approx(expected_attention.item(), rel=1e-5)
-    # The relation term compares pooled features, whose widths and lengths may differ: it only has to be a number.
-    assert torch.isfinite(components["relation"]) and components["relation"].dim() == 0
 
     # Student states past the window change no feature term.
     far = tuple(torch.cat([s[:, :window], torch.full((batch, length - window, width), 1e3)], dim=1)
@@ -642,11 +535,11 @@ def test_window_attention_rows_sum_to_one_and_keep_their_proportions():
 def test_distillation_loss_refuses_a_spec_without_its_teachers_inputs():
     student = outputs(random_logits(2, 4, seed=13), random_states(2, 2, 3, 4, seed=14))
     labels, mask = torch.tensor([0, 1]), torch.ones(2, 3)
-    kd = distill.DistillSpec(name="kd", kd_loss_weight=1.0)
-    with pytest.raises(ValueError, match="kd: .*teacher_logits"):
+    kd = distill.DistillSpec(name="kd", soft_target_weight=1.0)
+    with pytest.raises(ValueError, match="kd: .*target_logits"):
         distill.distillation_loss(kd, student, labels, mask)
     labels_only = distill.DistillSpec(name="teacher-labels", teacher_label_weight=1.0)
-    with pytest.raises(ValueError, match="teacher_logits"):
+    with pytest.raises(ValueError, match="target_logits"):
         distill.distillation_loss(labels_only, student, labels, mask)
     feature = distill.DistillSpec(name="feature", feature_weight=1.0)
     with pytest.raises(ValueError, match="feature: .*teacher's outputs"):

@@ -92,13 +92,13 @@ def test_compare_reads_the_split_it_is_given():
 # ---------------------------------------------------------------------------------------------- the design
 def test_every_family_is_screened_and_the_twins_controls_and_steps_follow_the_design():
     specs = experiments.specs()
-    assert any(s.kd_loss_weight and s.soft_targets == "teacher" for s in specs.values())
+    assert any(s.soft_target_weight and s.soft_targets == "teacher" for s in specs.values())
     assert any(s.teacher_label_weight for s in specs.values())
     assert any(s.feature_weight for s in specs.values()) and any(s.attention_weight for s in specs.values())
     # The T/α screen: response KD at other temperatures and weights, each a strategy the grid can choose.
     responses = [s for name, (s, _) in experiments.STRATEGIES.items() if name.startswith("response-") and
                  not s.confidence_weighted]
-    assert {s.temperature for s in responses} >= {1.0, 4.0} and any(s.kd_loss_weight == 0.9 for s in responses)
+    assert {s.temperature for s in responses} >= {1.0, 4.0} and any(s.soft_target_weight == 0.9 for s in responses)
     grid = experiments.grid_specs(get_config("full"))
     assert set(experiments.STRATEGIES) <= set(grid) and "matched-compute" not in grid
     assert {"views-baseline", "consistent-without-teacher"} <= set(grid)  # function matching's two controls

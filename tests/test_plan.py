@@ -14,7 +14,7 @@ from helpers import experiments, plan
 from helpers.config import PROJECT_ROOT, get_config
 from helpers.distill import BASELINE, DistillSpec
 
-CACHED = DistillSpec(name="cached-kd", hard_label_weight=0.5, kd_loss_weight=0.5)
+CACHED = DistillSpec(name="cached-kd", hard_label_weight=0.5, soft_target_weight=0.5)
 ONLINE = DistillSpec(name="online-kd", feature_weight=1.0)
 LONGER = DistillSpec(name="longer", epochs_scale=2.0)
 

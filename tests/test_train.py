@@ -10,17 +10,17 @@ import torch
 
 from helpers import distill, experiments, feature_terms, models, pipeline, plots, train
 from helpers.distill import DistillSpec
-from helpers.train import Collator, DistillationTrainer, collator_for, train_classifier, training_arguments
+from helpers.train import Collator, DistillationTrainer, train_classifier, training_arguments
 
 
-def test_collator_pads_to_the_longest_row_and_keeps_teacher_logits():
+def test_collator_pads_to_the_longest_row_and_keeps_target_logits():
     batch = Collator(pad_token_id=0)([
-        {"input_ids": [2, 7, 3], "labels": 1, "teacher_logits": [0.1, 0.2, 0.3, 0.4]},
-        {"input_ids": [2, 3], "labels": 0, "teacher_logits": [1.0, 0.0, 0.0, 0.0]},
+        {"input_ids": [2, 7, 3], "labels": 1, "target_logits": [0.1, 0.2, 0.3, 0.4]},
+        {"input_ids": [2, 3], "labels": 0, "target_logits": [1.0, 0.0, 0.0, 0.0]},
     ])
     assert batch["input_ids"].tolist() == [[2, 7, 3], [2, 3, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
-    assert batch["teacher_logits"].shape == (2, 4)
+    assert batch["target_logits"].shape == (2, 4)
     assert Collator(0, pad_to_multiple_of=8)([{"input_ids": [1, 2, 3], "labels": 0}])["input_ids"].shape == (1, 8)
 
 
@@ -72,21 +72,21 @@ def test_a_cached_student_without_a_curve_is_retrained_where_a_curve_is_asked_fo
 
 
 def test_every_distillation_family_trains_and_logs_its_component(smoke_workspace):
-    spec = DistillSpec(name="all-families", kd_loss_weight=1.0, temperature=2.0, teacher_label_weight=0.5,
-                       teacher_label_mode="agree", feature_weight=1.0, attention_weight=1.0, relation_weight=1.0)
+    spec = DistillSpec(name="all-families", soft_target_weight=1.0, temperature=2.0, teacher_label_weight=0.5,
+                       feature_weight=1.0, attention_weight=1.0)
     result = pipeline.load_or_train_student(smoke_workspace, spec, seed=0)
     assert result["bert_teacher"]
     train, _ = plots.history_frames(result["history"])
-    for component in ("hard_label", "soft_target", "teacher_label", "feature", "attention", "relation"):
+    for component in ("hard_label", "soft_target", "teacher_label", "feature", "attention"):
         assert train[f"loss_{component}"].notna().all(), component
     assert train["loss_feature"].iloc[-1] < train["loss_feature"].iloc[0]  # the projection and student learn
     assert result["test"]["accuracy"] > 0.4
 
 
 def test_a_changed_spec_under_the_same_name_is_retrained(smoke_workspace):
-    first = pipeline.load_or_train_student(smoke_workspace, DistillSpec(name="kd", kd_loss_weight=1.0), seed=0)
-    second = pipeline.load_or_train_student(smoke_workspace, DistillSpec(name="kd", kd_loss_weight=0.5), seed=0)
-    assert second["spec"]["kd_loss_weight"] == 0.5 and first["spec"]["kd_loss_weight"] == 1.0
+    first = pipeline.load_or_train_student(smoke_workspace, DistillSpec(name="kd", soft_target_weight=1.0), seed=0)
+    second = pipeline.load_or_train_student(smoke_workspace, DistillSpec(name="kd", soft_target_weight=0.5), seed=0)
+    assert second["spec"]["soft_target_weight"] == 0.5 and first["spec"]["soft_target_weight"] == 1.0
 
 
 def test_an_interrupted_run_resumes_from_its_newest_complete_checkpoint(smoke_workspace, tmp_path, monkeypatch):
@@ -122,31 +122,7 @@ def test_an_interrupted_run_resumes_from_its_newest_complete_checkpoint(smoke_wo
 
 def test_cached_logits_of_the_wrong_length_are_refused(smoke_workspace):
     with pytest.raises(ValueError, match="other rows"):
-        pipeline.with_teacher_logits(smoke_workspace.tokenized["test"], np.zeros((3, 4)))
-
-
-def test_unlabelled_rows_get_soft_targets_only(smoke_workspace):
-    spec = experiments.TRANSFER
-    seed = smoke_workspace.config.seeds[0]
-    rows = pipeline.with_unlabelled_rows(smoke_workspace, pipeline.with_teacher_logits(
-        smoke_workspace.tokenized["student_train"],
-        pipeline.load_or_compute_teacher_logits(smoke_workspace, "student_train")[0]), spec, seed, "final")
-    labels = np.asarray(rows["labels"])
-    assert (labels == -100).sum() == len(smoke_workspace.transfer) > 0
-    assert not set(smoke_workspace.transfer["text"]) & set(smoke_workspace.student_train["text"])
-    # The unlabelled rows carry the teacher's logits on the transfer rows, in their order.
-    transfer_logits = pipeline.load_or_compute_teacher_logits(smoke_workspace, "transfer")[0]
-    np.testing.assert_allclose(np.asarray(rows["teacher_logits"])[labels == -100], transfer_logits, rtol=1e-6)
-    # A batch of unlabelled rows only, through a real student: no cross-entropy, a finite loss that trains it.
-    student = models.load_student(smoke_workspace.config, seed=0).train()
-    batch = collator_for(smoke_workspace.tokenizer)([rows[int(i)] for i in np.flatnonzero(labels == -100)[:8]])
-    outputs = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    loss, components = distill.distillation_loss(spec, outputs, batch["labels"], batch["attention_mask"],
-                                                 teacher_logits=batch["teacher_logits"])
-    assert components["hard_label"].item() == 0.0 and components["soft_target"].item() > 0
-    assert torch.isfinite(loss)
-    loss.backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+        pipeline.with_target_logits(smoke_workspace.tokenized["test"], np.zeros((3, 4)))
 
 
 def test_the_trainer_gives_the_teacher_its_window_and_trains_student_and_projections(smoke_workspace, tmp_path):
@@ -154,7 +130,7 @@ def test_the_trainer_gives_the_teacher_its_window_and_trains_student_and_project
     teacher: projections and a layer map), the teacher reading fewer tokens than the student."""
     config, tokenizer = smoke_workspace.config, smoke_workspace.tokenizer
     window = 12  # smoke's rows are 9-20 tokens: shorter than its teacher_max_length, so set one that cuts
-    spec = DistillSpec(name="online", feature_weight=1.0, attention_weight=1.0, relation_weight=1.0)
+    spec = DistillSpec(name="online", feature_weight=1.0, attention_weight=1.0)
     teacher = models.load_teacher(config, attn_implementation="eager")
     student = models.load_student(config, seed=0, attn_implementation="eager").train()
     arguments = training_arguments(config, tmp_path, seed=0, quiet=True, eval_strategy="no")
@@ -181,7 +157,7 @@ def test_the_trainer_gives_the_teacher_its_window_and_trains_student_and_project
 
     torch.manual_seed(0)
     loss = trainer.compute_loss(student, batch)
-    assert set(trainer._component_sums) == {"hard_label", "feature", "attention", "relation"}
+    assert set(trainer._component_sums) == {"hard_label", "feature", "attention"}
     assert torch.isfinite(loss) and all(v.item() > 0 for v in trainer._component_sums.values())
     # The same loss as distillation_loss on the teacher's outputs over the window (same dropout draws).
     torch.manual_seed(0)
@@ -206,19 +182,12 @@ def test_the_trainer_gives_the_teacher_its_window_and_trains_student_and_project
     assert validation.item() == pytest.approx(plain.item(), rel=1e-6)
 
 
-def test_transfer_needs_plain_soft_targets():
-    with pytest.raises(ValueError, match="soft targets"):
-        DistillSpec(name="bad", unlabelled="transfer")
-    with pytest.raises(ValueError, match="unlabelled"):
-        DistillSpec(name="bad", kd_loss_weight=1.0, unlabelled="elsewhere")
-
-
 def test_the_grid_trains_every_strategy_at_the_selection_budget_and_reads_no_test(smoke_workspace):
     config = smoke_workspace.config
     grid = experiments.run_grid(smoke_workspace)
     smoothing = {f"label-smoothing-{e:g}" for e in experiments.LABEL_SMOOTHING}
-    assert set(grid) == {"baseline", *experiments.STRATEGIES, *smoothing, experiments.TRANSFER.name,
-                         "views-baseline", "consistent-without-teacher"}
+    assert set(grid) == {"baseline", *experiments.STRATEGIES, *smoothing, "views-baseline",
+                         "consistent-without-teacher"}
     assert all(run["seed"] == config.selection_seed and run["budget"] == "selection" for run in grid.values())
     assert not any("test" in run or "test_predictions" in run for run in grid.values())  # the grid never reads test
     assert all(len(run["unseen_predictions"]) == config.unseen_rows for run in grid.values())
