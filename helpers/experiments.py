@@ -1,11 +1,9 @@
 """The distillation experiments: a screening grid of teacher-using strategies, the rule that picks one, the chosen
 strategy beside its no-teacher twin and the controls over fresh seeds, and the comparison on test.
 
-Every choice (the teacher's recipe, the strategy, its temperature and weights, the label smoothing, the best control,
-the plateau check) reads rows that neither the teacher nor any student trained on (``pipeline.selection_split``:
-the unseen rows; in ``full``, which has none, validation, whose bias is measured in ``cpu``); test is read once, by
-``final_comparisons``. No strategy depends on unlabelled text, which ``full`` does not have.
-"""
+Every choice (teacher recipe, strategy, temperature and weights, label smoothing, best control, plateau check) reads
+rows no model trained on (``pipeline.selection_split``); test is read once, by ``final_comparisons``. No strategy
+needs unlabelled text, which ``full`` does not have."""
 
 from __future__ import annotations
 
@@ -29,8 +27,7 @@ STRATEGIES: dict[str, tuple[DistillSpec, str]] = {
                     "T/α screen: response KD at T=1 (the teacher's own probabilities)"),
     "response-T4": (DistillSpec(name="response-T4", **{**RESPONSE, "temperature": 4.0}),
                     "T/α screen: response KD at T=4 (softer: more of the teacher's ranking of wrong classes)"),
-    "response-w0.9": (DistillSpec(name="response-w0.9", hard_label_weight=0.1, soft_target_weight=0.9,
-                                  temperature=2.0),
+    "response-w0.9": (DistillSpec(name="response-w0.9", hard_label_weight=0.1, soft_target_weight=0.9, temperature=2.0),
                       "T/α screen: response KD with 0.9 of the weight on the teacher"),
     "response-confidence": (DistillSpec(name="response-confidence", **RESPONSE, confidence_weighted=True),
                             "trust each row's soft targets as much as the teacher believes the gold label"),
@@ -70,14 +67,13 @@ EQUIVALENCE_MARGIN = 0.005
 
 
 def twin(spec: DistillSpec) -> DistillSpec:
-    """The no-teacher twin of a teacher-using spec: the same rows, views, steps and loss, with the teacher's targets
-    replaced by the gold label smoothed row by row to the teacher's confidence (its memorisation without its choice
-    of class; on fresh views the twin keeps that target of the row), by a peer student of another seed for internal
-    terms (they need a model's states), or by cross-fitted students for a committee. Its difference from ``spec`` is
-    what the teacher itself adds.
+    """The no-teacher twin of a teacher-using spec; its difference from ``spec`` is what the teacher itself adds.
 
-    Where that twin would train exactly as the baseline does (the teacher's hard labels alone, at the baseline's
-    weight: the smoothed gold label's argmax is the gold label), the twin is the baseline itself, not a copy."""
+    Same rows, views, steps and loss; the teacher's targets are replaced by the gold label smoothed row by row to the
+    teacher's confidence (its memorisation without its choice of class; on fresh views, that target of the row), by a
+    peer student of another seed for internal terms (they need a model's states), or by cross-fitted students for a
+    committee. A twin that would train exactly as the baseline (teacher's hard labels alone, at the baseline's weight)
+    is the baseline itself."""
     labels_only = dataclasses.replace(BASELINE, name=spec.name, hard_label_weight=0.0,
                                       teacher_label_weight=BASELINE.hard_label_weight, soft_targets=spec.soft_targets)
     if spec == labels_only and spec.soft_targets == "teacher":
@@ -146,11 +142,10 @@ def teacher_recipes(workspace: pipeline.Workspace, baseline: dict) -> list[dict]
 
 
 def teacher_rule(recipes: list[dict], baseline_accuracy: float) -> dict:
-    """The rule, declared before any pass, that picks the report's teacher among the recipes tried, reading the
-    unseen rows only: the memorised recipe (``MEMORISED`` on the students' rows) whose gap below the baseline there
-    is nearest the middle of ``WEAKER_BY``; the longer input on a tie; where none is memorised, the most memorised.
-    Why the middle: a gap measured on a few thousand rows carries their sampling noise, so a teacher at the window's
-    edge there can land outside it on other rows. Returns the length and whether it meets both targets."""
+    """The rule, declared before any pass, that picks the report's teacher from the unseen rows: the memorised recipe
+    (``MEMORISED`` on the students' rows) whose gap below the baseline is nearest the middle of ``WEAKER_BY`` (a gap
+    on a few thousand rows is noisy, so a teacher at the window's edge may fall outside it on other rows); the longer
+    input on a tie; if none is memorised, the most memorised. Returns the length and whether it meets both targets."""
     if not recipes:
         raise ValueError("teacher_rule needs at least one recipe.")
     middle = sum(WEAKER_BY) / 2
@@ -178,9 +173,8 @@ def teacher_training(config) -> dict | None:
 
 # ------------------------------------------------------------------------------------------------ screening
 def grid_specs(config) -> dict[str, DistillSpec]:
-    """Every screening run: the baseline, every strategy, the label smoothings, and function matching's two
-    controls (the same views and steps without the teacher's targets, and its twin), each once at the selection
-    budget."""
+    """Every screening run, each once at the selection budget: the baseline, every strategy, the label smoothings,
+    and function matching's two controls (its views and steps without the teacher's targets, and its twin)."""
     grid = {"baseline": BASELINE, **{name: spec for name, (spec, _) in STRATEGIES.items()},
             **{name: CONTROLS[name][0] for name in CONTROLS if name.startswith("label-smoothing")},
             "views-baseline": CONTROLS["views-baseline"][0],
@@ -242,8 +236,7 @@ def reference(spec: DistillSpec) -> str:
 
 def choose(table: pd.DataFrame) -> dict[str, str]:
     """On the selection rows only: the teacher-using strategy with the largest gain over its compute-matched
-    no-teacher run (``reference``: a gain bought by steps or views is not the teacher's), and the label smoothing with
-    the best accuracy."""
+    ``reference`` (a gain bought by steps or views is not the teacher's), and the most accurate label smoothing."""
     everything = specs()
     strategies = table[table["bert_teacher"] & table.index.isin(list(STRATEGIES))]
     gains = {name: row["accuracy"] - table.loc[reference(everything[name]), "accuracy"]
@@ -304,8 +297,7 @@ def compare(labels: np.ndarray, runs_a: list[dict], runs_b: list[dict], split: s
 
 
 def best_control(final: dict[str, list[dict]], split: str) -> str:
-    """The no-teacher student (twin or control) with the best mean accuracy on the selection rows: chosen without
-    test."""
+    """The no-teacher student (twin or control) with the best mean accuracy on the selection rows, never test."""
     candidates = [name for name, runs in final.items()
                   if name != "baseline" and not pipeline.spec_of(runs[0]).uses_bert_teacher]
     return max(candidates, key=lambda name: np.mean([run[split]["accuracy"] for run in final[name]]))

@@ -1,9 +1,7 @@
 """Load-or-compute steps the notebooks call: data, teacher, cached teacher logits, soft-target sources, students.
 
-Every expensive artefact is cached under ``config.cache_dir`` with a key of everything that produced it (settings,
-the content of the rows, the teacher's identity, the schema version), written atomically, and checked when read:
-re-running a notebook is cheap, and nothing computed from other data or settings is ever served.
-"""
+Each expensive artefact is cached under ``config.cache_dir``, keyed by everything that produced it (settings, rows,
+teacher, schema version) and checked when read: a re-run is cheap and never serves an artefact of other inputs."""
 
 from __future__ import annotations
 
@@ -129,9 +127,8 @@ def teacher_tokenized(workspace: Workspace, split: str, config: Config | None = 
 
 # -------------------------------------------------------------------------------------------------- teacher
 def load_or_train_teacher(workspace: Workspace, config: Config | None = None, quiet: bool | None = None) -> str:
-    """The teacher's path: the hub id (full), or the stand-in fine-tuned here once with the card's recipe (the
-    ``teacher_*`` settings of ``config``, default the workspace's) on the students' rows and the validation rows,
-    keyed and cached."""
+    """The teacher's path: the hub id (full), or the stand-in fine-tuned here once (cached) with the card's recipe
+    (``config``'s ``teacher_*`` settings, default the workspace's) on the students' rows and the validation rows."""
     config = config or workspace.config
     if config.teacher_source == "hub":
         return config.teacher_name
@@ -181,10 +178,8 @@ def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=Non
                                    check_labels: bool = True) -> tuple[np.ndarray, dict]:
     """The teacher's logits (N, 4) on a split, computed once (batched, no gradients), checked and cached.
 
-    Before anything is cached, a labelled split's logits must show the data's label order (the teacher's config
-    names its classes only LABEL_0..3): the check runs here, so that only a benchmark's random-weight teacher
-    (``check_labels=False``) skips it.
-    """
+    The teacher's config names its classes only LABEL_0..3, so the logits must show the data's label order before
+    they are cached; only a benchmark's random-weight teacher skips that check (``check_labels=False``)."""
     config = config or workspace.config
     dataset = teacher_tokenized(workspace, split, config)
     key = cache.key_of(teacher_identity(config), workspace.fingerprints[split], workspace.tokenizer.name_or_path,
@@ -235,9 +230,8 @@ def soft_targets(workspace: Workspace, spec: DistillSpec, seed: int, budget: str
 
 
 def smoothed_gold_logits(teacher_logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Log-probabilities (N, C) of the gold label smoothed row by row to the teacher's confidence: p(gold) = the
-    teacher's top probability on that row, the rest spread evenly. (N, C), (N,) -> (N, C). The twin's soft targets:
-    as sure as the memorised teacher, row by row, but never of another class."""
+    """The twin's soft targets: as sure as the teacher on each row, but never of another class. (N, C) logits, (N,)
+    labels -> (N, C) log-probabilities with p(gold) = the teacher's top probability, the rest spread evenly."""
     top = np.clip(evaluate.softmax(teacher_logits).max(axis=-1), 1.0 / len(LABELS), 1 - 1e-6)  # (N,)
     probabilities = np.repeat(((1 - top) / (len(LABELS) - 1))[:, None], len(LABELS), axis=1)
     probabilities[np.arange(len(labels)), labels] = top
@@ -340,12 +334,10 @@ def student_result_name(spec: DistillSpec, seed: int, key: str) -> str:
 def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, seed: int | None = None,
                           budget: str = "final", curve: bool = False, quiet: bool | None = None,
                           rows: str | None = None) -> dict:
-    """``train_student``, cached: a stored result is reused only when its key (``student_key``) matches, its final
-    model is complete and, where ``curve`` is asked for, it holds one. Returns the student's results document.
-    ``rows``: the split it trains on (default: the budget's, ``TRAINING_ROWS``).
-
-    A copy of the document lives beside the final model, so a finished student is recognised from the cache alone
-    (a Colab reset wipes a results folder in /content, not the cache on Drive): the copy is put back."""
+    """``train_student``, cached; returns the student's results document. A stored result is reused only when its key
+    (``student_key``) matches, its final model is complete and, if ``curve`` is asked for, it holds one. ``rows``: the
+    split it trains on (default ``TRAINING_ROWS[budget]``). A copy of the document beside the final model is put back
+    where the results folder was lost (a Colab reset wipes /content, not the cache on Drive)."""
     config = workspace.config
     seed = config.seed if seed is None else seed
     key = student_key(workspace, spec, seed, budget, rows)
@@ -368,11 +360,10 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
 
 def train_student(workspace: Workspace, spec: DistillSpec, seed: int, budget: str, run_dir: Path,
                   curve: bool = False, quiet: bool | None = None, rows: str | None = None) -> dict:
-    """Train one student with ``spec``'s loss on the budget's rows and score it: validation and the unseen rows
-    always (choices read the unseen rows; validation measures what a teacher-seen choice would cost), test only at
-    the final budget (the grid never reads test), and the plateau check's extra unseen rows where a final student
-    trains on gold labels alone (the baseline and the compute control).
-    ``curve`` scores validation after every epoch too, for the plots. Returns its results (no key)."""
+    """Train one student with ``spec``'s loss on the budget's rows and score it; returns its results (no key).
+    Scored: validation and the unseen rows always (choices read the unseen rows; validation measures what a
+    teacher-seen choice would cost), test only at the final budget (the grid never reads test), and the plateau
+    check's extra unseen rows for gold-only final students. ``curve`` also scores validation after every epoch."""
     config = workspace.config
     rows = rows or TRAINING_ROWS[budget]
     train_rows = tokenized(workspace, rows)
@@ -398,8 +389,7 @@ def train_student(workspace: Workspace, spec: DistillSpec, seed: int, budget: st
     scores = {split: score(workspace, outcome.model, split) for split in scored if len(workspace.raw(split))}
     return {
         "spec": spec.settings(), "seed": seed, "budget": budget, "rows": rows, "training": settings,
-        "train_rows": len(train_rows), "curve": curve,
-        "bert_teacher": spec.uses_bert_teacher,
+        "train_rows": len(train_rows), "curve": curve, "bert_teacher": spec.uses_bert_teacher,
         "optimizer_steps": outcome.history[-1].get("step") if outcome.history else None,
         "train_seconds": outcome.train_seconds, "resumed": outcome.resumed,
         "parameters": models.parameter_count(outcome.model), "history": outcome.history,

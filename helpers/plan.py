@@ -1,29 +1,24 @@
-"""The one cost planner: every training run and forward pass a `make report` pass makes, its GPU hours, and its Drive
-writes, printed before the first training (``python -m helpers.plan --profile full``; ``--json``; ``KD_PLAN=thorough``
-prices the thorough plan).
+"""The cost planner: every training run and forward pass of a `make report` pass, its GPU hours and Drive writes,
+printed before the first training (``python -m helpers.plan --profile full``; ``--json``; ``KD_PLAN=thorough`` prices
+the thorough plan). Every public figure it uses is in results/external.json, with its source and date.
 
-Rate model (one model; every public figure in results/external.json with its source and date):
-
+Rate model:
 - A training step of B rows × L padded tokens costs ``overhead + c · B·L · k`` seconds. ``c`` (seconds per token)
-  comes from a public T4 figure, a 32-row, 57-token fp16 DistilBERT step at 410–680 rows/s
-  (``training_throughput``), less a per-step host overhead of 10–25 ms (``host_overhead``): the slow end pairs
-  410 rows/s with 25 ms, the fast end 680 rows/s with 10 ms. An A100 divides ``c`` by the public 6–9× T4 ratio and
-  an H100 further by 1.8–2× (``gpu_speed_ratios_vs_a100``); the overhead stays, so small steps gain little.
+  comes from a public T4 figure, a 32-row, 57-token fp16 DistilBERT step at 410–680 rows/s (``training_throughput``),
+  less a host overhead of 10–25 ms a step (``host_overhead``): the slow end pairs 410 rows/s with 25 ms, the fast end
+  680 rows/s with 10 ms. An A100 divides ``c`` by the public 6–9× T4 ratio, an H100 by a further 1.8–2×
+  (``gpu_speed_ratios_vs_a100``); the overhead stays, so small steps gain little.
 - ``k``: 1 for the DistilBERT student; +2/3 when the BERT-base teacher runs at every step (a forward is ~1/3 of a
   step, and BERT-base has twice DistilBERT's layers); 3 for the decoder student (SmolLM2-135M: ~3× the weights a
   token passes, its vocabulary head included).
 - A forward pass (teacher logits, scoring) costs ``c · L · k / 3`` a row, plus the overhead per batch.
-- Fixed: per run 5–20 s (model load, Trainer set-up: the committed cpu pass measured ~2 s of it), a checkpoint
-  write of 2–6 s per epoch, 3–10 s for the final model; per pass 3–8 min (data, tokenisation, downloads, kernels).
-- The central T4 figure is the middle of its range. The cpu profile is priced from the committed cpu pass's own
-  measured rates instead (``cpu_minutes``), and printed beside that pass's measured duration: seconds per step from
-  each results file's train_seconds over its optimizer steps; a per-run cost and rows scored per second fitted
-  (Theil-Sen) to the gaps between neighbouring student results files, each gap = run + train_seconds + rows / rate,
-  the rows counted from the file's ``*_predictions`` lists; gaps holding any other results file (a teacher's training,
-  a notebook boundary) left out (``cpu_rates``). The same structure as above: steps, forward rows, fixed per run.
+- Fixed: 5–20 s a run (model load, Trainer set-up; the committed cpu pass measured ~2 s), 2–6 s a checkpoint (one
+  per epoch), 3–10 s for the final model; 3–8 min a pass (data, tokenisation, downloads, kernels).
+- The central T4 figure is the middle of its range. The cpu profile is priced instead at the rates its committed pass
+  measured (``cpu_rates``, ``cpu_minutes``), and printed beside that pass's measured duration.
 
-Padded tokens per row are measured with the project's collator on length-grouped batches (``measure``), stored in
-results/probes/padded_tokens.json so the planner runs without the data.
+Padded tokens per row are measured with the project's collator on length-grouped batches (``measure``) and stored in
+results/probes/padded_tokens.json, so the planner runs without the data.
 """
 
 from __future__ import annotations
@@ -32,6 +27,8 @@ import argparse
 import dataclasses
 import json
 import math
+import statistics
+from datetime import datetime
 from pathlib import Path
 
 from helpers import experiments, results
@@ -209,17 +206,14 @@ def rates(device: str) -> list[dict]:
     return ends
 
 
-def _k(model: str, teacher: str) -> float:
-    return {"lm": LM_K, "teacher": 1.0}.get(model, 1.0) + (TEACHER_K if teacher == "online" else 0.0)
-
-
 def seconds(plan: dict, rate: dict) -> dict[str, float]:
     """Wall seconds of ``plan`` at one end of a device's rates: training steps, forward passes, fixed costs."""
     config, end = plan["config"], 0 if rate["end"] == "fast" else 1
     parts = {"training": 0.0, "forward": 0.0, "fixed": PASS_SECONDS[end]}
     for run in plan["runs"]:
         batch = {"lm": config.lm_batch_size, "teacher": config.teacher_batch_size}.get(run["model"], config.batch_size)
-        compute = rate["per_token"] * batch * run["padded_tokens_per_row"] * _k(run["model"], run["teacher"])
+        k = (LM_K if run["model"] == "lm" else 1.0) + (TEACHER_K if run["teacher"] == "online" else 0.0)
+        compute = rate["per_token"] * batch * run["padded_tokens_per_row"] * k
         parts["training"] += run["steps"] * (rate["overhead"] + compute)
         parts["fixed"] += len(run["seeds"]) * (RUN_SECONDS[end] + FINAL_SAVE_SECONDS[end]
                                                + CHECKPOINT_SECONDS[end] * math.ceil(run["epochs"]))
@@ -260,10 +254,6 @@ def drive_gb(plan: dict) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- the cpu profile
-def _documents(folder: Path, pattern: str) -> list[dict]:
-    return [json.loads(path.read_text()) for path in sorted(folder.glob(pattern))]
-
-
 def scored_rows(document: dict) -> int:
     """Rows a student's results file says it scored after training: every ``*_predictions`` list it holds."""
     return sum(len(value) for key, value in document.items() if key.endswith("_predictions"))
@@ -271,22 +261,17 @@ def scored_rows(document: dict) -> int:
 
 def cpu_rates(results_dir: Path) -> dict:
     """Rates measured by a committed CPU pass: seconds per optimizer step (the median over students without and with
-    the online teacher; the stand-in teachers' total), and a per-run fixed cost and scoring rate fitted to the gaps
-    between consecutive student results files, each gap = run + train_seconds + scored rows / rows_per_second.
-
-    Only gaps with no other results file inside them count (a teacher's training, a notebook's summary file and the
-    kernel start after it fall in the gaps they leave out). The fit is Theil-Sen (the median of the pairwise slopes,
-    then the median intercept), so a stray gap moves it little."""
-    import statistics
-    from datetime import datetime
-
+    the online teacher; the stand-in teachers' total), and a per-run cost and scoring rate fitted to the gaps between
+    neighbouring student results files, each gap = run + train_seconds + scored rows / rows_per_second. A gap holding
+    any other results file (a teacher's training, a notebook boundary) is left out. The fit is Theil-Sen (median of
+    the pairwise slopes, then the median intercept), so a stray gap moves it little."""
     def written(document: dict) -> datetime:
         return datetime.fromisoformat(document["provenance"]["date"])
 
     everything = sorted(((path.parent.name == "students", json.loads(path.read_text()))
                          for path in results_dir.rglob("*.json")), key=lambda entry: written(entry[1]))
     students = [document for is_student, document in everything if is_student]
-    teachers = _documents(results_dir / "teachers", "*.json")
+    teachers = [json.loads(path.read_text()) for path in sorted((results_dir / "teachers").glob("*.json"))]
     points = []  # (rows scored, seconds outside training) for each gap between two neighbouring student files
     for (first, before), (second, after) in zip(everything, everything[1:], strict=False):
         if first and second:
@@ -330,8 +315,6 @@ def cpu_minutes(plan: dict, results_dir: Path) -> float:
 def committed_minutes(profile: str) -> float:
     """How long the committed pass of ``profile`` took: from its first results file to its last (notebook 01's
     tokenisation before its first file, and kernel starts, are not in it)."""
-    from datetime import datetime
-
     dates = [datetime.fromisoformat(json.loads(path.read_text())["provenance"]["date"])
              for path in (PROJECT_ROOT / "results" / profile).rglob("*.json")]
     return (max(dates) - min(dates)).total_seconds() / 60
@@ -410,11 +393,9 @@ def main(argv: list[str] | None = None) -> None:
         results.atomic_write_text(TOKENS_FILE, json.dumps(measure(), indent=1) + "\n")
     config = get_config(arguments.profile, **({"plan": arguments.plan} if arguments.plan else {}))
     plan, worst = priced(config), costliest(config)
-    thorough = plan if config.plan == "thorough" else priced(dataclasses.replace(
-        get_config(arguments.profile, plan="thorough")))
+    thorough = plan if config.plan == "thorough" else priced(get_config(arguments.profile, plan="thorough"))
     a100_name, a100_price = prices()["A100"]
-    extra = {"costliest": {"chosen": worst["chosen"], "hours": worst["hours"],
-                           "central_T4_hours": worst["central_T4_hours"]},
+    extra = {"costliest": {key: worst[key] for key in ("chosen", "hours", "central_T4_hours")},
              "thorough": {"hours": thorough["hours"], "central_T4_hours": thorough["central_T4_hours"],
                           "A100_dollars": [h * a100_price for h in thorough["hours"]["A100"]]},
              "warnings": check(plan)}

@@ -60,11 +60,10 @@ def collator_for(tokenizer) -> Collator:
 
 
 # -------------------------------------------------------------------------------------------------- the step
-# Every run's optimizer step, stated once (Hugging Face's defaults, written out so nothing is implicit): AdamW with
-# these betas and epsilon; no weight decay on biases and LayerNorm weights (they set scale and offset, not features);
-# the learning rate warmed up linearly over ``warmup_ratio`` of the steps, then decayed linearly to 0; gradients
-# clipped to a global norm of MAX_GRAD_NORM before each step. DistillationTrainer builds its optimizer and schedule
-# with ``optimizer_and_schedule``, and notebook 04 takes one step with it on a real batch.
+# Every run's optimizer step, stated once (Hugging Face's defaults, written out): AdamW with these betas and epsilon;
+# no weight decay on biases and LayerNorm weights (they set scale and offset, not features); the learning rate warmed
+# up linearly over ``warmup_ratio`` of the steps, then decayed linearly to 0; gradients clipped to a global norm of
+# MAX_GRAD_NORM. DistillationTrainer and notebook 04 (one step on a real batch) both build it from the functions below.
 ADAM_BETAS, ADAM_EPSILON, MAX_GRAD_NORM = (0.9, 0.999), 1e-8, 1.0
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
@@ -271,29 +270,17 @@ def training_arguments(config: Config, output_dir: str | Path, *, seed: int, epo
     """The TrainingArguments of every run; ``overrides`` replace any of them (scripts/benchmark.py measures steps
     with evaluation and checkpoints off)."""
     values = dict(
-        output_dir=str(output_dir),
-        num_train_epochs=epochs if epochs is not None else config.epochs,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.eval_batch_size,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
+        output_dir=str(output_dir), num_train_epochs=epochs if epochs is not None else config.epochs,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.eval_batch_size,
+        learning_rate=config.learning_rate, weight_decay=config.weight_decay,
         warmup_steps=config.warmup_ratio,  # a fraction of the steps (optimizer_and_schedule)
-        lr_scheduler_type="linear",
-        max_grad_norm=MAX_GRAD_NORM,
-        logging_steps=config.logging_steps,
-        logging_first_step=True,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=1,
-        seed=seed,
-        data_seed=seed,
-        train_sampling_strategy="group_by_length",  # batches of similar length: less padding
-        length_column_name="length",
+        lr_scheduler_type="linear", max_grad_norm=MAX_GRAD_NORM,
+        logging_steps=config.logging_steps, logging_first_step=True,
+        eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, seed=seed, data_seed=seed,
+        train_sampling_strategy="group_by_length", length_column_name="length",  # similar lengths batched: less padding
         remove_unused_columns=False,  # the collator picks the columns (target_logits is not a forward argument)
-        report_to="none",
-        disable_tqdm=not show_progress() if quiet is None else quiet,
-        **hardware.loader_flags(config.num_workers),
-        **hardware.trainer_flags(config.precision),
+        report_to="none", disable_tqdm=not show_progress() if quiet is None else quiet,
+        **hardware.loader_flags(config.num_workers), **hardware.trainer_flags(config.precision),
     )
     return TrainingArguments(**{**values, **overrides})
 
@@ -302,14 +289,10 @@ def train_classifier(config: Config, model: PreTrainedModel, train_dataset: Data
                      tokenizer, output_dir: str | Path, *, seed: int, spec: DistillSpec = BASELINE,
                      teacher: PreTrainedModel | None = None, teacher_max_length: int | None = None,
                      epochs: float | None = None, quiet: bool | None = None, **arguments) -> TrainOutcome:
-    """Fine-tune ``model``; checkpoint each epoch into ``output_dir`` (or ``config.checkpoint_dir``/its name) and
-    resume from the newest complete checkpoint there (an interrupted one is removed). ``arguments`` override the
-    TrainingArguments (the teacher's own recipe); ``eval_dataset`` None skips the per-epoch validation (runs whose
-    curve nobody plots).
-
-    The final model is written atomically to ``output_dir/final`` with the log history beside it
-    (``history.json``); the epoch checkpoints (weights and optimizer state, ~3× the model) are then deleted.
-    """
+    """Fine-tune ``model``, checkpointing each epoch into ``output_dir`` (or ``config.checkpoint_dir``/its name) and
+    resuming from the newest complete checkpoint there. ``arguments`` override the TrainingArguments (the teacher's
+    recipe); ``eval_dataset`` None skips the per-epoch validation. The final model and its log history
+    (``history.json``) are written atomically to ``output_dir/final``; the epoch checkpoints are then deleted."""
     output_dir = Path(output_dir)
     # Epoch checkpoints where the config puts them (a local disk on Colab), the final model in output_dir (the cache).
     checkpoint_dir = Path(config.checkpoint_dir) / output_dir.name if config.checkpoint_dir else output_dir
