@@ -15,6 +15,7 @@ setup:
 report: setup
 	$(PYTHON) scripts/preflight.py
 	KD_QUIET=1 $(PYTHON) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=-1 $(NOTEBOOKS)
+	$(PYTHON) scripts/repository_links.py
 	$(PYTHON) -m report
 
 # Unit tests, then every notebook under nbval in the smoke profile (seconds-sized models, synthetic data).
@@ -26,6 +27,7 @@ test-localhub: setup
 	$(PYTHON) -m pytest tests/test_full_profile.py -m localhub -p no:cacheprovider -q
 
 readme:
+	$(PYTHON) scripts/repository_links.py
 	$(PYTHON) -m report
 
 benchmark: setup

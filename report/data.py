@@ -1,11 +1,8 @@
 """The results documents the README reads: which profile's, whether they are complete and belong together, the
-compute they record, and the few number formats every block shares. The `full` run's cost is the planner's
-(``helpers.plan``)."""
+compute they record, and the few number formats every block shares."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,59 +20,30 @@ def complete(config: Config, strict: bool = False) -> bool:
     """Whether ``config``'s profile has a whole report of the current schema (a partial run never counts).
     ``strict``: results that do not belong together raise MixedResultsError instead of counting as incomplete."""
     try:
-        documents = report_documents(config)
+        return all(name in report_documents(config) for name in REQUIRED)
     except (FileNotFoundError, KeyError):
         return False
     except results.MixedResultsError:
         if strict:
             raise
         return False
-    return all(name in documents for name in REQUIRED)
 
 
 def report_profile(requested: str | None = None) -> str:
-    """The profile whose results the README shows: the one asked for, else the first of full and cpu whose results
-    are complete and consistent, else cpu (whose blocks then say that results are pending)."""
-    if requested:
-        return requested
-    return next((name for name in REPORT_PROFILES if complete(get_config(name))), "cpu")
-
-
-_LOADED: dict[str, dict[str, dict]] | None = None  # results folder -> its documents, while a render runs
-
-
-@contextlib.contextmanager
-def loaded_once() -> Iterator[None]:
-    """Within this block every ``report_documents`` of one results folder reads and checks the files once."""
-    global _LOADED
-    _LOADED = {}
-    try:
-        yield
-    finally:
-        _LOADED = None
+    """The profile asked for, else the first of full and cpu with complete results, else cpu (its blocks then say
+    that results are pending)."""
+    return requested or next((name for name in REPORT_PROFILES if complete(get_config(name))), "cpu")
 
 
 def report_documents(config: Config) -> dict[str, dict]:
     """Every results document the README reads, by name, after checking that they belong together (one profile,
     schema, code hash and data fingerprint; commits may differ); raises MixedResultsError naming the odd file out."""
-    if _LOADED is not None:
-        if config.results_dir not in _LOADED:
-            _LOADED[config.results_dir] = _read_documents(config)
-        return _LOADED[config.results_dir]
-    return _read_documents(config)
-
-
-def _read_documents(config: Config) -> dict[str, dict]:
-    documents = {}
-    for name in ("data", "teacher", "baseline", "distillation", "analysis"):
-        if results.has_result(config, name):
-            documents[name] = results.load_result(config, name)
+    documents = {name: results.load_result(config, name) for name in ("data", "teacher", "baseline", "distillation",
+                                                                       "analysis") if results.has_result(config, name)}
     recorded = documents.get("distillation", {}).get("runs", {})
     if "baseline" in documents:
         recorded = {**recorded, "baseline": documents["baseline"]["runs"]}
-    for runs in recorded.values():
-        for run in runs:
-            documents[run] = results.load_result(config, run)
+    documents.update({run: results.load_result(config, run) for runs in recorded.values() for run in runs})
     # Belonging together first: it names a file of older code (no code hash) before the schema check would.
     results.check_consistent(documents)
     if any(d["provenance"].get("schema") != results.SCHEMA_VERSION for d in documents.values()):
@@ -83,10 +51,10 @@ def _read_documents(config: Config) -> dict[str, dict]:
                                         "them with make report.")
     if documents and results.has_result(config, "decoder_student"):
         # The decoder student reads its own rows (its provenance has no data fingerprint): same code, same profile.
-        decoder = {"decoder_student": results.load_result(config, "decoder_student")}
-        results.check_consistent({**dict([next(iter(documents.items()))]), **decoder},
+        decoder = results.load_result(config, "decoder_student")
+        results.check_consistent({**dict([next(iter(documents.items()))]), "decoder_student": decoder},
                                  ("profile", "schema", "code_hash"))
-        documents.update(decoder)
+        documents["decoder_student"] = decoder
     return documents
 
 
@@ -119,39 +87,33 @@ def provenance_line(document: dict) -> str:
 
 def markdown_table(frame: pd.DataFrame) -> str:
     """``frame`` as a GitHub Markdown table (its index left out)."""
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *rows])
+    lines = ["| " + " | ".join(str(v) for v in row) + " |" for row in [frame.columns, *frame.itertuples(index=False)]]
+    return "\n".join([lines[0], "|" + "---|" * len(frame.columns), *lines[1:]])
 
 
-# ---------------------------------------------------------------------------------------------------- compute
 def teacher_pass_seconds(teacher: dict) -> float:
     """Seconds of the teacher's logit passes when first computed (a pass served from cache records its first one)."""
     return sum(p.get("first_pass_seconds", p.get("seconds", 0.0)) for p in teacher["logit_passes"])
 
 
-def _of_this_code(config: Config, folder: str, code_hash: str | None) -> list[dict]:
-    """The results documents in ``results/<profile>/<folder>/`` that this code version wrote (older runs left in the
-    folder do not count)."""
-    return [document for path in sorted((Path(config.results_dir) / folder).glob("*.json"))
-            if (document := results.load_result(path))["provenance"].get("code_hash") == code_hash]
-
-
 def compute_seconds(config: Config) -> list[tuple[str, float, int]]:
-    """(notebook, seconds, runs) of training and teacher passes, summed from the results files."""
+    """(notebook, seconds, runs) of training and teacher passes, summed from the results files this code version
+    wrote (older runs left in the folders do not count)."""
     documents = report_documents(config)
     teacher = documents["teacher"]
-    code = teacher["provenance"].get("code_hash")
-    teachers = _of_this_code(config, "teachers", code)
-    students = _of_this_code(config, "students", code)
+
+    def of_this_code(folder: str) -> list[dict]:
+        return [d for path in sorted((Path(config.results_dir) / folder).glob("*.json"))
+                if (d := results.load_result(path))["provenance"].get("code_hash") ==
+                teacher["provenance"].get("code_hash")]
+
+    teachers, students = of_this_code("teachers"), of_this_code("students")
+    baseline = [r for r in students if r["spec"]["name"] == "baseline"]
+    others = [r for r in students if r["spec"]["name"] != "baseline"]
     rows = [("02 · teacher (fine-tuning every recipe tried, logit passes)",
              teacher_pass_seconds(teacher) + sum(t["train_seconds"] for t in teachers), len(teachers)),
-            ("03 · baseline students", sum(r["train_seconds"] for r in students if r["spec"]["name"] == "baseline"),
-             sum(r["spec"]["name"] == "baseline" for r in students)),
-            ("04 · distilled students, twins and controls",
-             sum(r["train_seconds"] for r in students if r["spec"]["name"] != "baseline"),
-             sum(r["spec"]["name"] != "baseline" for r in students))]
+            ("03 · baseline students", sum(r["train_seconds"] for r in baseline), len(baseline)),
+            ("04 · distilled students, twins and controls", sum(r["train_seconds"] for r in others), len(others))]
     if "decoder_student" in documents:
         rows.append(("06 · decoder student (training + scoring)",
                      documents["decoder_student"]["wall_seconds"]["total"], 1))

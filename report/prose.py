@@ -15,6 +15,7 @@ from report.data import (
     compute_seconds,
     hardware,
     markdown_table,
+    mean_std,
     report_documents,
     student_runs,
     teacher_pass_seconds,
@@ -112,20 +113,19 @@ def summary_block(config: Config) -> str | None:
 
 
 def answer_table(config: Config, f: dict) -> pd.DataFrame:
-    """Teacher, baseline, the chosen strategy and its twin: test accuracy and macro-F1 (mean ± std over seeds)."""
-    def mean_std(values: list[float]) -> str:
-        values = np.asarray(values) * 100
-        return f"{values.mean():.2f}" + (f" ± {values.std(ddof=1):.2f}" if len(values) > 1 else "")
-
+    """The teacher and every final student on test: accuracy and macro-F1 (mean ± std over seeds), and optimizer
+    steps against the baseline's."""
     teacher = f["teacher"]["test"]
     rows = [{"model": "teacher", "seeds": "—", "accuracy (%)": mean_std([teacher["accuracy"]]),
-             "macro-F1 (%)": mean_std([teacher["macro_f1"]])}]
-    for name in dict.fromkeys(["baseline", f["chosen"], f["twin"] or "baseline"]):
+             "macro-F1 (%)": mean_std([teacher["macro_f1"]]), "steps": "—"}]
+    steps = student_runs(config, "baseline")[0]["optimizer_steps"]
+    for name in ["baseline", *[n for n in f["distillation"]["runs"] if n != "baseline"]]:
         runs = student_runs(config, name)
-        rows.append({"model": f"**{name}**" if name == f["chosen"] else name + (" (twin)" if name == f["twin"] and
-                                                                                name != "baseline" else ""),
+        twin = name == f["twin"] != "baseline"
+        rows.append({"model": f"**{name}**" if name == f["chosen"] else f"{name} (twin)" if twin else name,
                      "seeds": len(runs), "accuracy (%)": mean_std([r["test"]["accuracy"] for r in runs]),
-                     "macro-F1 (%)": mean_std([r["test"]["macro_f1"] for r in runs])})
+                     "macro-F1 (%)": mean_std([r["test"]["macro_f1"] for r in runs]),
+                     "steps": f"{runs[0]['optimizer_steps'] / steps:.1f}×"})
     return pd.DataFrame(rows)
 
 
@@ -199,39 +199,6 @@ def cost_block(config: Config) -> str | None:
     return f"{markdown_table(pd.DataFrame(rows))}\n\n{cut}"
 
 
-# --------------------------------------------------------------------------------------------------- settings
-def settings_block(config: Config) -> str | None:
-    """The settings that shape the numbers, for `full` and this page's profile side by side (from the configs)."""
-    profiles = ["full"] + ([config.profile] if config.profile != "full" else [])
-    configs = {name: get_config(name) for name in profiles}
-    documents = report_documents(config) if complete(config) else {}
-    length = documents.get("teacher", {}).get("recipe", {}).get("max_length")
-
-    def row(label: str, value) -> dict:
-        return {"setting": label, **{f"`{name}`": value(c) for name, c in configs.items()}}
-
-    table = [
-        row("student rows (train)", lambda c: "all" if c.max_train_rows is None else f"{c.max_train_rows:,}"),
-        row("validation / unseen rows (plateau check)",
-            lambda c: f"{c.validation_rows:,} / {c.unseen_rows:,} ({max(c.plateau_rows, c.unseen_rows):,})"),
-        row("student: epochs, batch, lr, warm-up", lambda c: f"{c.epochs}, {c.batch_size}, {c.learning_rate:g}, "
-                                                            f"{c.warmup_ratio:.0%}"),
-        row("teacher recipe: epochs, batch, lr, warm-up", lambda c: f"{c.teacher_epochs:g}, {c.teacher_batch_size}, "
-                                                                   f"{c.teacher_learning_rate:g}, "
-                                                                   f"{c.teacher_warmup_ratio:.0%}"
-                                                                   + (" (its card's)" if c.teacher_source == "hub"
-                                                                      else "")),
-        row("teacher max_length", lambda c: c.max_length if not c.teacher_lengths_tried else
-            f"rule's choice of {', '.join(map(str, c.teacher_lengths_tried))}"
-            + (f": {length}" if c.profile == config.profile and length else "")),
-        row("seeds: final (controls) / selection", lambda c: f"{len(c.seeds)} ({min(c.control_seeds, len(c.seeds))})"
-                                                             f" / seed {c.selection_seed}"),
-        row("grid budget", lambda c: f"{c.selection_max_train_rows or 'all'} rows, "
-                                     f"{c.selection_epochs or c.epochs} epoch(s)"),
-    ]
-    return markdown_table(pd.DataFrame(table))
-
-
 # ----------------------------------------------------------------------------------------- the six questions
 def interview_block(config: Config) -> str | None:
     """The brief's six interview questions, a paragraph each, every number from the results."""
@@ -243,30 +210,30 @@ def interview_block(config: Config) -> str | None:
     best, worst = (max(strategies, key=lambda r: r["accuracy"]), min(strategies, key=lambda r: r["accuracy"]))
     passes = f["teacher"]["logit_passes"]
     bias = f["distillation"].get("selection_bias") or {}
+    where = f["distillation"].get("selection_rows", "validation")
     answers = {
         "1 · Training strategy":
-            f"{len(strategies)} teacher-using strategies (the four families, response KD at other temperatures and "
-            "weights, a committee with cross-fitted students, and function matching on fresh views) were screened "
-            f"once on unseen rows; `{chosen}` was chosen. It then ran beside its twin, the baseline and the compute "
-            "control over fresh seeds; whatever screened lower stayed in the screen (table under Details).",
+            f"{len(strategies)} teacher-using strategies (the four families, response KD at other T and weights, a "
+            f"committee, function matching) were screened once on {where} rows, each against its compute-matched "
+            f"no-teacher run; `{chosen}` gained most and ran beside its twin, the baseline and the compute control "
+            "over fresh seeds (screen under Details).",
         "2 · Implementation":
-            "One function, `distill.distillation_loss`, computes every student's loss, and one, "
-            "`train.optimizer_and_schedule`, states the step; notebook 04 shows both on a real batch. The teacher's "
-            f"logits are cached once ({sum(p['rows'] for p in passes):,} rows, "
-            f"{teacher_pass_seconds(f['teacher']):.0f} s); feature, attention and function matching run it online, "
-            "in the student's precision.",
+            "One function, `distill.distillation_loss`, is every student's loss, and `train.optimizer_and_schedule` "
+            f"states the step; notebook 04 shows both on a real batch. The teacher's logits are cached once "
+            f"({sum(p['rows'] for p in passes):,} rows, {teacher_pass_seconds(f['teacher']):.0f} s); feature, "
+            "attention and function matching run it online, in the student's precision.",
         "3 · Model tuning":
-            f"Every choice read {f['distillation'].get('selection_rows', 'validation')} rows, never test. The screen "
-            f"ran from {worst['accuracy'] * 100:.2f}% (`{worst['student']}`) to {best['accuracy'] * 100:.2f}% "
-            f"(`{best['student']}`), T and the weights included. "
+            f"Every choice read {where} rows, never test; the screen ran from {worst['accuracy'] * 100:.2f}% "
+            f"(`{worst['student']}`) to {best['accuracy'] * 100:.2f}% (`{best['student']}`). "
             + (f"Choosing on validation, which the teacher trained on, would have favoured teacher-using students by "
-               f"{bias['bias_points']:+.2f} points on average (measured here). " if bias else "")
+               f"{bias['bias_points']:+.2f} points (measured here). " if bias else "")
             + f"{_recipe(f['teacher'])} {_plateau(f['plateau'])}",
         "4 · Results":
-            f"Primary (declared before the pass): `{chosen}` − baseline {brief(f['primary'])}. "
-            + "; ".join(f"{label} {brief(row)}{adjusted(row)}" for label, row in f["headline"].items()
-                        if label != f["distillation"]["comparisons"]["primary"])
-            + ". Points, seed-level 95% intervals; verdicts beside the primary read Holm-adjusted p.",
+            f"Primary (declared before the pass): `{chosen}` − baseline {brief(f['primary'])} points, "
+            f"{f['primary']['verdict']}; the other rows of the table under Results read Holm-adjusted p ("
+            + "; ".join(f"{label}: {row['p_holm']:.2g}" for label, row in f["headline"].items()
+                        if label != f["distillation"]["comparisons"]["primary"] and row.get("p_holm") is not None
+                        and row["p_holm"] == row["p_holm"]) + ").",
         "5 · Pipeline and code quality":
             f"One code path, three profiles; every artefact keyed by what produced it, code included; "
             f"{len(documents)} results files of one code version; a Colab reset costs the run in progress at most.",

@@ -15,57 +15,16 @@ import pandas as pd
 
 from helpers import results
 from helpers.config import PROJECT_ROOT, Config, get_config
-from report import data as report_data
 from report.data import (
     README,
     REPORT_PROFILES,
     complete,
     compute_seconds,
     markdown_table,
-    mean_std,
     provenance_line,
     report_profile,
-    student_runs,
 )
-from report.prose import (
-    cost_block,
-    figures_block,
-    interview_block,
-    more_figures_block,
-    settings_block,
-    summary_block,
-)
-
-
-def headline_table(config: Config) -> pd.DataFrame:
-    """Teacher and every final student on the test split: accuracy and macro-F1 (mean ± std over seeds), seeds,
-    whether the BERT teacher informs it, optimizer steps against the baseline's, parameters."""
-    teacher = results.load_result(config, "teacher")
-    rows = [{"model": f"teacher: {config.teacher_name}", "BERT teacher": "—", "seeds": "—",
-             "test accuracy (%)": mean_std([teacher["test"]["accuracy"]]),
-             "macro-F1 (%)": mean_std([teacher["test"]["macro_f1"]]), "steps": "—",
-             "parameters (M)": f"{teacher['parameters'] / 1e6:.1f}"}]
-    document = results.load_result(config, "distillation")
-    baseline_steps = student_runs(config, "baseline")[0]["optimizer_steps"]
-    for name in ["baseline", *[n for n in document["runs"] if n != "baseline"]]:
-        runs = student_runs(config, name)
-        rows.append({"model": f"**{name}**" if name == document["chosen"] else name,
-                     "BERT teacher": "yes" if runs[0]["bert_teacher"] else "no", "seeds": len(runs),
-                     "test accuracy (%)": mean_std([r["test"]["accuracy"] for r in runs]),
-                     "macro-F1 (%)": mean_std([r["test"]["macro_f1"] for r in runs]),
-                     "steps": f"{runs[0]['optimizer_steps'] / baseline_steps:.1f}×",
-                     "parameters (M)": f"{runs[0]['parameters'] / 1e6:.1f}"})
-    return pd.DataFrame(rows)
-
-
-def results_block(config: Config) -> str | None:
-    if not complete(config):
-        return None
-    teacher = results.load_result(config, "teacher")
-    return (f"{markdown_table(headline_table(config))}\n\n"
-            f"<sub>All {teacher['test']['rows']:,} test rows; mean ± standard deviation over seeds; the chosen "
-            f"strategy in bold; steps against the baseline's. Generated from `results/{config.profile}/` "
-            f"({provenance_line(teacher)}) by `python -m report`.</sub>")
+from report.prose import cost_block, figures_block, interview_block, more_figures_block, summary_block
 
 
 def distillation_block(config: Config) -> str | None:
@@ -249,7 +208,7 @@ def answer_figure(config: Config) -> Path | None:
 
 
 BLOCKS: dict[str, Callable[[Config], str | None]] = {
-    "summary": summary_block, "results": results_block, "settings": settings_block,
+    "summary": summary_block,
     "distillation": distillation_block, "screening": screening_block, "interview": interview_block,
     "figures": figures_block, "more_figures": more_figures_block,
     "speed": speed_block, "decoder": decoder_block, "compute": compute_block,
@@ -265,11 +224,6 @@ def foreign_figure_links(text: str, profile: str) -> list[str]:
 def render(text: str, config: Config) -> str:
     """``text`` with every generated block replaced by its content from ``config``'s results; every block says
     "pending" until the profile's report is complete, and results that do not belong together are refused."""
-    with report_data.loaded_once():
-        return _render(text, config)
-
-
-def _render(text: str, config: Config) -> str:
     ready = complete(config, strict=True)
     for name, build in BLOCKS.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(\n<!-- /generated:{name} -->)", re.DOTALL)
@@ -283,41 +237,6 @@ def _render(text: str, config: Config) -> str:
     return text
 
 
-# ------------------------------------------------------------------------------------------ the repository URL
-REPOSITORY_LINKS = (  # (pattern, replacement) with {url} and {path}: every place a notebook or the README names it
-    (r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/main/",
-     "https://colab.research.google.com/github/{path}/blob/main/"),
-    (r'repository = "https://github\.com/[\w.-]+/[\w.-]+"', 'repository = "{url}"'),
-    (r"`https://github\.com/[\w.-]+/[\w.-]+`", "`{url}`"),
-)
-
-
-def repository_url() -> str:
-    """The repository's address, from pyproject.toml's [project.urls] (the one place it is set)."""
-    import tomllib
-
-    return tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
-
-
-def with_repository_links(text: str, url: str) -> str:
-    """``text`` with every Colab badge, Colab clone line and quoted repository address pointing at ``url``."""
-    path = url.removeprefix("https://github.com/")
-    for pattern, replacement in REPOSITORY_LINKS:
-        text = re.sub(pattern, replacement.format(url=url, path=path), text)
-    return text
-
-
-def sync_repository_links() -> list[Path]:
-    """Rewrite the notebooks and the README to name pyproject.toml's repository; returns the files changed."""
-    url, changed = repository_url(), []
-    for path in [README, *sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))]:
-        text = path.read_text()
-        if (new := with_repository_links(text, url)) != text:
-            path.write_text(new)
-            changed.append(path)
-    return changed
-
-
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
@@ -325,8 +244,6 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Regenerate the README's numbers from one profile's results.")
     parser.add_argument("--profile", choices=REPORT_PROFILES, help="default: the first complete of full, cpu")
     config = get_config(report_profile(parser.parse_args(argv).profile))
-    for path in sync_repository_links():
-        print(f"{path.relative_to(PROJECT_ROOT)}: repository links now name {repository_url()}")
     answer_figure(config)
     README.write_text(render(README.read_text(), config))
     print(f"README.md regenerated from results/{config.profile}/")

@@ -121,7 +121,9 @@ def test_the_six_answers_each_have_a_paragraph_with_numbers(tmp_path):
     assert len(paragraphs) == 6
     assert all(any(ch.isdigit() for ch in paragraph.split(".**", 1)[1]) for paragraph in paragraphs)
     assert "favoured teacher-using students by +0.30 points" in paragraphs[2]
-    assert "Holm-adjusted p = 0.5" in paragraphs[3] and "Primary (declared before the pass)" in paragraphs[3]
+    assert "Primary (declared before the pass): `response` − baseline +2.00 [+1.60, +2.40] points, better" in (
+        paragraphs[3])
+    assert "matched-compute − baseline: 0.5)" in paragraphs[3]  # the others' Holm-adjusted p, not their rows again
 
 
 def test_the_screen_reads_the_selection_rows_and_states_the_validation_bias(tmp_path):
@@ -208,7 +210,7 @@ def test_the_provenance_line_shows_the_code_hash_and_the_commit(tmp_path):
 
 def test_an_incomplete_profile_renders_pending_blocks(tmp_path):
     config = get_config("full", results_dir=str(tmp_path / "full"))
-    rendered = readme.render("<!-- generated:results -->\nold\n<!-- /generated:results -->", config)
+    rendered = readme.render("<!-- generated:summary -->\nold\n<!-- /generated:summary -->", config)
     assert "No complete `full` results" in rendered and "old" not in rendered
 
 
@@ -240,12 +242,17 @@ def test_every_readme_link_and_image_points_at_a_file():
 
 
 def test_the_repository_url_is_set_in_one_place():
-    url = readme.repository_url()
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("repository_links", PROJECT_ROOT / "scripts/repository_links.py")
+    links = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(links)
+    url = links.repository_url()
     for path in [report_data.README, *sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))]:
         text = path.read_text()
-        assert readme.with_repository_links(text, url) == text, f"{path.name} names another repository: make readme"
+        assert links.with_repository_links(text, url) == text, f"{path.name} names another repository: make readme"
         assert "colab.research.google.com/github/" not in text or url.removeprefix("https://github.com/") in text
-    moved = readme.with_repository_links(
+    moved = links.with_repository_links(
         '[![b](https://colab.research.google.com/github/a/b/blob/main/n.ipynb)] repository = "https://github.com/a/b" '
         "`https://github.com/a/b`", "https://github.com/me/fork")
     assert moved == ('[![b](https://colab.research.google.com/github/me/fork/blob/main/n.ipynb)] '
