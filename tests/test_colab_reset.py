@@ -20,8 +20,6 @@ import time
 from pathlib import Path
 
 import localhub  # tests/localhub: pytest puts tests/ on sys.path
-import nbclient
-import nbclient.exceptions
 import nbformat
 import pytest
 from test_full_profile import CAPS, CELL_TIMEOUT_S, STANDINS_ROOT, _config_under
@@ -57,13 +55,9 @@ def _execute_probed(notebook: Path, env: dict[str, str]) -> tuple[str | None, di
     document = nbformat.read(notebook, as_version=4)
     document.cells.insert(0, nbformat.v4.new_code_cell(PROBE_FIRST))
     document.cells.append(nbformat.v4.new_code_cell(PROBE_LAST))
-    client = nbclient.NotebookClient(document, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                                     resources={"metadata": {"path": str(notebook.parent)}})
-    try:
-        client.execute(env=env)
-    except (nbclient.exceptions.CellExecutionError, nbclient.exceptions.CellTimeoutError,
-            nbclient.exceptions.DeadKernelError) as error:
-        return f"{type(error).__name__}: {error}", None
+    error = localhub.execute_notebook(document, notebook.parent, env, CELL_TIMEOUT_S)
+    if error:
+        return error, None
     text = "".join(output.get("text", "") for output in document.cells[-1].outputs if output.output_type == "stream")
     line = next(line for line in text.splitlines() if line.startswith(PROBE))
     return None, json.loads(line[len(PROBE):])

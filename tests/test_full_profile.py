@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 
 import localhub  # tests/localhub: pytest puts tests/ on sys.path
-import nbclient
-import nbclient.exceptions
 import nbformat
 import pytest
 
@@ -65,7 +63,8 @@ def full_run(tmp_path_factory):
         env["MPLBACKEND"] = "Agg"
         for notebook in NOTEBOOKS:
             start = time.perf_counter()
-            outcomes[notebook.name] = _execute(notebook, env)
+            document = nbformat.read(notebook, as_version=4)
+            outcomes[notebook.name] = localhub.execute_notebook(document, notebook.parent, env, CELL_TIMEOUT_S)
             seconds[notebook.name] = round(time.perf_counter() - start, 1)
             if outcomes[notebook.name] is not None:
                 break  # later notebooks read what this one writes
@@ -100,19 +99,6 @@ def _config_under(knobs: dict[str, str]):
               if not Path(getattr(config, field)).is_relative_to(root)}
     assert config.profile == "full" and not wrong, f"knobs without effect under KD_PROFILE=full: {wrong}"
     return config
-
-
-def _execute(notebook: Path, env: dict[str, str]) -> str | None:
-    """Runs the notebook in a fresh kernel with ``env``; None, or the failing cell's error."""
-    document = nbformat.read(notebook, as_version=4)
-    client = nbclient.NotebookClient(document, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                                     resources={"metadata": {"path": str(notebook.parent)}})
-    try:
-        client.execute(env=env)
-    except (nbclient.exceptions.CellExecutionError, nbclient.exceptions.CellTimeoutError,
-            nbclient.exceptions.DeadKernelError) as error:
-        return f"{type(error).__name__}: {error}"
-    return None
 
 
 # ------------------------------------------------------------------------------------------------------- tests

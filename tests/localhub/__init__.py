@@ -26,7 +26,7 @@ from localhub.standins import (
 )
 
 __all__ = ["ALIASES", "DATASET_ID", "LM_ID", "STUDENT_ID", "TEACHER_ID", "TOKENIZER_ID", "BlockingProxy", "HubRepo",
-           "LocalHub", "Request", "build_standins", "hub_environment", "repo_folders", "serve"]
+           "LocalHub", "Request", "build_standins", "execute_notebook", "hub_environment", "repo_folders", "serve"]
 
 # Set by CI (and by users) to keep libraries off the network: they would stop the clients from asking the hub.
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_TOKEN",
@@ -57,3 +57,18 @@ def serve(standins: Path, home: Path):
     repos = [HubRepo(kind, repo_id, folder) for (kind, repo_id), folder in repo_folders(standins).items()]
     with LocalHub(repos, ALIASES) as hub, BlockingProxy() as proxy:
         yield hub, proxy, hub_environment(hub.endpoint, proxy.url, Path(home))
+
+
+def execute_notebook(document, folder: Path, env: dict[str, str], timeout: int) -> str | None:
+    """Runs a notebook (an nbformat document, executed in place) in a fresh kernel with ``env`` and ``folder`` as its
+    working directory; None, or the failing cell's error."""
+    import nbclient
+
+    client = nbclient.NotebookClient(document, timeout=timeout, kernel_name="python3",
+                                     resources={"metadata": {"path": str(folder)}})
+    try:
+        client.execute(env=env)
+    except (nbclient.exceptions.CellExecutionError, nbclient.exceptions.CellTimeoutError,
+            nbclient.exceptions.DeadKernelError) as error:
+        return f"{type(error).__name__}: {error}"
+    return None
