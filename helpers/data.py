@@ -53,10 +53,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
                           keep_default_na=False, skipinitialspace=True)
         labels = pd.to_numeric(raw["class_index"], errors="coerce") - 1
         return pd.DataFrame({"text": raw["title"] + " " + raw["description"], "label": labels})
-    raise ValueError(
-        f"{path}: neither a CSV with a 'text,label' header nor the original 3-column AG News CSV "
-        f"(class index 1..4, title, description); its first row is {list(head.iloc[0])}."
-    )
+    raise ValueError(f"{path}: neither a CSV with a 'text,label' header nor the original 3-column AG News CSV "
+                     f"(class index 1..4, title, description); its first row is {list(head.iloc[0])}.")
 
 
 def validate_frame(frame: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -202,18 +200,15 @@ def selection_train_split(splits: DatasetDict, config: Config) -> Dataset:
 
 
 def teacher_train_split(splits: DatasetDict, config: Config) -> Dataset:
-    """The rows a locally fine-tuned teacher trains on: the students' rows and the validation rows.
-
-    This mirrors the hub teacher, which was fine-tuned on all of AG News' train split and so has seen every row the
-    students train and select on: its logits there are memorised, and its validation accuracy flatters it.
-    """
+    """The rows a locally fine-tuned teacher trains on: the students' rows and the validation rows. This mirrors the
+    hub teacher, fine-tuned on all of AG News' train split: its logits there are memorised, its validation accuracy
+    flatters it."""
     return concatenate_datasets([student_train_split(splits, config), splits["validation"]])
 
 
 def unseen_splits(splits: DatasetDict, config: Config) -> tuple[Dataset, Dataset]:
-    """Train rows that neither the teacher (the students' rows and validation) nor any student trains on:
-    ``unseen_rows`` of them (stratified), where every choice is made, and the plateau check's extra rows (up to
-    ``plateau_rows`` in all, stratified, disjoint from the first). Both empty where the profile has none (full)."""
+    """Train rows no model trains on, both stratified: ``unseen_rows`` of them, where every choice is made, and the
+    plateau check's extra rows (up to ``plateau_rows`` in all, disjoint from the first). Both empty in full."""
     train = splits["train"]
     wanted = max(config.unseen_rows, config.plateau_rows)
     if not wanted:
@@ -231,11 +226,10 @@ def unseen_splits(splits: DatasetDict, config: Config) -> tuple[Dataset, Dataset
 
 def fresh_view(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: torch.Tensor, mask_token_id: int,
                pad_token_id: int, drop: float = 0.1, mask: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
-    """A new augmented view of a tokenized batch, drawn from torch's global RNG (the Trainer's seed): each ordinary
-    token (not [CLS]/[SEP]/[PAD]) is deleted with probability ``drop``, the rest closing up, then each ordinary
-    token left is replaced by [MASK] with probability ``mask``. Suits short news text: a headline and a sentence
-    or two stay readable with a tenth of their word pieces gone or masked, and both BERT-family models were
-    pretrained to read [MASK]. Shapes: (B, L) -> (B, L') with L' <= L; rows keep their order and label.
+    """A new augmented view of a tokenized batch (torch's global RNG, the Trainer's seed): each ordinary token (not
+    [CLS]/[SEP]/[PAD]) is deleted with probability ``drop``, the rest closing up, then each one left is replaced by
+    [MASK] with probability ``mask``. A headline and a sentence or two stay readable with a tenth of their word pieces
+    gone or masked, and BERT-family models were pretrained to read [MASK]. (B, L) -> (B, L'), L' <= L, rows in order.
     """
     present = attention_mask.bool()
     ordinary = present & ~torch.isin(input_ids, special_ids)
@@ -252,8 +246,8 @@ def fresh_view(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_id
 
 
 def source_fingerprint(config: Config) -> str:
-    """What identifies the data source before it is loaded: the bytes of a local folder's files, the hub
-    dataset's name, or the synthetic generator's seed (keys the locally fine-tuned teacher)."""
+    """The data source's identity before loading (keys the locally fine-tuned teacher): the bytes of a local
+    folder's files, the hub dataset's name, or the synthetic generator's seed."""
     if config.data_source == "local":
         folder = Path(config.data_dir)
         digest = hashlib.sha256()
@@ -274,9 +268,7 @@ def fingerprint(dataset: Dataset) -> str:
 # ----------------------------------------------------------------------------------------------- tokenizing
 def tokenize(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
     """input_ids, attention_mask, labels and length; no padding (collation pads each batch to its longest row).
-
-    No token_type_ids: DistilBERT takes none, and BERT's default (all zeros) is what a single text gets anyway.
-    """
+    No token_type_ids: DistilBERT takes none, and BERT's default (all zeros) is what a single text gets anyway."""
 
     def encode(batch):
         encoded = tokenizer(batch["text"], truncation=True, max_length=max_length, return_token_type_ids=False)
@@ -310,8 +302,6 @@ def duplicates_report(splits: DatasetDict) -> dict[str, int]:
     """Exact duplicate texts within train (with validation), within test, and shared between them."""
     train = pd.Series(list(splits["train"]["text"]) + list(splits.get("validation", {"text": []})["text"]))
     test = pd.Series(list(splits["test"]["text"]))
-    return {
-        "train_duplicate_texts": int(train.duplicated().sum()),
-        "test_duplicate_texts": int(test.duplicated().sum()),
-        "test_texts_also_in_train": int(test.isin(set(train)).sum()),
-    }
+    return {"train_duplicate_texts": int(train.duplicated().sum()),
+            "test_duplicate_texts": int(test.duplicated().sum()),
+            "test_texts_also_in_train": int(test.isin(set(train)).sum())}

@@ -1,16 +1,13 @@
 """The distillation loss: which terms a student trains with (``DistillSpec``), the response and label terms, and
-``distillation_loss``, which weighs them and the feature and similarity terms (``feature_terms``) into one training
-loss.
+``distillation_loss``, which weighs them and the feature and similarity terms (``feature_terms``) into one loss.
 
-Every term takes student and teacher tensors and returns a scalar tensor. The teacher is frozen, so each
-loss detaches its teacher inputs itself: gradients reach the student (and any projection) only, even when a
-caller forgets `torch.no_grad()` around the teacher's forward pass or passes tensors that still carry a graph.
+Every term takes student and teacher tensors and returns a scalar tensor. Each loss detaches its teacher inputs
+itself, so gradients reach only the student (and any projection) even if a caller forgets `torch.no_grad()`.
+Every loss computes in float32: under fp16 autocast, ε = 1e-12 underflows to 0 and squared hidden-state differences
+overflow, which turned the attention loss into nan.
 
-Every loss computes in float32 whatever its inputs' dtype: under fp16 autocast, ε = 1e-12 underflows to 0 and
-squared hidden-state differences overflow, which turned the attention loss into nan.
-
-Symbols used in the docstrings: B batch, C classes, L sequence length, D hidden size, H attention heads,
-T temperature, z_s / z_t student / teacher logits, p = softmax(z / T).
+Symbols: B batch, C classes, L sequence length, D hidden size, H attention heads, T temperature, z_s / z_t student /
+teacher logits, p = softmax(z / T).
 """
 
 from __future__ import annotations
@@ -120,15 +117,12 @@ def check_logits_compatible(student_logits: Tensor, teacher_logits: Tensor) -> N
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(
             f"student logits have shape {tuple(student_logits.shape)} but teacher logits have shape "
-            f"{tuple(teacher_logits.shape)}; both must be (batch, num_classes) for the same batch and the "
-            "same label set (check that the cached teacher logits match this dataset split and that both "
-            "classification heads have the same num_labels)"
-        )
+            f"{tuple(teacher_logits.shape)}; both must be (batch, num_classes) for the same batch and the same label "
+            "set (check that the cached teacher logits match this dataset split and that both classification heads "
+            "have the same num_labels)")
     if student_logits.dim() != 2:
-        raise ValueError(
-            f"logits must be 2-D (batch, num_classes), got shape {tuple(student_logits.shape)}; "
-            "flatten or select the classification logits first"
-        )
+        raise ValueError(f"logits must be 2-D (batch, num_classes), got shape {tuple(student_logits.shape)}; "
+                         "flatten or select the classification logits first")
 
 
 def _check_temperature(temperature: float) -> None:
@@ -138,9 +132,7 @@ def _check_temperature(temperature: float) -> None:
 
 def _check_batch_vector(name: str, vector: Tensor, batch_size: int) -> None:
     if vector.shape != (batch_size,):
-        raise ValueError(
-            f"{name} must have shape ({batch_size},) to match the logits, got {tuple(vector.shape)}"
-        )
+        raise ValueError(f"{name} must have shape ({batch_size},) to match the logits, got {tuple(vector.shape)}")
 
 
 def _per_example_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
@@ -154,10 +146,8 @@ def _per_example_kl(student_logits: Tensor, teacher_logits: Tensor, temperature:
 def soft_target_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
     """Hinton soft-target loss: L = T² · (1/B) Σ_b KL(p_t,b ‖ p_s,b), with p = softmax(z / T).
 
-    Shapes: student_logits, teacher_logits (B, C) -> scalar. The T² factor keeps the gradient's size
-    comparable across temperatures (the soft-target gradient scales as 1/T²), so `soft_target_weight` need not
-    be retuned for each T. The teacher logits are detached.
-    """
+    Shapes: student_logits, teacher_logits (B, C) -> scalar. The soft-target gradient scales as 1/T², so the T²
+    factor keeps it comparable across temperatures and `soft_target_weight` need not be retuned for each T."""
     check_logits_compatible(student_logits, teacher_logits)
     _check_temperature(temperature)
     student_logits, teacher_logits = student_logits.float(), teacher_logits.float()
@@ -169,19 +159,14 @@ def soft_target_loss(student_logits: Tensor, teacher_logits: Tensor, temperature
 
 def teacher_label_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """Cross-entropy against the teacher's hard label ŷ_t = argmax_c z_t: L = (1/B) Σ_b CE(z_s,b, ŷ_t,b).
-
-    Shapes: student_logits, teacher_logits (B, C) -> scalar. Teacher logits are detached.
-    """
+    Shapes: student_logits, teacher_logits (B, C) -> scalar."""
     check_logits_compatible(student_logits, teacher_logits)
     return F.cross_entropy(student_logits.float(), teacher_logits.detach().argmax(dim=-1))
 
 
 def confidence_weights(teacher_logits: Tensor, labels: Tensor, temperature: float = 1.0) -> Tensor:
     """Per-example trust in the teacher: w_b = softmax(z_t,b / T)[y_b], its probability of the gold label.
-
-    Shapes: teacher_logits (B, C); labels (B,) int64 -> (B,) in [0, 1], detached (weights are data, not a
-    path for gradients into the teacher).
-    """
+    Shapes: teacher_logits (B, C); labels (B,) int64 -> (B,) in [0, 1], detached (weights are data)."""
     _check_temperature(temperature)
     if teacher_logits.dim() != 2:
         raise ValueError(f"teacher_logits must be (batch, num_classes), got {tuple(teacher_logits.shape)}")
@@ -190,21 +175,13 @@ def confidence_weights(teacher_logits: Tensor, labels: Tensor, temperature: floa
     return teacher_probs.gather(1, labels.unsqueeze(1)).squeeze(1)
 
 
-def weighted_soft_target_loss(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    temperature: float,
-    weights: Tensor,
-) -> Tensor:
+def weighted_soft_target_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float, weights: Tensor
+                              ) -> Tensor:
     """Correctness-weighted soft targets: L = T² · (1/B) Σ_b w_b · KL(p_t,b ‖ p_s,b).
 
-    With w from `confidence_weights` the student copies the teacher only as much as the teacher is right on
-    that example; w ≡ 1 gives back `soft_target_loss`. Dividing by B (not Σ w) keeps the loss's scale tied
-    to the teacher's accuracy instead of renormalising it away.
-
-    Shapes: student_logits, teacher_logits (B, C); weights (B,) -> scalar. Teacher logits and weights are
-    detached.
-    """
+    With w from `confidence_weights` the student copies the teacher only as much as the teacher is right on that
+    example; w ≡ 1 gives back `soft_target_loss`. Dividing by B (not Σ w) keeps the loss's scale tied to the teacher's
+    accuracy instead of renormalising it away. Shapes: logits (B, C); weights (B,) -> scalar."""
     check_logits_compatible(student_logits, teacher_logits)
     _check_temperature(temperature)
     _check_batch_vector("weights", weights, student_logits.shape[0])
@@ -213,48 +190,35 @@ def weighted_soft_target_loss(
 
 
 def combine_losses(components: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
-    """Weighted sum L = Σ_k weights[k] · components[k], e.g. {"hard_label": ..., "kd": ...}.
-
-    Every component needs a weight and every weight a component: a silently dropped term would change the
-    experiment without any error.
-    """
+    """Weighted sum L = Σ_k weights[k] · components[k], e.g. {"hard_label": ..., "soft_target": ...}. Every component
+    needs a weight and every weight a component: a silently dropped term would change the experiment unnoticed."""
     missing_weights = sorted(set(components) - set(weights))
     missing_components = sorted(set(weights) - set(components))
     if missing_weights or missing_components:
-        raise ValueError(
-            f"loss components without a weight: {missing_weights}; weights without a component: "
-            f"{missing_components}; components and weights must have the same keys"
-        )
+        raise ValueError(f"loss components without a weight: {missing_weights}; weights without a component: "
+                         f"{missing_components}; components and weights must have the same keys")
     if not components:
         raise ValueError("combine_losses needs at least one loss component")
     for name, component in components.items():
         if component.dim() != 0:
-            raise ValueError(
-                f"loss component {name!r} must be a scalar tensor, got shape {tuple(component.shape)}"
-            )
+            raise ValueError(f"loss component {name!r} must be a scalar tensor, got shape {tuple(component.shape)}")
     return sum(weights[name] * components[name] for name in components)
 
 
-def distillation_loss(
-    spec: DistillSpec,
-    student_outputs,
-    labels: Tensor,
-    attention_mask: Tensor,
-    target_logits: Tensor | None = None,
-    teacher_outputs=None,
-    layer_mapping: Sequence[tuple[int, int]] | None = None,
-    projections: Sequence[nn.Module] | None = None,
-) -> tuple[Tensor, dict[str, Tensor]]:
+def distillation_loss(spec: DistillSpec, student_outputs, labels: Tensor, attention_mask: Tensor,
+                      target_logits: Tensor | None = None, teacher_outputs=None,
+                      layer_mapping: Sequence[tuple[int, int]] | None = None,
+                      projections: Sequence[nn.Module] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """The training loss of one batch: ``spec``'s weighted sum of its terms (the formula in ``DistillSpec``).
+    Returns (loss, components), each component a scalar before weighting.
 
     student_outputs: the student's forward output (``.logits`` (B, C); ``.hidden_states`` / ``.attentions`` when
     an online term is on). labels (B,). attention_mask (B, L).
-    target_logits (B, C): the rows' soft targets from the spec's source (``DistillSpec.soft_targets``: the teacher's,
-    or a no-teacher twin's), for the response and teacher-label terms; under function matching
-    (``spec.teacher_on_views``) the online teacher's logits on the same view replace them.
-    teacher_outputs: the online teacher's forward output on its own inputs, which may be a shorter window (B, L_t ≤ L)
-    of the same tokens: the student's states and attentions are compared on that window.
-    Returns (loss, components), each component a scalar before weighting.
+    target_logits (B, C): the rows' soft targets from ``spec.soft_targets`` (the teacher's or a no-teacher twin's),
+    for the response and teacher-label terms; under function matching (``spec.teacher_on_views``) the online
+    teacher's logits on the same view replace them.
+    teacher_outputs: the online teacher's forward output, possibly on a shorter window (B, L_t ≤ L) of the same
+    tokens; the student's states and attentions are compared on that window.
     """
     logits = student_outputs.logits.float()  # fp32 whatever the autocast: the terms underflow in half precision
     components = {"hard_label": F.cross_entropy(logits, labels, label_smoothing=spec.label_smoothing)}

@@ -8,13 +8,7 @@ import pandas as pd
 import torch
 from datasets import Dataset
 from scipy import stats
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    log_loss,
-    precision_recall_fscore_support,
-)
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, precision_recall_fscore_support
 from tqdm.auto import tqdm
 
 from helpers import hardware
@@ -88,15 +82,13 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict:
     precision, recall, f1, support = precision_recall_fscore_support(labels, predictions, labels=range(len(LABELS)),
                                                                      zero_division=0)
     return {
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "macro_f1": macro_f1(labels, predictions),
+        "accuracy": float(accuracy_score(labels, predictions)), "macro_f1": macro_f1(labels, predictions),
         "per_class": {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                       for name, p, r, f, s in zip(LABELS, precision, recall, f1, support, strict=True)},
         "confusion_matrix": confusion_matrix(labels, predictions, labels=range(len(LABELS))).tolist(),
         "nll": float(log_loss(labels, probabilities, labels=range(len(LABELS)))),
         "ece": expected_calibration_error(probabilities, labels),
-        "reliability": reliability_table(probabilities, labels).to_dict(orient="list"),
-        "rows": int(len(labels)),
+        "reliability": reliability_table(probabilities, labels).to_dict(orient="list"), "rows": int(len(labels)),
     }
 
 
@@ -105,10 +97,8 @@ def per_class_table(metrics: dict) -> pd.DataFrame:
 
 
 def check_label_order(labels: np.ndarray, predictions: np.ndarray, model_name: str) -> None:
-    """Raise if the model's class indices are a permutation of the data's (its config only says LABEL_0..3).
-
-    For each gold class, the class the model predicts most often must be the same index.
-    """
+    """Raise if the model's class indices are a permutation of the data's (its config only says LABEL_0..3): for
+    each gold class, the class the model predicts most often must be the same index."""
     matrix = confusion_matrix(labels, predictions, labels=range(len(LABELS)))
     most_predicted = matrix.argmax(axis=1)
     if not np.array_equal(most_predicted, np.arange(len(LABELS))):
@@ -131,10 +121,8 @@ ALPHA = 0.05  # every interval is 95%, every test at 5%
 
 def macro_f1(labels: np.ndarray, predictions: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
     """The project's one macro-F1: sklearn's, over the classes present in labels or predictions (N,).
-
     ``sample_weight`` (N,) counts each row that many times, so a bootstrap replicate needs no copy of the rows.
-    zero_division=0 scores a never-predicted class 0, as sklearn's default does, without its warning per replicate.
-    """
+    zero_division=0 scores a never-predicted class 0, as sklearn's default does, without its warning per replicate."""
     return float(f1_score(labels, predictions, average="macro", sample_weight=sample_weight, zero_division=0))
 
 
@@ -151,10 +139,7 @@ def _t_summary(differences: np.ndarray) -> tuple[np.ndarray, int, float, float]:
 
 def paired_t_interval(differences: np.ndarray, confidence: float = 0.95) -> dict:
     """The primary, seed-level interval: mean of per-seed paired differences (S,) with a t interval and a two-sided
-    one-sample t-test of mean 0 (e.g. accuracy of A minus accuracy of B per training seed, both on all test rows).
-
-    With S < 2 there is no spread to estimate: the interval and p are nan.
-    """
+    one-sample t-test of mean 0 (e.g. accuracy of A minus B per training seed, on all test rows). nan for S < 2."""
     values, seeds, mean, error = _t_summary(differences)
     result = {"difference": mean, "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"),
               "seeds": seeds, "std": float(values.std(ddof=1)) if seeds > 1 else float("nan"),
@@ -171,10 +156,8 @@ def paired_t_interval(differences: np.ndarray, confidence: float = 0.95) -> dict
 
 def equivalence_test(differences: np.ndarray, margin: float) -> dict:
     """Two one-sided t-tests (TOST) that the mean of per-seed differences (S,) lies within ±``margin`` (same units).
-
     p is the larger one-sided p (H0: mean <= −margin; H0: mean >= +margin); equivalent when p < 0.05, i.e. when the
-    90% t interval lies inside (−margin, +margin). nan and not equivalent for S < 2.
-    """
+    90% t interval lies inside (−margin, +margin). nan and not equivalent for S < 2."""
     if margin <= 0:
         raise ValueError(f"The equivalence margin must be > 0, got {margin}.")
     values, seeds, mean, error = _t_summary(differences)
@@ -201,13 +184,11 @@ def _per_seed_scores(labels: np.ndarray, predictions: np.ndarray, metric: str, w
     raise ValueError(f"Unknown metric {metric!r}: expected one of {METRICS}.")
 
 
-def _two_level_draws(labels: np.ndarray, arms: list[np.ndarray], metric: str, resamples: int,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _two_level_draws(labels: np.ndarray, arms: list[np.ndarray], metric: str, resamples: int, seed: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Per-seed scores (K, S) of K arms of (S, N) predictions, and their means over bootstrap replicates (K, B).
-
     Each replicate draws S seeds, then N rows, with replacement; every arm gets the same draws, since a seed fixes
-    both runs' data order and the arms are compared on the same rows. ``scipy.stats.bootstrap`` resamples one level.
-    """
+    both runs' data order and the arms are compared on the same rows. ``scipy.stats.bootstrap`` resamples one level."""
     rng = np.random.default_rng(seed)
     seeds, rows = arms[0].shape
     points = np.stack([_per_seed_scores(labels, arm, metric, np.ones(rows)) for arm in arms])
@@ -230,11 +211,9 @@ def _null_p_value(draws: np.ndarray, estimate: float) -> float:
 def two_level_bootstrap(labels: np.ndarray, predictions_a: np.ndarray, predictions_b: np.ndarray,
                         resamples: int = 2000, seed: int = 0, *, metric: str = "accuracy") -> dict:
     """Mean metric(A) − metric(B) over paired seeds, with a 95% two-level bootstrap interval (seeds, then rows) whose
-    spread carries both the training-seed and the test-row variance, and its p-value under the null.
-
-    Shapes: labels (N,); predictions_a, predictions_b (S, N), row s of each from the same seed; S = 1 is a paired
-    bootstrap over rows alone. ``arms`` holds A's and B's own mean, 95% interval and per-seed scores.
-    """
+    spread carries both the training-seed and the test-row variance, and its p-value under the null. Shapes: labels
+    (N,); predictions_a, predictions_b (S, N), row s of each from the same seed; S = 1 is a paired bootstrap over rows
+    alone. ``arms`` holds A's and B's own mean, 95% interval and per-seed scores."""
     labels, a, b = np.asarray(labels), np.asarray(predictions_a), np.asarray(predictions_b)
     if a.ndim != 2 or a.shape != b.shape or a.shape[1] != len(labels):
         raise ValueError(f"Predictions of shapes {a.shape} and {b.shape} for {len(labels)} labels: both need "
@@ -255,10 +234,7 @@ def two_level_bootstrap(labels: np.ndarray, predictions_a: np.ndarray, predictio
 def bootstrap_accuracy_difference(labels: np.ndarray, predictions_a: np.ndarray, predictions_b: np.ndarray,
                                   resamples: int = 2000, seed: int = 0) -> dict:
     """Accuracy(A) − accuracy(B) of one pair of runs (N,) each, with a paired 95% bootstrap interval over test rows.
-
-    Its null p is ``bootstrap_p_value``, not ``p_value``: per-seed rows merge this dict with McNemar's, whose
-    ``p_value`` it would overwrite.
-    """
+    Its null p is ``bootstrap_p_value``, not ``p_value``, which per-seed rows take from McNemar's test."""
     result = two_level_bootstrap(labels, np.asarray(predictions_a)[None], np.asarray(predictions_b)[None],
                                  resamples=resamples, seed=seed)
     return {"difference": result["difference"], "ci_low": result["ci_low"], "ci_high": result["ci_high"],
