@@ -30,3 +30,16 @@ def test_training_curves_plot_components_and_validation():
     assert [list(line.get_ydata()) for line in hard.lines] == [[0.8, 0.4], [1.1]]
     assert len(terms.lines) == 1 and terms.lines[0].get_color() == hard.lines[0].get_color()
     assert [list(line.get_ydata()) for line in validation.lines] == [[70.0], [60.0]]
+
+
+def test_readable_tables_show_shares_as_percentages_plain_names_and_no_nan():
+    from helpers.notebook import readable
+
+    frame = pd.DataFrame({"seeds": [1, 5], "accuracy_mean": [0.8724, 0.88625], "accuracy_std": [float("nan"), 0.0008],
+                          "latency_batch1_ms": [16.096, 8.2], "runtime": ["torch fp32", None]},
+                         index=pd.Index(["teacher", "baseline"], name="model"))
+    shown = readable(frame)
+    assert list(shown.columns) == ["seeds", "accuracy mean", "accuracy std", "latency batch1 ms", "runtime"]
+    assert shown.loc["teacher"].tolist() == [1, "87.24%", "–", "16.1", "torch fp32"]
+    assert shown.loc["baseline"].tolist() == [5, "88.62%", "0.08%", "8.2", "–"]
+    assert not shown.isna().any().any() and frame["accuracy_std"].isna().any()  # the input is left as it was
