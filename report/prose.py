@@ -37,7 +37,8 @@ FIGURES = {
     "per_class_f1": "Per-class F1 on test, mean over seeds (notebook 05).",
     "efficiency": "Accuracy against latency and size, with the int8 student (notebook 05).",
     "reliability": "Calibration: accuracy against confidence, with rows per bin (notebook 05).",
-    "decoder_student_loss": "The decoder student's train loss, with and without the teacher (notebook 06).",
+    "decoder_student_loss": "The decoder student's answer cross-entropy, both arms on one scale, and the distillation "
+                            "term apart (notebook 06).",
 }
 SHOWN = ("distillation_training",)  # inline beside the results; the others are listed under Details
 CALIBRATION_GAP = 0.01  # ECE and NLL gaps (means over seeds) below this are not called a difference in calibration

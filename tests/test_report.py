@@ -311,3 +311,16 @@ def test_the_cost_table_is_the_planners(monkeypatch):
     # A plan that changed would show here: one source, no second estimate.
     monkeypatch.setattr(plan, "hours", lambda p: {d: [9.0, 10.0] for d in ("T4", "A100", "H100")})
     assert "| 9.0–10.0 |" in report_prose.cost_block(get_config("cpu"))
+
+
+def test_notebook_05s_teacher_is_the_reports_teacher():
+    """Every accuracy notebook 05 shows for the teacher (its comparison and its deployment table) is teacher.json's:
+    the same model on its own inputs."""
+    config = get_config(report_data.report_profile())
+    if not results.has_result(config, "analysis"):
+        pytest.skip(f"no committed {config.profile} analysis")
+    teacher = results.load_result(config, "teacher")["test"]["accuracy"]
+    analysis = results.load_result(config, "analysis")
+    [compared] = [row["accuracy_mean"] for row in analysis["comparison"] if row["model"] == "teacher"]
+    [deployed] = [row["accuracy"] for row in analysis["deployment"]["rows"] if row["variant"].startswith("teacher")]
+    assert compared == pytest.approx(teacher, abs=1e-9) and deployed == pytest.approx(teacher, abs=1e-9)
