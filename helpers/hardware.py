@@ -1,9 +1,6 @@
 """The one place that decides where and in what precision this process computes, and how that hardware is named:
-bf16 from compute capability 8.0 (A100, H100), fp16 on older GPUs (T4, V100), fp32 on CPU.
-
-``torch.cuda.is_bf16_supported()`` is not used: by default it counts emulation and answers True on a T4 (sm75),
-where bf16 runs without tensor cores, several times slower than fp16.
-"""
+bf16 from compute capability 8.0 (A100, H100), fp16 on older GPUs (T4, V100), fp32 on CPU. Not by
+``torch.cuda.is_bf16_supported()``: it counts emulation, so it says True on a T4, where bf16 is several times slower."""
 
 from __future__ import annotations
 
@@ -79,8 +76,7 @@ def torch_dtype(requested: str = "auto") -> torch.dtype:
 
 
 def autocast(requested: str = "auto"):
-    """The inference context of every forward pass outside the Trainer: autocast to the resolved dtype on CUDA,
-    nothing on CPU."""
+    """The context of every forward pass outside the Trainer: autocast to the resolved dtype on CUDA, none on CPU."""
     precision = resolve_precision(requested)
     if precision == "fp32":
         return contextlib.nullcontext()

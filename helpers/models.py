@@ -1,8 +1,5 @@
-"""Tokenizer, teacher and student per profile, all loaded through ``from_pretrained``; sizes.
-
-Every model reaches the notebooks through ``from_pretrained`` on a hub id (``full``) or on a folder written here by
-``save_pretrained`` (``cpu``, ``smoke``), so the loading path is the same everywhere.
-"""
+"""Tokenizer, teacher and student per profile; sizes. Every model is loaded by ``from_pretrained``, on a hub id
+(``full``) or on a folder written here by ``save_pretrained`` (``cpu``, ``smoke``): one loading path everywhere."""
 
 from __future__ import annotations
 
@@ -125,9 +122,8 @@ def freeze(model: PreTrainedModel) -> PreTrainedModel:
 
 
 # ---------------------------------------------------------------------------------------------- student
-def _distilbert_from_bert(
-    bert: BertForSequenceClassification, layers: list[int]
-) -> DistilBertForSequenceClassification:
+def _distilbert_from_bert(bert: BertForSequenceClassification, layers: list[int]
+                          ) -> DistilBertForSequenceClassification:
     """A DistilBERT initialised from a BERT's embeddings and a subset of its layers, as DistilBERT itself was."""
     source = bert.config
     config = DistilBertConfig(vocab_size=source.vocab_size, max_position_embeddings=source.max_position_embeddings,
@@ -192,8 +188,8 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 
 def size_on_disk_mb(folder: str | Path) -> float:
-    """Megabytes of the weight files of a saved model: a folder, or a hub id (``full``'s teacher), read from its
-    snapshot in the Hugging Face cache, which ``from_pretrained`` filled (nothing is downloaded here)."""
+    """Megabytes of a saved model's weight files: a folder, or a hub id (``full``'s teacher) read from the snapshot
+    ``from_pretrained`` left in the Hugging Face cache (nothing is downloaded)."""
     if not Path(folder).is_dir():
         from huggingface_hub import snapshot_download
 

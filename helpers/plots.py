@@ -72,10 +72,9 @@ def history_frames(history: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def training_curves(histories: dict[str, list[dict]], components: bool = False, x: str = "epoch") -> plt.Figure:
-    """Per run (one colour each), against epochs (runs of different lengths line up) or optimizer steps (``x="step"``:
-    a run with twice the steps is twice as long): the hard-label cross-entropy (comparable across runs), the other
-    objectives' terms on their own axis when ``components`` (one line style per term), and validation accuracy where
-    it was measured, its values written on the points."""
+    """Per run (one colour each), against epochs (runs of different lengths line up) or optimizer steps (``x="step"``):
+    the hard-label cross-entropy (comparable across runs), the other terms on their own axis when ``components`` (one
+    line style per term), and validation accuracy where measured, its values written on the points."""
     panels = 3 if components else 2
     figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.8), squeeze=False)
     axes = axes[0]
@@ -89,8 +88,7 @@ def training_curves(histories: dict[str, list[dict]], components: bool = False, 
             for column in [c for c in train.columns if c.startswith("loss_") and c != "loss_hard_label"]:
                 term = column.removeprefix("loss_")
                 style = term_styles.setdefault(term, next(styles))
-                axes[1].plot(train[x], train[column], linestyle=style, color=line.get_color(),
-                             label=f"{name}: {term}")
+                axes[1].plot(train[x], train[column], linestyle=style, color=line.get_color(), label=f"{name}: {term}")
         if len(evaluation):
             accuracy = evaluation["eval_accuracy"] * 100
             axes[-1].plot(evaluation[x], accuracy, marker="o", color=line.get_color(), label=name)
@@ -168,8 +166,7 @@ def efficiency(comparison: pd.DataFrame, deployment: list[dict] | None = None) -
     where = f" — {', '.join(sorted(hardware))}" if hardware else ""
     axes[0].set_title(f"Accuracy vs latency{where}")
     axes[1].set_title("Accuracy vs size")
-    axes[1].legend(fontsize=8, title="segment: first seed's 95% bootstrap\ninterval over test rows",
-                   title_fontsize=7)
+    axes[1].legend(fontsize=8, title="segment: first seed's 95% bootstrap\ninterval over test rows", title_fontsize=7)
     figure.tight_layout()
     return figure
 
@@ -194,12 +191,9 @@ def reliability_diagram(tables: dict[str, pd.DataFrame]) -> plt.Figure:
 
 def decoder_loss(curves: pd.DataFrame) -> plt.Figure:
     """The decoder student's train loss per optimizer step, on log scales. Left: both arms' answer cross-entropy on
-    one scale (the term both arms share; the mean over seeds as a line, the seeds' range shaded). Right, apart: the
-    with-teacher arm's weighted distillation term λ · T² · KL, which the other arm does not have.
-
-    ``curves``: one row per logged step and run with arm, seed, step, answer_ce and kd_term (NaN without the
-    teacher), as ``decoder.report.loss_frame`` returns it.
-    """
+    one scale (mean over seeds as a line, their range shaded). Right: the with-teacher arm's weighted distillation
+    term λ · T² · KL. ``curves``: one row per logged step and run with arm, seed, step, answer_ce and kd_term (NaN
+    without the teacher), as ``decoder.report.loss_frame`` returns it."""
     figure, (ce_axis, kd_axis) = plt.subplots(1, 2, figsize=(9, 3.4), sharex=True)
     for colour, (arm, runs) in zip(sns.color_palette("deep"), curves.groupby("arm", sort=False), strict=False):
         for axis, column in ((ce_axis, "answer_ce"), (kd_axis, "kd_term")):

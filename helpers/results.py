@@ -19,9 +19,8 @@ import numpy as np
 from helpers.config import PROJECT_ROOT, Config
 
 # The meaning of a results document and of every cache key. Bump it when code changes what a stored number means:
-# results of another version are retrained (caches) or refused (the report), never mixed.
-# 3: provenance records code_hash (results of one code version belong together whatever their commit) and paths
-# relative to the project root; like every bump, it changes every cache key, so the next report retrains.
+# results of another version are retrained (caches) or refused (the report), never mixed. 3: provenance records
+# code_hash and paths relative to the project root.
 SCHEMA_VERSION = 3
 
 # The packages whose code computes results, hashed into every result and cache key. The README generator (report/)
@@ -83,13 +82,10 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
 @functools.cache
 def code_hash(root: Path | None = None) -> str:
     """A short sha256 of the code that computes results: every ``*.py`` in ``HASHED_PACKAGES`` under ``root`` (default:
-    the project root) but ``UNHASHED_MODULES``, with comments, docstrings and formatting left out.
-
-    Each file counts as its path relative to ``root`` and the ``ast.dump`` of its parse tree without docstrings (the
-    dump holds no line numbers, and the parser drops comments), in sorted order of those paths. A parse tree is the
-    running Python's: another Python version may hash the same code differently, which refuses a mix, never allows
-    one. Cached per process (and per ``root``): computed once, at a process's first result, since a kernel keeps
-    running the code it imported whatever is edited on disk later.
+    the project root) but ``UNHASHED_MODULES``, each as its relative path and the ``ast.dump`` of its parse tree
+    without docstrings (no comments, formatting or line numbers), in sorted path order. Another Python version may
+    parse the same code differently, which refuses a mix, never allows one. Cached per process and ``root``: a kernel
+    keeps running the code it imported, whatever is edited on disk later.
     """
     root = PROJECT_ROOT if root is None else Path(root)
     files = sorted((path.relative_to(root).as_posix(), path)
@@ -216,10 +212,8 @@ class MixedResultsError(ValueError):
 def check_consistent(documents: dict[str, dict], fields: tuple[str, ...] = ("profile", "schema", "code_hash",
                                                                             "data_fingerprint")) -> None:
     """Raise ``MixedResultsError`` naming the odd file out unless every document shares each of ``fields`` of its
-    provenance (the first document sets the reference).
-
-    Code is compared by ``code_hash``, not by commit: a commit that changes no computing code (documentation, the
-    README generator) keeps every result valid. A document without a code hash predates it and is refused.
+    provenance with the first. Code is compared by ``code_hash``, not by commit, so a commit that changes no
+    computing code (documentation, the README generator) keeps every result valid; a document without one is refused.
     """
     if not documents:
         return
