@@ -278,10 +278,11 @@ def _limits(f: dict) -> str:
             gaps = chosen["ece"] - base["ece"], chosen["nll"] - base["nll"]
             how = ("the distilled student is the worse calibrated" if min(gaps) > CALIBRATION_GAP else
                    "the distilled student is the better calibrated" if max(gaps) < -CALIBRATION_GAP else
-                   f"within {CALIBRATION_GAP} on both, so no difference is claimed"
+                   f"ECE within {CALIBRATION_GAP * 100:g} point and NLL within {CALIBRATION_GAP}, so no difference "
+                   "is claimed"
                    if max(map(abs, gaps)) <= CALIBRATION_GAP else "mixed")
-            parts.append(f"Calibration: ECE {base['ece']:.3f} (baseline) and {chosen['ece']:.3f} (chosen), NLL "
-                         f"{base['nll']:.3f} and {chosen['nll']:.3f}, means over seeds: {how}.")
+            parts.append(f"Calibration: ECE {base['ece']:.2%} (baseline) and {chosen['ece']:.2%} (chosen), NLL "
+                         f"{base['nll']:.4g} and {chosen['nll']:.4g}, means over seeds: {how}.")
         deployment = analysis.get("deployment")
         if deployment:
             parts.append(f"Speed: the int8 student runs {deployment['int8_student_speedup_over_teacher_batch32']:.1f}× "

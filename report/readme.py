@@ -85,30 +85,21 @@ def screening_block(config: Config) -> str | None:
 
 
 def speed_block(config: Config) -> str | None:
-    """Latency, throughput, size and calibration of the three checkpoints, from notebook 05."""
+    """Accuracy, calibration, size and speed of teacher, chosen student and baseline (notebook 05's comparison),
+    formatted as the notebooks format it (``helpers.notebook.readable``)."""
     if not results.has_result(config, "analysis"):
         return None
+    from helpers.notebook import readable
+
     document = results.load_result(config, "analysis")
-    table = pd.DataFrame(document["comparison"])
-    shown = pd.DataFrame({
-        "model": table["model"],
-        # Mean and spread of the same seeds (a seed's own interval beside a mean over seeds would mix two things).
-        "accuracy (%), seeds": [f"{r.accuracy_mean * 100:.2f}" + (f" ± {r.accuracy_std * 100:.2f}, {r.seeds}"
-                                                                   if r.seeds > 1 else ", 1")
-                                for r in table.itertuples()],
-        "macro-F1 (%)": (table["macro_f1_mean"] * 100).map("{:.2f}".format),
-        "agreement w/ teacher": (table["agreement_with_teacher"] * 100).map("{:.1f}%".format),
-        "ECE": table["ece"].map("{:.3f}".format),
-        "NLL": table["nll"].map("{:.3f}".format),
-        "params (M)": table["parameters_m"].map("{:.1f}".format),
-        "size (MB)": table["size_on_disk_mb"].map("{:.0f}".format),
-        "latency b=1 (ms)": table["latency_batch1_ms"].map("{:.1f}".format),
-        "rows/s b=32": table["throughput_batch32_rows_per_s"].map("{:.0f}".format),
-        "speed-up b=32": table["speedup_vs_teacher_batch32"].map("{:.2f}×".format),
-    })
-    return (f"{markdown_table(shown)}\n\n<sub>Accuracy: mean ± standard deviation over seeds; ECE/NLL: mean over "
-            f"seeds, as is agreement with the teacher; speed: one measurement on {document['speed_device']}, every "
-            f"model on the students' test inputs (the baseline shares the chosen student's architecture). "
+    names = {"model": "model", "seeds": "seeds", "accuracy_mean": "accuracy", "accuracy_std": "accuracy std",
+             "macro_f1_mean": "macro-f1", "agreement_with_teacher": "agreement w/ teacher", "ece": "ece", "nll": "NLL",
+             "parameters_m": "params (M)", "size_on_disk_mb": "size (MB)", "latency_batch1_ms": "latency b=1 (ms)",
+             "throughput_batch32_rows_per_s": "rows/s b=32", "speedup_vs_teacher_batch32": "speed-up b=32"}
+    table = pd.DataFrame(document["comparison"])[list(names)].rename(columns=names)
+    return (f"{markdown_table(readable(table))}\n\n<sub>Means and standard "
+            f"deviations over seeds; speed: one measurement on {document['speed_device']}, every model on the "
+            f"students' test inputs (the baseline shares the chosen student's architecture). "
             f"{provenance_line(document)}.</sub>")
 
 
