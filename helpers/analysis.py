@@ -105,8 +105,7 @@ def example_batch_table(batch: dict[str, torch.Tensor], student_logits: torch.Te
 
 def view_examples(batch: dict[str, torch.Tensor], tokenizer, row: int = 0, views: int = 3, seed: int = 0
                   ) -> pd.DataFrame:
-    """One row of a batch as the students read it, and ``views`` fresh views of it (``data.fresh_view``): what
-    function matching's teacher and student both see at one step."""
+    """One row of a batch as the students read it, and ``views`` fresh views of it: what function matching reads."""
     ids, mask = batch["input_ids"][row : row + 1], batch["attention_mask"][row : row + 1]
     special = torch.tensor([tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id])
     with torch.random.fork_rng(devices=[]):

@@ -141,8 +141,7 @@ class Config:
 
 
 def _cpu_data() -> dict:
-    """The cpu profile reads a local AG News folder when one is there (KD_DATA_DIR, else the shared copy beside this
-    repository), and AG News through ``datasets`` otherwise."""
+    """cpu reads a local AG News folder if there is one (KD_DATA_DIR, else the shared copy), else ``datasets``."""
     folder = os.environ.get("KD_DATA_DIR") or (str(SHARED_DATA_DIR) if SHARED_DATA_DIR.is_dir() else None)
     return {"data_source": "local", "data_dir": folder} if folder else {"data_source": "hub"}
 
@@ -209,22 +208,14 @@ def _seeds(value: str) -> tuple[int, ...]:
 
 # Environment variable -> (field, parser). Every value is then checked by validate().
 ENV_OVERRIDES = {
-    "KD_MAX_TRAIN_ROWS": ("max_train_rows", _rows),
-    "KD_VALIDATION_ROWS": ("validation_rows", int),
-    "KD_EPOCHS": ("epochs", int),
-    "KD_SEEDS": ("seeds", _seeds),
-    "KD_BATCH_SIZE": ("batch_size", int),
+    "KD_MAX_TRAIN_ROWS": ("max_train_rows", _rows), "KD_VALIDATION_ROWS": ("validation_rows", int),
+    "KD_EPOCHS": ("epochs", int), "KD_SEEDS": ("seeds", _seeds), "KD_BATCH_SIZE": ("batch_size", int),
     "KD_SELECTION_MAX_TRAIN_ROWS": ("selection_max_train_rows", _rows),
     "KD_SELECTION_EPOCHS": ("selection_epochs", _rows),
-    "KD_LM_TRAIN_ROWS": ("lm_train_rows", int),
-    "KD_LM_EVAL_ROWS": ("lm_eval_rows", _rows),
-    "KD_LM_SEEDS": ("lm_seeds", _seeds),
-    "KD_PLAN": ("plan", str),
-    "KD_CHECKPOINT_DIR": ("checkpoint_dir", str),
-    "KD_DATA_DIR": ("data_dir", str),
-    "KD_CACHE_DIR": ("cache_dir", str),
-    "KD_RESULTS_DIR": ("results_dir", str),
-    "KD_FIGURES_DIR": ("figures_dir", str),
+    "KD_LM_TRAIN_ROWS": ("lm_train_rows", int), "KD_LM_EVAL_ROWS": ("lm_eval_rows", _rows),
+    "KD_LM_SEEDS": ("lm_seeds", _seeds), "KD_PLAN": ("plan", str), "KD_CHECKPOINT_DIR": ("checkpoint_dir", str),
+    "KD_DATA_DIR": ("data_dir", str), "KD_CACHE_DIR": ("cache_dir", str),
+    "KD_RESULTS_DIR": ("results_dir", str), "KD_FIGURES_DIR": ("figures_dir", str),
 }
 _VARIABLE = {field: variable for variable, (field, _) in ENV_OVERRIDES.items()}
 
@@ -327,8 +318,7 @@ def resolve_profile(name: str | None = None) -> str:
 
 
 def get_config(profile: str | None = None, **overrides) -> Config:
-    """The frozen, validated config of ``profile``: full's defaults, the profile's changes, then the environment
-    variables of ``ENV_OVERRIDES``, then keyword ``overrides``."""
+    """The frozen, validated config: full's defaults, the profile's changes, ``ENV_OVERRIDES``, then ``overrides``."""
     name = resolve_profile(profile)
     changes = {"profile": name, **PROFILE_CHANGES[name]()}
     cache = Path(os.environ.get("KD_CACHE_DIR") or PROJECT_ROOT / "cache")

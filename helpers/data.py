@@ -246,8 +246,7 @@ def fresh_view(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_id
 
 
 def source_fingerprint(config: Config) -> str:
-    """The data source's identity before loading (keys the locally fine-tuned teacher): the bytes of a local
-    folder's files, the hub dataset's name, or the synthetic generator's seed."""
+    """The data's identity before loading (keys the local teacher): local files' bytes, hub name or synthetic seed."""
     if config.data_source == "local":
         folder = Path(config.data_dir)
         digest = hashlib.sha256()

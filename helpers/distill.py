@@ -71,8 +71,7 @@ class DistillSpec:
 
     @property
     def uses_online_teacher(self) -> bool:
-        """The teacher runs at every step: feature and similarity terms need its internals, function matching its
-        logits on each fresh view."""
+        """The teacher runs at every step: internal terms need its states, function matching its logits on each view."""
         return self.feature_weight > 0 or self.attention_weight > 0 or self.teacher_on_views
 
     @property

@@ -49,8 +49,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def confidence(logits: np.ndarray) -> dict[str, np.ndarray]:
-    """Per row, the top class probability and the entropy of the distribution (nats). (N, C) -> two (N,) arrays.
-    A memorised row has top probability near 1 and entropy near 0."""
+    """Per row, the top class probability and the entropy (nats): (N, C) -> two (N,); a memorised row: ~1 and ~0."""
     probabilities = softmax(logits)
     entropy = -(probabilities * np.log(np.clip(probabilities, 1e-12, None))).sum(axis=-1)
     return {"top_probability": probabilities.max(axis=-1), "entropy": entropy}
@@ -97,8 +96,7 @@ def per_class_table(metrics: dict) -> pd.DataFrame:
 
 
 def check_label_order(labels: np.ndarray, predictions: np.ndarray, model_name: str) -> None:
-    """Raise if the model's class indices are a permutation of the data's (its config only says LABEL_0..3): for
-    each gold class, the class the model predicts most often must be the same index."""
+    """Raise unless, for each gold class, the model predicts that same index most often (its config says LABEL_0..3)."""
     matrix = confusion_matrix(labels, predictions, labels=range(len(LABELS)))
     most_predicted = matrix.argmax(axis=1)
     if not np.array_equal(most_predicted, np.arange(len(LABELS))):
@@ -280,8 +278,7 @@ def holm(p_values: list[float]) -> list[float]:
 
 
 def screening_verdict(interval: dict) -> str:
-    """The verdict rule's wording for a single-seed screening interval: one seed screens candidates, it decides
-    nothing (its interval carries no training-seed variance)."""
+    """The verdict rule's wording for one seed's screening interval: it screens, never decides (no seed variance)."""
     if interval["ci_low"] > 0:
         return "screen: higher"
     if interval["ci_high"] < 0:

@@ -74,8 +74,7 @@ def base_teacher_path(config: Config) -> str:
 
 
 def fine_tuned_teacher_path(config: Config) -> Path:
-    """The keyed folder of a teacher fine-tuned here: another data source, row cap or training setting names
-    another folder, so a teacher is never reused for data it was not trained on."""
+    """The keyed folder of a teacher fine-tuned here: other data or settings name another folder, never this one."""
     from helpers import data, hardware, results
 
     key = cache.key_of(config.profile, data.source_fingerprint(config), config.data_seed, config.validation_rows,

@@ -40,8 +40,7 @@ FRACTIONS = ("accuracy", "f1", "agreement", "ece", "ci_")  # columns holding a s
 
 
 def readable(frame):
-    """A table for a reader: shares as percentages, other numbers to 4 significant digits, "–" where there is no
-    value (one seed has no spread), and plain column names."""
+    """A table for a reader: shares as %, other numbers to 4 significant digits, "–" for no value, plain names."""
     import pandas as pd
 
     shown = frame.copy()

@@ -16,9 +16,8 @@ Rate model:
   per epoch), 3–10 s for the final model; 3–8 min a pass (data, tokenisation, downloads, kernels).
 - The central T4 figure is the middle of its range. The cpu profile is priced instead at the rates its committed pass
   measured (``cpu_rates``, ``cpu_minutes``), and printed beside that pass's measured duration.
-
-Padded tokens per row are measured with the project's collator on length-grouped batches (``measure``) and stored in
-results/probes/padded_tokens.json, so the planner runs without the data.
+- Padded tokens per row: measured with the project's collator on length-grouped batches (``measure``) and stored in
+  results/probes/padded_tokens.json, so the planner runs without the data.
 """
 
 from __future__ import annotations
@@ -295,8 +294,7 @@ def cpu_rates(results_dir: Path) -> dict:
 
 
 def cpu_minutes(plan: dict, results_dir: Path) -> float:
-    """Minutes of ``plan`` at the rates a committed CPU pass measured; the decoder student's time is that pass's
-    measured total, scaled by its training rows."""
+    """Minutes of ``plan`` at a committed CPU pass's rates; the decoder's is that pass's time, scaled by its rows."""
     rate, config = cpu_rates(results_dir), plan["config"]
     total = 0.0
     for run in plan["runs"]:
@@ -313,8 +311,7 @@ def cpu_minutes(plan: dict, results_dir: Path) -> float:
 
 
 def committed_minutes(profile: str) -> float:
-    """How long the committed pass of ``profile`` took: from its first results file to its last (notebook 01's
-    tokenisation before its first file, and kernel starts, are not in it)."""
+    """Minutes the committed pass of ``profile`` took, first results file to last (earlier tokenisation not counted)."""
     dates = [datetime.fromisoformat(json.loads(path.read_text())["provenance"]["date"])
              for path in (PROJECT_ROOT / "results" / profile).rglob("*.json")]
     return (max(dates) - min(dates)).total_seconds() / 60
@@ -365,8 +362,7 @@ def table(plan: dict) -> str:
               f"{run['steps']:>9,}{run['padded_tokens_per_row']:>8.1f}  {run['teacher']}" for run in plan["runs"]]
     lines.append(f"{'total optimizer steps':<74}{sum(run['steps'] for run in plan['runs']):>9,}")
     lines += ["", f"{'forward pass':<52}{'model':>8}{'rows':>12}"]
-    lines += [f"{p['name']:<52}{p['model']:>8}{p['rows']:>12,}" for p in plan["forward_passes"]]
-    lines.append("")
+    lines += [f"{p['name']:<52}{p['model']:>8}{p['rows']:>12,}" for p in plan["forward_passes"]] + [""]
     for device, (name, price) in prices().items():
         low, high = plan["hours"][device]
         lines.append(f"{device:<5} {low:5.1f}-{high:4.1f} h   ${low * price:5.2f}-{high * price:5.2f} at {name} "

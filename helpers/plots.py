@@ -114,8 +114,7 @@ def training_curves(histories: dict[str, list[dict]], components: bool = False, 
 
 
 def confidence_histogram(top_probabilities: dict[str, np.ndarray]) -> plt.Figure:
-    """The teacher's top probability per row, one histogram per set of rows (rows it trained on vs rows it never
-    saw): memorised rows pile up at 1.0, so its soft targets there are nearly one-hot."""
+    """The teacher's top probability per row, per set of rows (trained on or not): memorised rows pile up at 1.0."""
     figure, axis = plt.subplots(figsize=(7, 3.5))
     bins = np.linspace(0.25, 1.0, 31)
     for name, values in top_probabilities.items():
@@ -172,8 +171,7 @@ def efficiency(comparison: pd.DataFrame, deployment: list[dict] | None = None) -
 
 
 def reliability_diagram(tables: dict[str, pd.DataFrame]) -> plt.Figure:
-    """Accuracy against confidence per bin (the diagonal is perfect calibration), and below it the rows per bin,
-    so that a point resting on a handful of rows is seen as such."""
+    """Accuracy against confidence per bin (diagonal: calibrated), over the rows per bin (few rows, shaky point)."""
     figure, (axis, counts) = plt.subplots(2, 1, figsize=(5.2, 6.2), sharex=True,
                                           gridspec_kw={"height_ratios": [3, 1.2]})
     axis.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")

@@ -113,8 +113,7 @@ def portable_path(path: str | Path) -> str:
 
 
 def _is_machine_path(text: str) -> bool:
-    """Whether ``text`` is an absolute path of this machine: one under the project, or one that exists here (a
-    sentence that merely starts with a slash names neither)."""
+    """Whether ``text`` is an absolute path under the project or existing here (not a sentence starting with /)."""
     if not os.path.isabs(text) or "\n" in text:  # string tests first: most strings of a payload are words
         return False
     path = Path(text)
@@ -174,8 +173,7 @@ def result_path(config: Config, name: str) -> Path:
 
 def save_result(config: Config, name: str, payload: dict, seed: int | None = None,
                 data_fingerprint: str | None = None) -> Path:
-    """Write ``payload`` with its provenance to ``results/<profile>/<name>.json``; returns the path. Absolute paths
-    of this machine in ``payload`` are stored relative to the project root (``portable``)."""
+    """Write ``payload`` and its provenance to ``results/<profile>/<name>.json`` (machine paths made ``portable``)."""
     path = result_path(config, name)
     document = {"provenance": provenance(config, seed, data_fingerprint), **portable(_plain(payload))}
     atomic_write_text(path, json.dumps(document, indent=1))
@@ -199,8 +197,7 @@ def has_result(config: Config, name: str) -> bool:
 
 
 def external_facts() -> dict:
-    """Figures quoted from outside the project (model cards, public runs, prices), each with its source and date:
-    results/external.json, the one file the report and notebooks read them from."""
+    """Figures quoted from outside the project, each with its source and date, from their one file: external.json."""
     return json.loads((PROJECT_ROOT / "results" / "external.json").read_text())
 
 

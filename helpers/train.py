@@ -84,8 +84,7 @@ def make_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: f
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, warmup: float, total_steps: int):
-    """Linear warm-up over ``warmup`` (below 1: that fraction of ``total_steps``, rounded up; else a number of
-    steps), then linear decay to 0."""
+    """Linear warm-up over ``warmup`` (<1: a share of ``total_steps``, rounded up; else steps), then decay to 0."""
     steps = int(warmup) if warmup >= 1 else int(np.ceil(warmup * total_steps))
     return get_linear_schedule_with_warmup(optimizer, steps, total_steps)
 
@@ -267,8 +266,7 @@ class TrainOutcome:
 
 def training_arguments(config: Config, output_dir: str | Path, *, seed: int, epochs: float | None = None,
                        quiet: bool | None = None, **overrides) -> TrainingArguments:
-    """The TrainingArguments of every run; ``overrides`` replace any of them (scripts/benchmark.py measures steps
-    with evaluation and checkpoints off)."""
+    """The TrainingArguments of every run; ``overrides`` replace any (scripts/benchmark.py: no eval, no saving)."""
     values = dict(
         output_dir=str(output_dir), num_train_epochs=epochs if epochs is not None else config.epochs,
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.eval_batch_size,
