@@ -49,7 +49,7 @@ class BenchmarkSizes:
 
 
 def sizes_for(config: Config, quick: bool = False) -> BenchmarkSizes:
-    """Sizes per profile: minutes on 2 CPU cores (cpu), seconds with --quick or the smoke profile."""
+    """Sizes per profile: minutes on 2 CPU cores (cpu), seconds with --quick or smoke."""
     batch = config.batch_size
     if config.data_source == "synthetic":  # the smoke profile's tiny models: the code is checked, not timed
         return BenchmarkSizes(train_rows=2 * batch, naive_rows=batch, repeats=2, warmup_steps=1, logits_rows=64,
@@ -107,8 +107,8 @@ def describe(model: torch.nn.Module) -> dict:
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Post-training dynamic int8 quantization of a copy of ``model``'s Linear layers (CPU only): weights stored as
-    int8 with one scale per tensor, activations quantized on the fly per batch. Embeddings and LayerNorm stay fp32."""
+    """A copy of ``model`` with dynamic int8 Linear layers (CPU only): int8 weights, one scale per tensor, activations
+    quantized per batch on the fly; embeddings and LayerNorm stay fp32."""
     fp32 = copy.deepcopy(model).to("cpu").eval()
     with warnings.catch_warnings():
         # torch 2.10+ flags torch.ao.quantization for a move to the torchao package (one more dependency); it still
@@ -121,8 +121,7 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
 
 def forward_pass(model: torch.nn.Module, device: torch.device, precision: str = "auto"
                  ) -> Callable[[dict], torch.Tensor]:
-    """``batch -> logits`` of ``model`` on ``device`` in inference mode, at evaluate.predict_logits' precision (CPU:
-    fp32)."""
+    """``batch -> logits`` of ``model`` on ``device``, inference mode, at predict_logits' precision (CPU: fp32)."""
     model = model.to(device).eval()
 
     @torch.inference_mode()
@@ -135,8 +134,8 @@ def forward_pass(model: torch.nn.Module, device: torch.device, precision: str = 
 
 # ------------------------------------------------------------------------------------------------------ timing
 def clock() -> float:
-    """The benchmark's one clock: ``time.perf_counter`` once queued GPU work is done, so a timer stops when the work
-    is done rather than when it was queued. Every duration in the results is a difference of two readings."""
+    """The benchmark's one clock: ``time.perf_counter`` after queued GPU work is done (not merely queued). Every
+    duration in the results is a difference of two readings."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return time.perf_counter()
@@ -144,12 +143,9 @@ def clock() -> float:
 
 def interleaved_seconds(passes: dict[str, Callable[[object], object]], inputs: Sequence[object], repeats: int
                         ) -> dict[str, list[list[float]]]:
-    """Seconds of ``passes[name](x)`` for every name and input, ``[name][repeat][input]``.
-
-    Interleaved input by input, the order of names flipped every repeat, so background load hits every variant alike
-    (on shared cores it comes and goes within seconds). ``torch.utils.benchmark.Timer`` times one statement at a
-    time (and sets torch's threads to one unless told otherwise), so it cannot interleave; this is its loop.
-    """
+    """Seconds of ``passes[name](x)``, ``[name][repeat][input]``, interleaved input by input with the order of names
+    flipped every repeat, so background load (on shared cores it comes and goes within seconds) hits all alike.
+    ``torch.utils.benchmark.Timer`` times one statement at a time (on one thread by default): it cannot interleave."""
     names = list(passes)
     seconds = {name: [] for name in names}
     for repeat in range(repeats):
@@ -194,8 +190,7 @@ def memory_method() -> str:
 
 
 def peak_memory_mb(phase: Callable[[], object]) -> float:
-    """Extra memory (MB) that ``phase()`` needs at its peak, over what the process held before it (nan where it
-    cannot be read: a CPU without Linux's /proc)."""
+    """Extra memory (MB) ``phase()`` needs at its peak over what the process held before (nan: no GPU, no /proc)."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

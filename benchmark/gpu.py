@@ -1,7 +1,6 @@
 """GPU throughput, measured: full-size training on real rows at the profile's precision, its share of the measured
-matmul peak, evaluation and decoder-student rates. Rates only: hours and dollars of a report pass are the cost
-planner's (``python -m helpers.plan``); the training rate is recorded at a 32-row batch with its padded tokens per
-row, the form of the planner's ``training_throughput`` figure in results/external.json.
+matmul peak, evaluation and decoder-student rates. Rates only (hours and dollars: ``python -m helpers.plan``); training
+at a 32-row batch with its padded tokens per row, the form of the planner's ``training_throughput`` (external.json).
 """
 
 from __future__ import annotations
@@ -33,12 +32,9 @@ def non_embedding_parameters(model: torch.nn.Module) -> int:
 
 
 def per_call_seconds(function, min_run_time: float) -> float:
-    """Median seconds per call of ``function()`` over blocks of calls timed for ``min_run_time`` seconds in all.
-
-    ``torch.utils.benchmark.Timer.blocked_autorange``'s loop on the benchmark's clock: calls per block grow tenfold
-    until a block lasts 10 ms (or a thousandth of ``min_run_time``), so one GPU synchronisation per block, not per
-    call, reaches the timings (the first, sizing blocks are the warm-up).
-    """
+    """Median seconds per call of ``function()`` over blocks timed for ``min_run_time`` s in all, by the loop of
+    ``Timer.blocked_autorange`` on our clock: calls per block grow tenfold until a block lasts 10 ms (or min_run_time
+    / 1000), so one GPU sync per block, not per call, reaches the timings (the sizing blocks are the warm-up)."""
     def block(calls: int) -> float:
         start = clock()
         for _ in range(calls):
@@ -64,8 +60,8 @@ def matmul_peak_tflops(size: int = 8192, dtype: torch.dtype = torch.bfloat16, se
 
 
 def lm_train_rate(config: Config, lm_architecture: PretrainedConfig | None = None, seconds: float = 2.0) -> float:
-    """Rows per second of the decoder student's training step (random weights, synthetic rows of
-    ``config.lm_max_length`` tokens, fused AdamW on CUDA as the Trainer's)."""
+    """Rows/s of the decoder student's training step: random weights, synthetic rows of ``lm_max_length`` tokens,
+    fused AdamW on CUDA as the Trainer's."""
     device = hardware.device()
     torch.manual_seed(0)
     lm: PreTrainedModel = AutoModelForCausalLM.from_config(lm_architecture or smollm2_architecture()).to(device)
@@ -85,14 +81,12 @@ def lm_train_rate(config: Config, lm_architecture: PretrainedConfig | None = Non
     return config.lm_batch_size / per_call_seconds(step, seconds)
 
 
-def gpu_section(config: Config, workspace: pipeline.Workspace, epoch_batches: list[list[int]],
-                sizes: BenchmarkSizes, folder: str | Path,
-                architectures: tuple[PretrainedConfig, PretrainedConfig] | None = None,
+def gpu_section(config: Config, workspace: pipeline.Workspace, epoch_batches: list[list[int]], sizes: BenchmarkSizes,
+                folder: str | Path, architectures: tuple[PretrainedConfig, PretrainedConfig] | None = None,
                 lm_architecture: PretrainedConfig | None = None, matmul_size: int = 8192) -> dict:
-    """Full-size training throughput at the profile's precision with our cached-KD step on real rows (batches of a
-    real epoch), its padded tokens per row beside the planner's, its share of the measured matmul peak, evaluation
-    rates of teacher and student, and the decoder student's step rate. Meant for a GPU; runs anywhere (the tests run
-    it tiny on CPU)."""
+    """Full-size training throughput (profile's precision, our cached-KD step, batches of a real epoch), its padded
+    tokens per row beside the planner's and share of the matmul peak, teacher and student evaluation rates, the decoder
+    student's step rate. Meant for a GPU; runs anywhere (the tests run it tiny on CPU)."""
     teacher_architecture, student_architecture = architectures or full_size_architectures()
     rows = workspace.tokenized["student_train"]
     rows = rows.select(strided_batches(epoch_batches, sizes.gpu_train_rows // config.batch_size, config.batch_size,
@@ -130,16 +124,13 @@ def gpu_section(config: Config, workspace: pipeline.Workspace, epoch_batches: li
 
         predict()  # warm-up
         eval_rate[name] = len(eval_rows) / per_call_seconds(predict, 0.5)
-    return {
-        "device": hardware.gpu_name() or "cpu", "precision": hardware.resolve_precision(config.precision),
-        "batch_size": config.batch_size, "rows": len(rows), "student": describe(student), "train_seconds": seconds,
-        "tokens_per_second": real_tokens / seconds, "padded_tokens_per_row": padded / len(rows),
-        "planner_padded_tokens_per_row": plan.tokens("gpu")["train"],
-        "flops_per_token": flops_per_token, "achieved_tflops": achieved, "matmul_peak_tflops": peak,
-        "share_of_matmul_peak": achieved / peak,
-        "throughput": {"student_train_rows_per_second": len(rows) / seconds,
-                       "student_eval_rows_per_second": eval_rate["student"],
-                       "teacher_eval_rows_per_second": eval_rate["teacher"],
-                       "lm_train_rows_per_second": lm_train_rate(config, lm_architecture)},
-        "method": "real AG News rows, our Trainer step, random weights",
-    }
+    return {"device": hardware.gpu_name() or "cpu", "precision": hardware.resolve_precision(config.precision),
+            "batch_size": config.batch_size, "rows": len(rows), "student": describe(student), "train_seconds": seconds,
+            "tokens_per_second": real_tokens / seconds, "padded_tokens_per_row": padded / len(rows),
+            "planner_padded_tokens_per_row": plan.tokens("gpu")["train"], "flops_per_token": flops_per_token,
+            "achieved_tflops": achieved, "matmul_peak_tflops": peak, "share_of_matmul_peak": achieved / peak,
+            "throughput": {"student_train_rows_per_second": len(rows) / seconds,
+                           "student_eval_rows_per_second": eval_rate["student"],
+                           "teacher_eval_rows_per_second": eval_rate["teacher"],
+                           "lm_train_rows_per_second": lm_train_rate(config, lm_architecture)},
+            "method": "real AG News rows, our Trainer step, random weights"}

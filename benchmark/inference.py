@@ -1,9 +1,6 @@
-"""Inference speed: batch-1 latency and batch-32 throughput of models side by side on real test rows; the deployment
-options of the chosen student on CPU (fp32 teacher, fp32 student, its dynamic int8 copy) with accuracy and size; the
-analysis notebook's speed table of trained checkpoints.
-
-ONNX Runtime is measured against this torch path by scripts/benchmark.py and left out of the package: see
-``ONNX_DECISION``.
+"""Inference speed: batch-1 latency and batch-32 throughput of models side by side on real test rows; the chosen
+student's deployment on CPU (fp32 teacher, fp32 student, its dynamic int8 copy) with accuracy and size; the analysis
+notebook's speed table. ONNX Runtime: measured by scripts/benchmark.py, left out of the package (``ONNX_DECISION``).
 """
 
 from __future__ import annotations
@@ -46,9 +43,9 @@ ONNX_DECISION = (
 
 def speed_of(variants: dict[str, torch.nn.Module | Callable[[dict], object]], test_rows: Dataset, tokenizer,
              sizes: BenchmarkSizes, device: torch.device | None = None, seed: int = 0) -> dict:
-    """Latency at batch 1 and rows/s at batch 32 of every model (or ``batch -> logits`` callable) in ``variants``,
-    interleaved on real test rows. Int8 models run on CPU only: pass ``device=torch.device("cpu")`` with them.
-    Returns per-repeat seconds and the medians: ``batch1.median_ms[name]``, ``batch32.rows_per_second[name]``."""
+    """Batch-1 latency and batch-32 rows/s of every model (or ``batch -> logits`` callable) in ``variants``, interleaved
+    on real test rows (int8 runs on CPU only: pass ``device=torch.device("cpu")``). Per-repeat seconds and the medians:
+    ``batch1.median_ms[name]``, ``batch32.rows_per_second[name]``."""
     device = device or hardware.device()
     collator = collator_for(tokenizer)
     single, _ = inference_batches(sample(test_rows, sizes.latency_rows, seed), collator, 1)
@@ -76,8 +73,8 @@ def speed_of(variants: dict[str, torch.nn.Module | Callable[[dict], object]], te
 
 def measure_inference(test_rows: Dataset, tokenizer, architectures: tuple[PretrainedConfig, PretrainedConfig],
                       sizes: BenchmarkSizes, seed: int = 0) -> tuple[dict, dict[str, Callable[[], object]]]:
-    """Teacher and student (random weights: they do not change speed) side by side on real test rows; on CPU the
-    student's int8 copy too. Returns the measurements and, per model and batch size, a memory phase."""
+    """Teacher and student (random weights: speed is the same) side by side on real test rows, on CPU the student's
+    int8 copy too; the measurements and, per model and batch size, a memory phase."""
     named = dict(zip(("teacher", "student"), architectures, strict=True))
     built = {name: build(architecture) for name, architecture in named.items()}
     if hardware.device().type == "cpu":
@@ -97,8 +94,7 @@ def measure_inference(test_rows: Dataset, tokenizer, architectures: tuple[Pretra
 
 # -------------------------------------------------------------------------------------------------- deployment
 def size_on_disk_mb(model: torch.nn.Module) -> float:
-    """Megabytes of ``torch.save(model.state_dict())``: the same serialisation for fp32 and int8 models (an int8
-    model's packed Linear weights cannot be written as safetensors)."""
+    """MB of ``torch.save(model.state_dict())``: one format for fp32 and int8 (packed int8 has no safetensors)."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "weights.pt"
         torch.save(model.state_dict(), path)
@@ -126,16 +122,12 @@ def predict_on_cpu(model: torch.nn.Module, test: Dataset, tokenizer, batch_size:
 
 def deployment_rows(student_checkpoint: str | Path, test: Dataset, tokenizer, teacher_checkpoint: str | Path,
                     sizes: BenchmarkSizes, seed: int = 0, teacher_test: Dataset | None = None) -> dict:
-    """Teacher fp32 / student fp32 / student int8 of trained checkpoints, side by side on this machine's CPU: the
-    one place their speed is measured (notebook 05's tables and the README read it).
-
-    ``test``: the tokenized test split (``labels`` and ``length`` columns) at the students' input length;
-    ``teacher_test``: the same rows as the teacher reads them (its own input length; default ``test``). Accuracy:
-    each model on its own inputs, ``sizes.accuracy_rows`` of the rows (all for None), so the teacher's is the
-    report's teacher's. Speed: every model timed on the students' inputs (``speed_inputs`` says so), where the
-    comparison is like for like; in full both read the same tokens anyway. Returns ``rows`` (one dict per variant)
-    and the ratios; deltas are the int8 student against the fp32 one.
-    """
+    """Teacher fp32 / student fp32 / student int8 of trained checkpoints on this machine's CPU: the one place their
+    speed is measured (notebook 05 and the README read it). ``test``: the tokenized test split (``labels``, ``length``)
+    at the students' input length; ``teacher_test``: the same rows at the teacher's (default ``test``). Accuracy: each
+    model on its own inputs, ``sizes.accuracy_rows`` rows (None: all), so the teacher's is the report's. Speed: all on
+    the students' inputs, like for like (``speed_inputs``; in full the same tokens anyway). Returns ``rows`` (one dict
+    per variant) and the ratios; deltas: int8 student − fp32 student."""
     fp32 = {"teacher fp32": models.load_classifier(str(teacher_checkpoint)),
             "student fp32": models.load_classifier(str(student_checkpoint))}
     variants = {**fp32, "student int8": quantize_int8(fp32["student fp32"])}
@@ -172,19 +164,17 @@ def deployment_rows(student_checkpoint: str | Path, test: Dataset, tokenizer, te
         table.append(row)
     by_name = {row["variant"]: row for row in table}
     throughput = {name: row["throughput_batch32_rows_per_s"] for name, row in by_name.items()}
-    return {
-        "rows": table, "accuracy_rows": len(rows), "speed": speed,
-        "int8_student_speedup_over_teacher_batch32": throughput["student int8"] / throughput["teacher fp32"],
-        "student_speedup_over_teacher_batch32_cpu": throughput["student fp32"] / throughput["teacher fp32"],
-        "int8_speedup_over_fp32_student_batch32": throughput["student int8"] / throughput["student fp32"],
-        "int8_accuracy_delta_points": by_name["student int8"]["accuracy_delta_points"],
-        "int8_macro_f1_delta_points": by_name["student int8"]["macro_f1_delta_points"],
-    }
+    return {"rows": table, "accuracy_rows": len(rows), "speed": speed,
+            "int8_student_speedup_over_teacher_batch32": throughput["student int8"] / throughput["teacher fp32"],
+            "student_speedup_over_teacher_batch32_cpu": throughput["student fp32"] / throughput["teacher fp32"],
+            "int8_speedup_over_fp32_student_batch32": throughput["student int8"] / throughput["student fp32"],
+            "int8_accuracy_delta_points": by_name["student int8"]["accuracy_delta_points"],
+            "int8_macro_f1_delta_points": by_name["student int8"]["macro_f1_delta_points"]}
 
 
 def deployment_table(document: dict) -> pd.DataFrame | None:
-    """Teacher fp32 / student fp32 / student int8: accuracy, macro-F1, the int8 change with its interval, latency,
-    throughput and size (``document``: a benchmark document, or ``deployment_rows``' own)."""
+    """Per variant: accuracy, macro-F1, the int8 change with its interval, latency, throughput, size (``document``: a
+    benchmark document, or ``deployment_rows``' own)."""
     deployed = document.get("deployment", document)
     if not deployed or "rows" not in deployed:
         return None
@@ -196,9 +186,9 @@ def deployment_table(document: dict) -> pd.DataFrame | None:
 
 
 def speed_frame(deployment: dict, entries: list) -> pd.DataFrame:
-    """The analysis table's speed columns, read from ``deployment_rows``' one measurement: the teacher's row, the
-    fp32 student's for each student entry (the baseline has the chosen student's architecture, so its speed), and
-    the int8 copy's. ``entries``: analysis.ModelRuns, teacher first, then the students."""
+    """The analysis table's speed columns from ``deployment_rows``: the teacher's row, the fp32 student's for each
+    student (the baseline has its architecture, so its speed), the int8 copy's. ``entries``: analysis.ModelRuns,
+    teacher first."""
     by_variant = {row["variant"]: row for row in deployment["rows"]}
     names = {entries[0].name: "teacher fp32", **{entry.name: "student fp32" for entry in entries[1:]},
              f"{entries[1].name} int8": "student int8"}

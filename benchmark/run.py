@@ -37,29 +37,26 @@ TARGETS = {  # name -> (comparison, threshold)
     **inference.TARGETS,
 }
 
-
 # The smoke profile's stand-in for the decoder student: the GPU section's code is checked, not timed.
-TINY_LM = LlamaConfig(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=1)
+TINY_LM = LlamaConfig(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                      num_key_value_heads=1)
 
 
 def ratios(training: dict, speed: dict, teacher_logits: dict, batch_size: int) -> dict[str, float]:
-    """The headline ratios, each from its measured parts (> 1 means ours / the student / the cache is faster,
-    except the step-cost ratios, where > 1 means the distillation step costs more)."""
+    """The headline ratios from their measured parts: > 1 means ours / the student / the cache is faster, except the
+    step-cost ratios (> 1: the distillation step costs more)."""
     seconds, per_second = training["median_seconds"], training["samples_per_second"]
     batched = speed[f"batch{batch_size}"]["rows_per_second"]
     latency = speed["batch1"]["median_ms"]
-    found = {
-        "train_speedup_over_naive": per_second["kd_cached"] / per_second["naive_kd"],
-        "train_tokens_speedup_over_naive": training["tokens_per_second"]["kd_cached"]
-        / training["tokens_per_second"]["naive_kd"],
-        "kd_step_over_baseline_step": seconds["kd_cached"] / seconds["baseline"],
-        "kd_online_step_over_baseline_step": seconds["kd_online"] / seconds["baseline"],
-        "student_speedup_over_teacher_batch1": latency["teacher"] / latency["student"],
-        f"student_speedup_over_teacher_batch{batch_size}": batched["student"] / batched["teacher"],
-        "teacher_logits_first_over_cached": teacher_logits["first_median_seconds"]
-        / teacher_logits["cached_median_seconds"],
-    }
+    found = {"train_speedup_over_naive": per_second["kd_cached"] / per_second["naive_kd"],
+             "train_tokens_speedup_over_naive": training["tokens_per_second"]["kd_cached"]
+             / training["tokens_per_second"]["naive_kd"],
+             "kd_step_over_baseline_step": seconds["kd_cached"] / seconds["baseline"],
+             "kd_online_step_over_baseline_step": seconds["kd_online"] / seconds["baseline"],
+             "student_speedup_over_teacher_batch1": latency["teacher"] / latency["student"],
+             f"student_speedup_over_teacher_batch{batch_size}": batched["student"] / batched["teacher"],
+             "teacher_logits_first_over_cached": teacher_logits["first_median_seconds"]
+             / teacher_logits["cached_median_seconds"]}
     if "student_int8" in batched:  # CPU only: dynamic int8 has no CUDA kernels
         found[f"full_size_int8_speedup_over_teacher_batch{batch_size}"] = batched["student_int8"] / batched["teacher"]
     return found
@@ -76,8 +73,7 @@ def check_targets(document: dict) -> dict:
 
 
 def chosen_student_checkpoint(config: Config) -> str | None:
-    """The final model folder of the chosen distilled student's first seed (notebook 04), if it is on this
-    machine."""
+    """The final model folder of notebook 04's chosen student's first seed, if it is on this machine."""
     if not results.has_result(config, "distillation"):
         return None
     document = results.load_result(config, "distillation")
@@ -106,13 +102,9 @@ def run_benchmark(config: Config, sizes: BenchmarkSizes | None = None, output_di
                   student_checkpoint: str | None = None, teacher_checkpoint: str | None = None,
                   with_gpu_section: bool | None = None, threads: int | None = None,
                   log: Callable[[str], None] = print) -> dict:
-    """Run every measurement, write ``<output_dir>/<hardware>.json`` and return its document.
-
-    ``student_checkpoint``/``teacher_checkpoint``: the trained models of the int8 deployment rows (default: the
-    chosen student of notebook 04 and the profile's teacher; skipped where none is on this machine).
-    ``with_gpu_section``: measure GPU throughput (default: where CUDA is available). ``threads``: torch's CPU threads
-    (default: every core this process may use).
-    """
+    """Run every measurement, write ``<output_dir>/<hardware>.json`` and return its document. ``student_checkpoint``,
+    ``teacher_checkpoint``: the deployment rows' models (default: notebook 04's chosen student, the profile's teacher;
+    skipped where none is here). ``with_gpu_section`` default: where CUDA is. ``threads`` default: every usable core."""
     sizes = sizes or sizes_for(config)
     torch.set_num_threads(threads or hardware.available_cores())
     load_before = os.getloadavg()
@@ -158,10 +150,9 @@ def run_benchmark(config: Config, sizes: BenchmarkSizes | None = None, output_di
         **ratios(training, speed, teacher_logits, sizes.inference_batch_size),
         "int8_student_speedup_over_teacher_batch32": deployed.get("int8_student_speedup_over_teacher_batch32"),
         "int8_accuracy_delta_points": deployed.get("int8_accuracy_delta_points"),
-        "peak_memory_mb": peak, "memory_method": memory_method(),
-        "training": training, "inference": speed, "teacher_logits": teacher_logits, "deployment": deployed,
-        "onnx": {"kept": False, "decision": inference.ONNX_DECISION}, "gpu": gpu,
-    }
+        "peak_memory_mb": peak, "memory_method": memory_method(), "training": training, "inference": speed,
+        "teacher_logits": teacher_logits, "deployment": deployed,
+        "onnx": {"kept": False, "decision": inference.ONNX_DECISION}, "gpu": gpu}
     document["targets"] = check_targets(document)
     # Smoke-profile numbers only check the code: they go with the other (git-ignored) smoke results.
     default_dir = (Path(config.results_dir) if config.data_source == "synthetic" else PROJECT_ROOT / "results")
@@ -169,9 +160,8 @@ def run_benchmark(config: Config, sizes: BenchmarkSizes | None = None, output_di
 
 
 def write(document: dict, path: Path) -> dict:
-    """Write ``document`` as JSON at ``path`` (atomically) and return it with its ``path``. The file stores paths of
-    this machine relative to the project root (``results.portable``); the returned document keeps them as they are,
-    for the caller that loads a checkpoint from them."""
+    """Write ``document`` as JSON at ``path`` (atomically), paths relative to the project root (``results.portable``);
+    return it with its ``path``, its own paths as they are (a caller may load a checkpoint from them)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {key: value for key, value in document.items() if key != "path"}
     stored = results.portable(json.loads(json.dumps(document, default=_json_default)))
@@ -187,7 +177,7 @@ def _json_default(value):
 
 # -------------------------------------------------------------------------------------------------------- tables
 def summary_table(document: dict) -> pd.DataFrame:
-    """One row per comparison: ours/student, reference/teacher, their ratio, the target and whether it is met."""
+    """Per comparison: ours/student, reference/teacher, their ratio, the target and whether it is met."""
     training, speed, logits = document["training"], document["inference"], document["teacher_logits"]
     batch = document["sizes"]["inference_batch_size"]
     targets = check_targets(document)  # from the stored measurements, so a target added later is checked too
@@ -202,35 +192,31 @@ def summary_table(document: dict) -> pd.DataFrame:
                                    training["median_seconds"])
     latency, batched = speed["batch1"]["median_ms"], speed[f"batch{batch}"]["rows_per_second"]
     models_named = "full-size, random weights" if document["sizes"].get("full_size_inference") else "profile's models"
-    rows = [
-        row("train: ours (KD, cached logits) vs naive KD", per_second["kd_cached"], per_second["naive_kd"],
-            "samples/s", "train_speedup_over_naive"),
-        row("train: ours vs naive, real tokens", tokens["kd_cached"], tokens["naive_kd"], "tokens/s",
-            "train_tokens_speedup_over_naive"),
-        row("train: KD step (cached logits) vs baseline step", seconds["kd_cached"], seconds["baseline"],
-            "s/pass", "kd_step_over_baseline_step"),
-        row("train: KD step (online teacher) vs baseline step", seconds["kd_online"], seconds["baseline"],
-            "s/pass", "kd_online_step_over_baseline_step"),
-        row(f"inference batch 1: student vs teacher latency ({models_named})", latency["student"],
-            latency["teacher"], "ms (ratio: speed-up)", "student_speedup_over_teacher_batch1"),
-        row(f"inference batch {batch}: student vs teacher ({models_named})", batched["student"], batched["teacher"],
-            "rows/s", f"student_speedup_over_teacher_batch{batch}"),
-    ]
+    rows = [row("train: ours (KD, cached logits) vs naive KD", per_second["kd_cached"], per_second["naive_kd"],
+                "samples/s", "train_speedup_over_naive"),
+            row("train: ours vs naive, real tokens", tokens["kd_cached"], tokens["naive_kd"], "tokens/s",
+                "train_tokens_speedup_over_naive"),
+            row("train: KD step (cached logits) vs baseline step", seconds["kd_cached"], seconds["baseline"], "s/pass",
+                "kd_step_over_baseline_step"),
+            row("train: KD step (online teacher) vs baseline step", seconds["kd_online"], seconds["baseline"], "s/pass",
+                "kd_online_step_over_baseline_step"),
+            row(f"inference batch 1: student vs teacher latency ({models_named})", latency["student"],
+                latency["teacher"], "ms (ratio: speed-up)", "student_speedup_over_teacher_batch1"),
+            row(f"inference batch {batch}: student vs teacher ({models_named})", batched["student"],
+                batched["teacher"], "rows/s", f"student_speedup_over_teacher_batch{batch}")]
     if "student_int8" in batched:
         rows.append(row(f"inference batch {batch}: int8 student vs fp32 teacher ({models_named})",
                         batched["student_int8"], batched["teacher"], "rows/s",
                         f"full_size_int8_speedup_over_teacher_batch{batch}"))
     deployed = {r["variant"]: r for r in (document.get("deployment") or {}).get("rows", [])}
     if deployed:
-        rows += [
-            row(f"trained checkpoints, CPU batch {batch}: int8 student vs fp32 teacher",
-                deployed["student int8"]["throughput_batch32_rows_per_s"],
-                deployed["teacher fp32"]["throughput_batch32_rows_per_s"], "rows/s",
-                "int8_student_speedup_over_teacher_batch32"),
-            row("trained checkpoints: int8 student vs fp32 student accuracy", deployed["student int8"]["accuracy"],
-                deployed["student fp32"]["accuracy"], "accuracy (ratio: change in points)",
-                "int8_accuracy_delta_points"),
-        ]
+        rows += [row(f"trained checkpoints, CPU batch {batch}: int8 student vs fp32 teacher",
+                     deployed["student int8"]["throughput_batch32_rows_per_s"],
+                     deployed["teacher fp32"]["throughput_batch32_rows_per_s"], "rows/s",
+                     "int8_student_speedup_over_teacher_batch32"),
+                 row("trained checkpoints: int8 student vs fp32 student accuracy", deployed["student int8"]["accuracy"],
+                     deployed["student fp32"]["accuracy"], "accuracy (ratio: change in points)",
+                     "int8_accuracy_delta_points")]
     rows.append(row("teacher logits: first pass vs cached", logits["first_median_seconds"],
                     logits["cached_median_seconds"], "s (ratio: first/cached)", "teacher_logits_first_over_cached"))
     return pd.DataFrame(rows)
@@ -247,16 +233,14 @@ def gpu_table(document: dict) -> pd.DataFrame | None:
     if not gpu:
         return None
     rates = gpu["throughput"]
-    rows = [
-        {"measurement": f"full-size student training ({gpu['precision']}, batch {gpu['batch_size']})",
-         "value": rates["student_train_rows_per_second"], "unit": "rows/s"},
-        {"measurement": "padded tokens per row of those batches / the planner's", "unit": "tokens",
-         "value": f"{gpu['padded_tokens_per_row']:.1f} / {gpu['planner_padded_tokens_per_row']:.1f}"},
-        {"measurement": "student / teacher evaluation", "unit": "rows/s",
-         "value": f"{rates['student_eval_rows_per_second']:,.0f} / {rates['teacher_eval_rows_per_second']:,.0f}"},
-        {"measurement": "decoder student training", "value": rates["lm_train_rows_per_second"], "unit": "rows/s"},
-        {"measurement": "achieved training throughput", "value": gpu["achieved_tflops"], "unit": "TFLOP/s"},
-        {"measurement": "measured bf16 matmul peak", "value": gpu["matmul_peak_tflops"], "unit": "TFLOP/s"},
-        {"measurement": "share of matmul peak", "value": gpu["share_of_matmul_peak"], "unit": ""},
-    ]
+    rows = [{"measurement": f"full-size student training ({gpu['precision']}, batch {gpu['batch_size']})",
+             "value": rates["student_train_rows_per_second"], "unit": "rows/s"},
+            {"measurement": "padded tokens per row of those batches / the planner's", "unit": "tokens",
+             "value": f"{gpu['padded_tokens_per_row']:.1f} / {gpu['planner_padded_tokens_per_row']:.1f}"},
+            {"measurement": "student / teacher evaluation", "unit": "rows/s",
+             "value": f"{rates['student_eval_rows_per_second']:,.0f} / {rates['teacher_eval_rows_per_second']:,.0f}"},
+            {"measurement": "decoder student training", "value": rates["lm_train_rows_per_second"], "unit": "rows/s"},
+            {"measurement": "achieved training throughput", "value": gpu["achieved_tflops"], "unit": "TFLOP/s"},
+            {"measurement": "measured bf16 matmul peak", "value": gpu["matmul_peak_tflops"], "unit": "TFLOP/s"},
+            {"measurement": "share of matmul peak", "value": gpu["share_of_matmul_peak"], "unit": ""}]
     return pd.DataFrame(rows)

@@ -1,6 +1,5 @@
-"""Training speed, naive vs ours: our Trainer step (length-grouped batches, dynamic padding, cached teacher logits,
-the profile's precision, fused AdamW) against a first-draft KD loop, and distillation against the baseline step; the
-teacher-logit pass computed once, then read from the cache."""
+"""Training speed: our Trainer step (length-grouped batches, dynamic padding, cached teacher logits, the profile's
+precision, fused AdamW) vs a first-draft KD loop, distillation vs baseline step; the teacher-logit pass vs its cache."""
 
 from __future__ import annotations
 
@@ -26,8 +25,7 @@ TRAINING_VARIANTS = ("naive_kd", "baseline", "kd_cached", "kd_online")
 
 
 class _EpochTimer(TrainerCallback):
-    """Seconds from the start to the end of the Trainer's epoch: every step, batch loading included (not the
-    Trainer's setup)."""
+    """Seconds of the Trainer's epoch: every step, batch loading included, not the Trainer's setup."""
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self.start = clock()
@@ -55,10 +53,8 @@ class OnlineLogitsTrainer(DistillationTrainer):
 def our_trainer(config: Config, student: PreTrainedModel, rows: Dataset, tokenizer, spec: DistillSpec,
                 output_dir: str | Path, *, online_teacher: PreTrainedModel | None = None,
                 max_steps: int | None = None, grouped: bool = True) -> DistillationTrainer:
-    """A DistillationTrainer with train_classifier's settings, for one epoch over ``rows`` (or ``max_steps``).
-
-    ``grouped=False``: batches of consecutive rows, for rows already laid out in batches of the real sampler.
-    """
+    """A DistillationTrainer with train_classifier's settings, one epoch over ``rows`` (or ``max_steps``);
+    ``grouped=False``: batches of consecutive rows, for rows already laid out in the real sampler's batches."""
     hf_logging.set_verbosity_error()
     # Only the step is measured: no per-epoch evaluation or checkpoint.
     overrides = dict(max_steps=max_steps or -1, eval_strategy="no", save_strategy="no", disable_tqdm=True)
@@ -82,8 +78,8 @@ def our_epoch(trainer: DistillationTrainer) -> float:
 
 
 def real_epoch(config: Config, workspace: pipeline.Workspace, folder: str | Path) -> tuple[dict, list[list[int]]]:
-    """One real epoch of our sampler over the profile's training rows, without running a model: its batches (row
-    indices) and their padding against padding every row to max_length."""
+    """One real epoch of our sampler over the training rows, no model run: its padding (vs padding every row to
+    max_length) and its batches (row indices)."""
     rows = workspace.tokenized["student_train"]
     trainer = our_trainer(config, build(profile_architectures(config)[1]), rows, workspace.tokenizer, BASELINE,
                           Path(folder) / "epoch")
@@ -97,16 +93,14 @@ def real_epoch(config: Config, workspace: pipeline.Workspace, folder: str | Path
 
 
 def padded_tokens(lengths: np.ndarray, batches: list[list[int]], pad_to_multiple_of: int | None) -> int:
-    """Tokens ``batches`` (row indices) occupy once the collator pads each to its longest row (rounded up to
-    ``pad_to_multiple_of``)."""
+    """Tokens ``batches`` (row indices) fill once padded to their longest row, rounded up to ``pad_to_multiple_of``."""
     multiple = pad_to_multiple_of or 1
     return sum(-(-int(lengths[index].max()) // multiple) * multiple * len(index) for index in batches)
 
 
 def strided_batches(batches: list[list[int]], count: int, batch_size: int, lengths: np.ndarray) -> np.ndarray:
-    """Row indices of ``count`` full batches spread evenly over an epoch (the sampler sorts each mega-batch
-    longest-first, so consecutive batches would be biased long or short), the longest batch first as the sampler
-    puts it (so a few steps reach the peak memory)."""
+    """Row indices of ``count`` full batches spread evenly over an epoch (the sampler sorts each mega-batch, so
+    consecutive ones would be biased), the longest first as the sampler puts it (a few steps reach the peak memory)."""
     full = [index for index in batches if len(index) == batch_size]
     count = min(count, len(full))
     # Mid-points of equal strides: skips the epoch's first batch, which the sampler gives the longest row of all.
@@ -118,8 +112,8 @@ def strided_batches(batches: list[list[int]], count: int, batch_size: int, lengt
 
 def naive_epoch(config: Config, student: PreTrainedModel, teacher: PreTrainedModel, rows: Dataset, tokenizer,
                 max_steps: int | None = None) -> float:
-    """Seconds of a first-draft KD loop over ``rows``: random order, padded to max_length, fp32, the teacher run at
-    every step, torch's default AdamW."""
+    """Seconds of a first-draft KD loop over ``rows``: shuffled, padded to max_length, fp32, teacher run every step,
+    torch's default AdamW."""
     device = hardware.device()
     student, teacher = student.to(device).train(), teacher.to(device).eval()
     padded = Collator(tokenizer.pad_token_id, pad_to_multiple_of=config.max_length)  # every row to max_length
@@ -145,14 +139,10 @@ def naive_epoch(config: Config, student: PreTrainedModel, teacher: PreTrainedMod
 def measure_training(config: Config, workspace: pipeline.Workspace, rows: Dataset,
                      architectures: tuple[PretrainedConfig, PretrainedConfig], sizes: BenchmarkSizes,
                      folder: str | Path) -> tuple[dict, dict[str, Callable[[], object]]]:
-    """Seconds per pass of the naive KD loop and of our baseline, cached-KD and online-KD steps, interleaved.
-
-    ``rows`` are laid out in batches of our real sampler (``strided_batches``): ours takes them in that order. The
-    naive loop shuffles the first ``sizes.naive_rows`` of them: padded to max_length, its cost per row is the same
-    for every row, so its samples/s (and tokens/s on these rows) compare with ours on all of them.
-
-    Returns the measurements and, per variant, a callable that builds its models and runs a few steps (for memory).
-    """
+    """Seconds per pass of the naive KD loop and our baseline, cached-KD and online-KD steps, interleaved. Ours takes
+    ``rows`` in our real sampler's batches (``strided_batches``); the naive loop shuffles the first ``naive_rows``:
+    padded to max_length, every row costs it the same, so its samples/s (and tokens/s here) compare with ours. Returns
+    the measurements and, per variant, a callable that builds its models and runs a few steps (for memory)."""
     tokenizer = workspace.tokenizer
     teacher_architecture, student_architecture = architectures
     teacher = build(teacher_architecture, seed=1)
@@ -197,8 +187,7 @@ def measure_training(config: Config, workspace: pipeline.Workspace, rows: Datase
         "precision": {"ours": hardware.resolve_precision(config.precision), "naive_kd": "fp32"},
         "optimizer": {"ours": getattr(counter.args.optim, "value", str(counter.args.optim)),
                       "naive_kd": "torch.optim.AdamW (defaults)"},
-        "teacher": describe(teacher), "student": describe(student),
-        "real_tokens": real_tokens, "padded_tokens": padded,
+        "teacher": describe(teacher), "student": describe(student), "real_tokens": real_tokens, "padded_tokens": padded,
         "padding_share": {variant: 1 - real_tokens / count for variant, count in padded.items()},
         "seconds": seconds, "median_seconds": medians, "samples_per_second": per_second,
         # Real (non-pad) tokens of the training rows per second: samples/s × their mean length.
@@ -211,9 +200,8 @@ def measure_training(config: Config, workspace: pipeline.Workspace, rows: Datase
 def measure_teacher_logits(workspace: pipeline.Workspace, teacher_architecture: PretrainedConfig,
                            picked: np.ndarray, repeats: int, folder: str | Path
                            ) -> tuple[dict, dict[str, Callable[[], object]], np.ndarray, Dataset]:
-    """Time pipeline.load_or_compute_teacher_logits on the training rows ``picked``: the first pass, then from the
-    cache (which lives in ``folder``). Returns the timings, the memory phases, the logits and the tokenized rows
-    they belong to, in the order of ``picked``."""
+    """Time pipeline.load_or_compute_teacher_logits on training rows ``picked``, first pass then cached (in ``folder``);
+    the timings, the memory phases, the logits and their tokenized rows, in the order of ``picked``."""
     config = dataclasses.replace(workspace.config, cache_dir=str(Path(folder) / "logits-cache"))
     raw, tokenized = workspace.student_train.select(picked), workspace.tokenized["student_train"].select(picked)
     split = "benchmark"

@@ -43,8 +43,7 @@ def evaluation_rows(workspace: pipeline.Workspace) -> Dataset:
 
 
 def evaluate_lm(model: PreTrainedModel, tokenizer, rows: Dataset, config: Config) -> dict:
-    """``evaluate.classification_metrics`` of the verbalizer scores on ``rows``, plus the scores, the answer codes
-    (``decoder.student.predict``) and the seconds."""
+    """``evaluate.classification_metrics`` of the verbalizer scores on ``rows``, plus scores, answer codes, seconds."""
     start = time.perf_counter()
     scores, answers = predict(model, tokenizer, rows["text"], config)
     return {**evaluate.classification_metrics(np.asarray(rows["label"]), scores), "scores": scores,
@@ -55,12 +54,9 @@ def evaluate_lm(model: PreTrainedModel, tokenizer, rows: Dataset, config: Config
 @torch.inference_mode()
 def generate_answers(model: PreTrainedModel, tokenizer, articles: list[str], config: Config,
                      max_new_tokens: int = GENERATION_TOKENS) -> pd.DataFrame:
-    """What the LM writes after each prompt: greedy decoding that stops at the end token and never repeats a 3-gram
-    (a small greedy LM otherwise loops on its likeliest phrase; a one-word answer is unaffected).
-
-    One row per article: ``generation`` (the text before the end token), ``ended`` (whether the LM ended its answer
-    within ``max_new_tokens``) and ``tokens`` (how many it wrote before ending or being cut).
-    """
+    """What the LM writes after each prompt, greedy, stopping at the end token, never repeating a 3-gram (a small
+    greedy LM otherwise loops on its likeliest phrase; a one-word answer is unaffected). One row per article:
+    ``generation`` (text before the end token), ``ended`` (within ``max_new_tokens``), ``tokens`` (written)."""
     model = model.to(hardware.device()).eval()
     prompts = encode_prompts(tokenizer, articles, config.lm_max_length - ANSWER_TOKENS)
     batch = join_prompts_and_answers(prompts, [[] for _ in prompts], tokenizer.pad_token_id)
@@ -80,8 +76,7 @@ def generate_answers(model: PreTrainedModel, tokenizer, articles: list[str], con
 
 
 def fixed_examples(test: Dataset, count: int = 10) -> pd.DataFrame:
-    """The first test rows of each class in turn (World, Sports, Business, Sci/Tech, World, ...): the same prompts are
-    shown before and after fine-tuning."""
+    """The first test rows of each class in turn (World, Sports, Business, Sci/Tech, World, ...): shown before/after."""
     frame = test.to_pandas()
     frame["rank"] = frame.groupby("label").cumcount()
     picked = frame.sort_values(["rank", "label"], kind="stable").head(count)
@@ -89,8 +84,7 @@ def fixed_examples(test: Dataset, count: int = 10) -> pd.DataFrame:
 
 
 def example_answers(model: PreTrainedModel, tokenizer, examples: pd.DataFrame, config: Config) -> pd.DataFrame:
-    """For each example: the free generation (and whether it ended), the scored prediction and its probability among
-    the four verbalizers."""
+    """Per example: free generation, whether it ended, scored prediction and its probability among the verbalizers."""
     scores, _ = predict(model, tokenizer, examples["text"].tolist(), config)
     probabilities = evaluate.softmax(scores)
     answers = generate_answers(model, tokenizer, examples["text"].tolist(), config)
@@ -121,16 +115,16 @@ def before_after_table(examples: pd.DataFrame, before: pd.DataFrame, after: pd.D
 
 # ---------------------------------------------------------------------------------------------- answer format
 def label_shares(answers: np.ndarray, predictions: np.ndarray) -> dict[str, dict[str, float]]:
-    """Each label's share of all scored rows: of the scored predictions (argmax s) and of the greedy answers that
-    name it in the right format (the rest: ``other``). answers, predictions (N,)."""
+    """Each label's share of the scored predictions (argmax s) and of the well-formed greedy answers (the rest:
+    ``other``), over all scored rows. answers, predictions (N,)."""
     answered = {label: float(np.mean(answers == k)) for k, label in enumerate(LABELS)}
     return {"scored": {label: float(np.mean(predictions == k)) for k, label in enumerate(LABELS)},
             "answered": answered | {"other": float(np.mean(answers == NOT_A_LABEL))}}
 
 
 def format_compliance(before: dict, runs: list[LMRun]) -> dict:
-    """The share of all scored test answers that are one label word then the end of sequence (``FORMAT``), before
-    fine-tuning and after each run, with each arm's mean over seeds, and each label's shares before and after."""
+    """The share of scored test answers in ``FORMAT``, before fine-tuning, per run and per arm (mean over seeds), and
+    each label's shares before and after."""
     arms: dict[str, list[LMRun]] = {}
     for run in runs:
         arms.setdefault(arm_name(run.kd_weight), []).append(run)
@@ -176,8 +170,8 @@ def seeds_table(runs: list[LMRun], labels: np.ndarray) -> pd.DataFrame:
 
 
 def teacher_effect(runs: list[LMRun], labels: np.ndarray, resamples: int = 2000, seed: int = 0) -> dict:
-    """Each arm's mean accuracy and macro-F1 over seeds and arm A (with the teacher) − arm B, with
-    ``evaluate.two_level_bootstrap``'s 95% intervals (seeds, then rows; the same draws for both arms)."""
+    """Each arm's mean accuracy and macro-F1 over seeds, and arm A (teacher) − arm B, with 95% intervals of
+    ``evaluate.two_level_bootstrap`` (seeds, then rows; the same draws for both arms)."""
     arms: dict[str, list[np.ndarray]] = {}
     for run in runs:
         arms.setdefault(arm_name(run.kd_weight), []).append(run.predictions)
@@ -212,8 +206,8 @@ def teacher_effect_table(summary: dict) -> pd.DataFrame:
 
 
 def conclusion(summary: dict, test_rows: int) -> str:
-    """The conclusion, written from the numbers with ``evaluate.verdict``'s rule (an interval covering 0 is no
-    detectable difference). ``test_rows``: the whole test split's size, to say when fewer were scored."""
+    """The conclusion, from the numbers by ``evaluate.verdict``'s rule (interval covering 0: no detectable difference).
+    ``test_rows``: the whole test split's size, to say when fewer were scored."""
     (name_a, arm_a), (name_b, arm_b) = summary["arms"].items()
     accuracy = summary["difference"]["accuracy"]
     verdict = {"better": "the teacher helps: the whole interval lies above 0",
@@ -231,8 +225,7 @@ def conclusion(summary: dict, test_rows: int) -> str:
 
 
 def loss_frame(runs: list[LMRun]) -> pd.DataFrame:
-    """One row per logged optimizer step and run: arm, seed, step, total loss, answer CE and the weighted KD term
-    λ · T² · KL (NaN without the teacher), for ``plots.decoder_loss``."""
+    """Per logged step and run, for ``plots.decoder_loss``: arm, seed, step, loss, answer CE, λ·T²·KL (NaN if λ = 0)."""
     frames = []
     for run in runs:
         logged = pd.DataFrame([entry for entry in run.history if "loss" in entry])
@@ -289,8 +282,8 @@ def save(config: Config, document: dict):
 
 
 def decoder_markdown(document: dict, examples: int = 4) -> str:
-    """The README's before/after section from a ``decoder_student`` results document: accuracy with and without the
-    teacher (intervals over seeds and rows), the conclusion, and the first ``examples`` fixed prompts."""
+    """The README's section from a ``decoder_student`` document: accuracy with and without the teacher (intervals over
+    seeds and rows), the conclusion, the first ``examples`` fixed prompts before and after."""
     summary, before = document["teacher_effect"], document["before"]
     zero_shot = pd.DataFrame([{"": "before fine-tuning (zero-shot)", "accuracy (%)": f"{before['accuracy'] * 100:.1f}",
                                "macro-F1 (%)": f"{before['macro_f1'] * 100:.1f}"}])

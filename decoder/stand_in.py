@@ -56,7 +56,6 @@ def new_tiny_llama(tokenizer, seed: int) -> PreTrainedModel:
                                         **LOCAL_LM_ARCHITECTURE))
 
 
-
 def pack_blocks(tokenizer, texts: list[str], block_size: int) -> torch.Tensor:
     """(N, block_size) token ids: the texts, each followed by eos, concatenated and cut into equal blocks."""
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
@@ -78,8 +77,8 @@ def language_model_loss(model: PreTrainedModel, blocks: torch.Tensor, batch_size
 
 def pretrain_causal_lm(model: PreTrainedModel, blocks: torch.Tensor, steps: int, seed: int,
                        log_every: int = 25) -> list[dict]:
-    """Next-token prediction on ``blocks`` (N, T) for ``steps`` AdamW steps (warm-up, linear decay); the loss history.
-    A plain loop: one loss, no evaluation or checkpoints, fp32 (too small a model for mixed precision to pay)."""
+    """``steps`` AdamW steps (warm-up, linear decay) of next-token prediction on ``blocks`` (N, T); the loss history.
+    A plain loop, fp32: too small a model for mixed precision to pay."""
     model = model.to(hardware.device()).train()
     if steps <= 0:
         return []
@@ -115,8 +114,8 @@ class StandIn:
 
 
 def pretraining_texts(train_texts: list[str], seed: int) -> tuple[list[str], list[str]]:
-    """(pretraining texts, held-out texts): the train split shuffled, ``HELDOUT_TEXTS`` of them kept out. Validation
-    and test are never read, so no model is evaluated on a row the stand-in saw; labels are not used."""
+    """(pretraining, held-out texts): the train split shuffled, ``HELDOUT_TEXTS`` kept out. Validation and test are
+    never read (no model is evaluated on a row the stand-in saw), nor are labels."""
     order = np.random.default_rng(seed).permutation(len(train_texts))
     held = min(HELDOUT_TEXTS, len(train_texts) // 10)
     texts = [train_texts[i] for i in order]
@@ -124,8 +123,8 @@ def pretraining_texts(train_texts: list[str], seed: int) -> tuple[list[str], lis
 
 
 def load_or_pretrain_stand_in(config: Config, train_texts: list[str]) -> StandIn:
-    """The stand-in from ``<cache_dir>/lm-stand-in/<key>/`` or, the first time, built and pretrained there (written
-    atomically). The key holds the architecture, the recipe, ``lm_pretrain_steps``, the prompt and the texts."""
+    """The stand-in from ``<cache_dir>/lm-stand-in/<key>/``, else built and pretrained there (atomically); the key holds
+    the architecture, the recipe, ``lm_pretrain_steps``, the prompt and the texts."""
     steps = config.lm_pretrain_steps
     texts, heldout = pretraining_texts(train_texts, config.seed)
     key = cache.key_of({"architecture": LOCAL_LM_ARCHITECTURE, "vocab_size": LOCAL_VOCAB_SIZE, "steps": steps,
@@ -167,7 +166,7 @@ def lm_init(config: Config, train_texts: list[str]) -> tuple[str, dict | None]:
 
 
 def describe_stand_in(record: dict) -> str:
-    """One plain sentence saying what the stand-in is and how it was made."""
+    """One plain sentence: what the stand-in is and how it was made."""
     return (f"A stand-in, not SmolLM2: a {LOCAL_LM_ARCHITECTURE['num_hidden_layers']}-layer, "
             f"{LOCAL_LM_ARCHITECTURE['hidden_size']}-wide LlamaForCausalLM ({record['parameters'] / 1e6:.2f}M "
             f"parameters, a {record['vocab_size']:,}-token byte-level BPE trained here), pretrained here as a plain "

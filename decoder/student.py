@@ -1,20 +1,17 @@
-"""The decoder-only student of notebook 06: its prompt and one-token answers, loading its starting model (SmolLM2
-from the hub, or ``decoder.stand_in``'s model of the same family), one-pass scoring, and fine-tuning with and without
-the teacher.
+"""The decoder-only student of notebook 06: prompt and one-token answers, its starting model (SmolLM2 from the hub,
+or ``decoder.stand_in``'s of the same family), one-pass scoring, fine-tuning with and without the teacher.
 
-Symbols, the same in notebook 06:
+Symbols, as in notebook 06:
   x          the prompt (instruction, article, ``Topic:``) in the LM's own tokens
-  v_k        the verbalizer of class k, one token each: " World", " Sports", " Business", " Science"
-  e          the end-of-sequence token; the answer to x is v_y followed by e, so a trained LM stops after the word
-  s_k        = log p_θ(v_k | x): all four read from the logits at x's last position (one forward pass + a gather);
-             the prediction is argmax_k s_k
-  z_t        the teacher's logits for the same article, computed through the teacher's own tokenizer (cached)
-  CE_answer  = −(1 / 2B) Σ_b [log p_θ(v_y_b | x_b) + log p_θ(e | x_b, v_y_b)]: the causal-LM loss with every prompt and
-             padding position set to −100, so only the answer word and its end are learned
+  v_k        class k's verbalizer, one token each: " World", " Sports", " Business", " Science"
+  e          the end-of-sequence token; the answer to x is v_y then e, so a trained LM stops after the word
+  s_k        = log p_θ(v_k | x), all four from the logits at x's last position (one pass); prediction argmax_k s_k
+  z_t        the teacher's logits for the same article, through the teacher's own tokenizer (cached)
+  CE_answer  = −(1 / 2B) Σ_b [log p_θ(v_y_b | x_b) + log p_θ(e | x_b, v_y_b)]: the causal-LM loss with −100 on every
+             prompt and padding position, so only the answer word and its end are learned
   L          = CE_answer + λ · T² · KL(softmax(z_t / T) ‖ softmax(s / T)),  λ = lm_kd_weight, T = lm_temperature
-
-softmax(s) renormalises the LM's probabilities of the four verbalizers, so the KL compares two distributions over the
-same four classes although the two models never share a token id.
+softmax(s) renormalises over the four verbalizers, so the KL compares distributions over the same four classes
+although the two models share no token id.
 """
 
 from __future__ import annotations
@@ -51,11 +48,8 @@ def build_prompt(article: str) -> str:
 
 
 def encode_prompts(tokenizer, articles: list[str], max_prompt_tokens: int) -> list[list[int]]:
-    """Token ids of ``build_prompt(article)`` for each article, the article cut so the prompt fits the budget.
-
-    The instruction, the article and the cue are tokenized apart and joined, so truncation never cuts the cue; a
-    byte-level BPE splits at those boundaries anyway, so the ids equal those of the whole prompt string.
-    """
+    """Token ids of ``build_prompt(article)`` per article, the article cut to fit the budget. The parts are tokenized
+    apart, so truncation never cuts the cue; a byte-level BPE splits there anyway: the ids equal the whole string's."""
     head = tokenizer(INSTRUCTION + ARTICLE_CUE, add_special_tokens=False)["input_ids"]
     tail = tokenizer(ANSWER_CUE, add_special_tokens=False)["input_ids"]
     budget = max_prompt_tokens - len(head) - len(tail)
@@ -90,12 +84,9 @@ def answer_ids(labels: list[int], verbalizer_ids: list[int], end_token_id: int) 
 
 def join_prompts_and_answers(prompt_ids: list[list[int]], answer_ids: list[list[int]],
                              pad_token_id: int) -> dict[str, torch.Tensor]:
-    """A left-padded batch of rows prompt + answer whose labels are the answer ids, IGNORE_INDEX elsewhere.
-
-    Left padding ends every row at the same position, so each row's answer is its last tokens; position_ids restart
-    at 0 on each row's first real token. An empty answer gives a prompt-only row (for scoring and generation).
-    Returns input_ids, attention_mask, position_ids, labels: each (N, L) with L the longest prompt + answer.
-    """
+    """A left-padded batch of rows prompt + answer, labelled with the answer ids, IGNORE_INDEX elsewhere: every row's
+    answer is its last tokens; position_ids restart at 0 on each first real token; an empty answer gives a prompt-only
+    row. Returns input_ids, attention_mask, position_ids, labels, each (N, L), L the longest prompt + answer."""
     if len(prompt_ids) != len(answer_ids):
         raise ValueError(f"{len(prompt_ids)} prompts but {len(answer_ids)} answers.")
     length = max(len(p) + len(a) for p, a in zip(prompt_ids, answer_ids, strict=True))
@@ -114,12 +105,9 @@ def join_prompts_and_answers(prompt_ids: list[list[int]], answer_ids: list[list[
 # ------------------------------------------------------------------------------------------------------ scoring
 def score_batch(model: PreTrainedModel, batch: dict[str, torch.Tensor], verbalizer_ids: list[int],
                 answer_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass over left-padded rows that each end with an answer of exactly ``answer_length`` tokens.
-
-    Returns s (B, C), the log-probability of each verbalizer at the prompt's last position, and (B,) the total
-    log-probability of each row's answer tokens (zeros for ``answer_length`` 0). Logits are computed at the last
-    ``answer_length`` + 1 positions only: the vocabulary projection is the costliest matrix product of a small LM.
-    """
+    """One forward pass over left-padded rows each ending with an answer of ``answer_length`` tokens: s (B, C) at the
+    prompt's last position, and (B,) each answer's total log-probability (zeros for length 0). Logits only at the last
+    ``answer_length`` + 1 positions: the vocabulary projection is a small LM's costliest matrix product."""
     outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                     position_ids=batch["position_ids"], logits_to_keep=answer_length + 1, use_cache=False)
     # Position t predicts token t + 1: the kept positions but the last predict the answer's tokens.
@@ -144,12 +132,9 @@ def next_token_log_probs(model: PreTrainedModel, sequences: list[list[int]], pad
 @torch.inference_mode()
 def predict(model: PreTrainedModel, tokenizer, articles: list[str], config: Config,
             batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Scores s (N, C) of raw articles, and the answer code (N,) of what greedy decoding writes: class k where it is
-    exactly v_k then the end token, ``NOT_A_LABEL`` otherwise. Batched longest-first so batches pad little.
-
-    s comes from the prompt's forward pass; the code needs one more, over prompt + the greedy first token, to see
-    whether the second greedy token is the end (no 3-gram blocking here: it is the model's own answer, unaided).
-    """
+    """Scores s (N, C) of raw articles and the answer code (N,) of greedy decoding: k where it writes exactly v_k then
+    the end token, else ``NOT_A_LABEL``; batched longest-first. The code takes a second pass, over prompt + the greedy
+    first token, to see if the next is the end (no 3-gram blocking: the model's own answer, unaided)."""
     model = model.to(hardware.device()).eval()
     verbalizer_ids, end = verbalizer_token_ids(tokenizer), tokenizer.eos_token_id
     prompts = encode_prompts(tokenizer, articles, config.lm_max_length - ANSWER_TOKENS)
@@ -202,7 +187,6 @@ def load_lm(path: str | Path):
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model, tokenizer
-
 
 
 # ------------------------------------------------------------------------------------------------------ training
@@ -275,8 +259,7 @@ def finetune_lm(model: PreTrainedModel, tokenizer, rows: Dataset, config: Config
         hf_logging.set_verbosity_error()
     args = train.training_arguments(
         config, output_dir, seed=seed, epochs=config.lm_epochs, learning_rate=config.lm_learning_rate, quiet=quiet,
-        per_device_train_batch_size=config.lm_batch_size, eval_strategy="no", save_strategy="no",
-        save_total_limit=None)
+        per_device_train_batch_size=config.lm_batch_size, eval_strategy="no", save_strategy="no", save_total_limit=None)
     budget = config.lm_max_length - ANSWER_TOKENS
     encoded = rows.map(lambda batch: {"prompt_ids": (ids := encode_prompts(tokenizer, batch["text"], budget)),
                                       "length": [len(i) for i in ids]}, batched=True, remove_columns=["text"])
@@ -354,11 +337,8 @@ def load_or_run(config: Config, init_path: str, rows: Dataset, eval_rows: Datase
 
 def teacher_effect_runs(config: Config, init_path: str, rows: Dataset, eval_rows: Dataset,
                         quiet: bool = True) -> list[LMRun]:
-    """Both arms, λ = lm_kd_weight then λ = 0, over ``lm_seeds``: same rows, same steps, same starting weights.
-
-    Pre-registered: the first run (with the teacher, first seed) keeps its model, and its answers are the "after"
-    examples, whatever its accuracy.
-    """
+    """Both arms (λ = lm_kd_weight, then 0) over ``lm_seeds``: same rows, steps, starting weights. Pre-registered: the
+    first run (teacher, first seed) keeps its model, and its answers are the "after" examples whatever its accuracy."""
     if config.lm_kd_weight <= 0:
         raise ValueError(f"lm_kd_weight is {config.lm_kd_weight}: the teacher's effect needs a run with λ > 0.")
     return [load_or_run(config, init_path, rows, eval_rows, kd_weight, seed, quiet=quiet,

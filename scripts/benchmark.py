@@ -63,15 +63,13 @@ def onnx_comparison(document: dict, config, sizes) -> dict:
                  for name, forward in passes.items()}
     # The deployment rows' timing on the same rows: batch 1 and 32, interleaved.
     speed = inference.speed_of(passes, test, workspace.tokenizer, sizes, device=cpu, seed=config.seed)
-    return {
-        "kept": False, "decision": inference.ONNX_DECISION, "student": checkpoint or "random weights",
-        "versions": {"onnxruntime": onnxruntime.__version__}, "threads": torch.get_num_threads(),
-        "batch1_median_ms": speed["batch1"]["median_ms"],
-        "batch32_rows_per_second": speed[f"batch{batch}"]["rows_per_second"],
-        "argmax_agreement_with_torch_fp32": agreement,
-        "size_mb": {"onnxruntime fp32": fp32_path.stat().st_size / 2**20,
-                    "onnxruntime int8": int8_path.stat().st_size / 2**20},
-    }
+    return {"kept": False, "decision": inference.ONNX_DECISION, "student": checkpoint or "random weights",
+            "versions": {"onnxruntime": onnxruntime.__version__}, "threads": torch.get_num_threads(),
+            "batch1_median_ms": speed["batch1"]["median_ms"],
+            "batch32_rows_per_second": speed[f"batch{batch}"]["rows_per_second"],
+            "argmax_agreement_with_torch_fp32": agreement,
+            "size_mb": {"onnxruntime fp32": fp32_path.stat().st_size / 2**20,
+                        "onnxruntime int8": int8_path.stat().st_size / 2**20}}
 
 
 def main() -> None:
