@@ -29,6 +29,7 @@ PRETRAIN_LEARNING_RATE = 3e-3  # tiny models take large steps; warm-up then line
 HELDOUT_TEXTS = 256  # train rows kept out of pretraining, to measure the LM loss it reaches on unseen text
 STAND_IN_VERSION = 1  # bump when the stand-in's recipe changes: it is part of the cache key
 
+
 def train_tokenizer(texts: list[str]):
     """A byte-level BPE (GPT-2 style, as SmolLM2's) trained on ``texts``; eos = bos = ``<|endoftext|>``, no pad.
     The prompt and the verbalizers join the corpus, so each verbalizer is merged into one token."""

@@ -21,6 +21,7 @@ def _check_mask(attention_mask: Tensor, batch_size: int, seq_len: int) -> None:
         raise ValueError(f"attention_mask must have shape ({batch_size}, {seq_len}) to match the hidden states or "
                          f"attentions, got {tuple(attention_mask.shape)}")
 
+
 def hidden_state_loss(student_hidden: Tensor, teacher_hidden: Tensor, attention_mask: Tensor,
                       projection: nn.Module | None = None) -> Tensor:
     """Masked MSE between hidden states: L = Σ_{b,l} m_bl ‖W h_s,bl − h_t,bl‖² / (D_t · Σ_{b,l} m_bl).
