@@ -2,11 +2,12 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import cache, data, pipeline, results
+from helpers import cache, data, models, pipeline, results
 from helpers.config import get_config
 from report import data as report_data
 
@@ -132,3 +133,18 @@ def test_a_partial_run_never_replaces_a_complete_report(tmp_path, monkeypatch):
     results.save_result(partial, "teacher", {"test": {"accuracy": 0.9}})
     assert not report_data.complete(partial)
     assert json.loads(results.result_path(partial, "teacher").read_text())["provenance"]["profile"] == "full"
+
+
+def test_the_teacher_logit_cache_refuses_a_label_order_the_data_does_not_have(smoke_workspace, tmp_path):
+    """The check sits in the one function that caches teacher logits: rows whose gold labels are rotated by one class
+    (as a teacher whose LABEL_k means another class would look) stop it before anything is cached."""
+    config = dataclasses.replace(smoke_workspace.config, cache_dir=str(tmp_path))
+    rotated = smoke_workspace.splits["test"].map(lambda row: {"label": (row["label"] + 1) % 4})
+    space = dataclasses.replace(smoke_workspace, config=config, named={"rotated": rotated}, tokenized={},
+                                fingerprints={"rotated": "rotated-test"})
+    teacher = models.load_teacher(smoke_workspace.config)
+    with pytest.raises(ValueError, match="label order differs"):
+        pipeline.load_or_compute_teacher_logits(space, "rotated", teacher=teacher)
+    assert not list(Path(tmp_path, "teacher_logits").glob("*.npy"))
+    logits, _ = pipeline.load_or_compute_teacher_logits(space, "rotated", teacher=teacher, check_labels=False)
+    assert logits.shape == (len(rotated), 4)
