@@ -18,8 +18,10 @@ report: setup
 	$(PYTHON) scripts/repository_links.py
 	$(PYTHON) -m report
 
-# Unit tests, then every notebook under nbval in the smoke profile (seconds-sized models, synthetic data).
+# Unit tests, then every notebook under nbval in the smoke profile (seconds-sized models, synthetic data). The smoke
+# results and figures are written anew each time, so they always hold one code version.
 test: setup
+	rm -rf results/smoke figures/smoke
 	KD_PROFILE=smoke $(PYTHON) -m pytest tests $(NOTEBOOKS) --nbval-lax -p no:cacheprovider -q
 
 # The full profile's notebooks against a local stand-in of the Hugging Face hub alone (make test runs it too).
