@@ -15,15 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 from datasets import Dataset
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    BertConfig,
-    DistilBertConfig,
-    PretrainedConfig,
-    PreTrainedModel,
-)
+from transformers import PretrainedConfig, PreTrainedModel
 
 from helpers import hardware, models
 from helpers.config import LABELS, Config
@@ -64,29 +58,27 @@ def sizes_for(config: Config, quick: bool = False) -> BenchmarkSizes:
     # deployment variants predict on the host's CPU: 2,000 test rows keep that to minutes.
     return BenchmarkSizes(train_rows=24 * batch, naive_rows=4 * batch, repeats=3, warmup_steps=2, logits_rows=768,
                           inference_rows=96, latency_rows=16, memory_steps=2, full_size_inference=True,
-                          gpu_train_rows=200 * batch, accuracy_rows=2_000 if config.teacher_source == "hub" else None)
+                          gpu_train_rows=200 * batch, accuracy_rows=2_000 if config.teacher_hub_id else None)
 
 
-# ------------------------------------------------------------------------------------------------------ models
 def full_size_architectures() -> tuple[PretrainedConfig, PretrainedConfig]:
     """(teacher, student) configs of the brief's models: BertConfig() is bert-base, DistilBertConfig() distilbert."""
-    return BertConfig(num_labels=len(LABELS)), DistilBertConfig(num_labels=len(LABELS))
+    return transformers.BertConfig(num_labels=len(LABELS)), transformers.DistilBertConfig(num_labels=len(LABELS))
 
 
 def profile_architectures(config: Config) -> tuple[PretrainedConfig, PretrainedConfig]:
     """(teacher, student) configs of the profile's models, read without downloading or training anything."""
-    if config.teacher_source == "hub":  # the brief's models
+    if config.teacher_hub_id:  # the brief's models
         return full_size_architectures()
-    teacher = AutoConfig.from_pretrained(models.base_teacher_path(config))  # the fine-tuned teacher's architecture
-    student_folder = Path(config.cache_dir) / "student-init"
-    if config.local_base == "minilm" and not (student_folder / "config.json").exists():
+    teacher = transformers.AutoConfig.from_pretrained(models.base_teacher_path(config))  # the fine-tuned teacher's
+    if config.local_base == "minilm" and not (Path(config.cache_dir) / "student-init" / "config.json").exists():
         # models.student_init_path would build it from MiniLM (and write the cache); its architecture is this.
-        student = DistilBertConfig(vocab_size=teacher.vocab_size,
-                                   max_position_embeddings=teacher.max_position_embeddings, dim=teacher.hidden_size,
-                                   n_layers=config.student_layers, n_heads=teacher.num_attention_heads,
-                                   hidden_dim=teacher.intermediate_size, activation=teacher.hidden_act)
+        student = transformers.DistilBertConfig(
+            vocab_size=teacher.vocab_size, max_position_embeddings=teacher.max_position_embeddings,
+            dim=teacher.hidden_size, n_layers=config.student_layers, n_heads=teacher.num_attention_heads,
+            hidden_dim=teacher.intermediate_size, activation=teacher.hidden_act)
     else:
-        student = AutoConfig.from_pretrained(models.student_init_path(config))
+        student = transformers.AutoConfig.from_pretrained(models.student_init_path(config))
     return teacher, student
 
 
@@ -95,47 +87,41 @@ def build(architecture: PretrainedConfig, seed: int = 0) -> PreTrainedModel:
     architecture = copy.deepcopy(architecture)
     architecture.num_labels = len(LABELS)
     torch.manual_seed(seed)
-    return AutoModelForSequenceClassification.from_config(architecture)
+    return transformers.AutoModelForSequenceClassification.from_config(architecture)
 
 
 def describe(model: torch.nn.Module) -> dict:
-    """Class, parameters, layers and width of a classifier (of an int8 one: its fp32 original's config)."""
-    config = model.config
+    """Class, parameters, layers and width of a classifier (of an int8 one: its fp32 original's config); DistilBERT's
+    config maps these names to its n_layers and dim."""
     return {"class": type(model).__name__, "parameters": models.parameter_count(model),
-            "layers": getattr(config, "num_hidden_layers", None) or config.n_layers,
-            "hidden": getattr(config, "hidden_size", None) or config.dim}
+            "layers": model.config.num_hidden_layers, "hidden": model.config.hidden_size}
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """A copy of ``model`` with dynamic int8 Linear layers (CPU only): int8 weights, one scale per tensor, activations
     quantized per batch on the fly; embeddings and LayerNorm stay fp32."""
     fp32 = copy.deepcopy(model).to("cpu").eval()
-    with warnings.catch_warnings():
-        # torch 2.10+ flags torch.ao.quantization for a move to the torchao package (one more dependency); it still
-        # works in 2.13. Where it goes, torchao's quantize_(model, Int8DynamicActivationInt8WeightConfig()) replaces it.
+    with warnings.catch_warnings():  # torch 2.10+ flags torch.ao.quantization for a move to torchao (still works)
         warnings.filterwarnings("ignore", message=".*(torch.ao.quantization|quantize_per_tensor).*")
         quantized = torch.ao.quantization.quantize_dynamic(fp32, {torch.nn.Linear}, dtype=torch.qint8)
     quantized.config = fp32.config
     return quantized
 
 
-def forward_pass(model: torch.nn.Module, device: torch.device, precision: str = "auto"
-                 ) -> Callable[[dict], torch.Tensor]:
+def forward_pass(model: torch.nn.Module, device: torch.device) -> Callable[[dict], torch.Tensor]:
     """``batch -> logits`` of ``model`` on ``device``, inference mode, at predict_logits' precision (CPU: fp32)."""
     model = model.to(device).eval()
 
     @torch.inference_mode()
     def run(batch: dict) -> torch.Tensor:
-        with hardware.autocast(precision) if device.type == "cuda" else contextlib.nullcontext():
+        with hardware.autocast() if device.type == "cuda" else contextlib.nullcontext():
             return model(**{k: v.to(device) for k, v in batch.items()}).logits
 
     return run
 
 
-# ------------------------------------------------------------------------------------------------------ timing
 def clock() -> float:
-    """The benchmark's one clock: ``time.perf_counter`` after queued GPU work is done (not merely queued). Every
-    duration in the results is a difference of two readings."""
+    """The benchmark's one clock: ``time.perf_counter`` after queued GPU work is done (not merely queued)."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return time.perf_counter()
@@ -144,12 +130,10 @@ def clock() -> float:
 def interleaved_seconds(passes: dict[str, Callable[[object], object]], inputs: Sequence[object], repeats: int
                         ) -> dict[str, list[list[float]]]:
     """Seconds of ``passes[name](x)``, ``[name][repeat][input]``, interleaved input by input with the order of names
-    flipped every repeat, so background load (on shared cores it comes and goes within seconds) hits all alike.
-    ``torch.utils.benchmark.Timer`` times one statement at a time (on one thread by default): it cannot interleave."""
-    names = list(passes)
-    seconds = {name: [] for name in names}
+    flipped every repeat, so background load (on shared cores it comes and goes within seconds) hits all alike."""
+    seconds = {name: [] for name in passes}
     for repeat in range(repeats):
-        order = names if repeat % 2 == 0 else names[::-1]
+        order = list(passes)[:: 1 if repeat % 2 == 0 else -1]
         for name in order:
             seconds[name].append([])
         for x in inputs:
@@ -160,7 +144,6 @@ def interleaved_seconds(passes: dict[str, Callable[[object], object]], inputs: S
     return seconds
 
 
-# ------------------------------------------------------------------------------------------------------ memory
 @functools.cache
 def _glibc() -> ctypes.CDLL | None:
     """glibc on Linux, where the peak RSS (VmHWM) can be reset through /proc/self/clear_refs; else None."""
@@ -208,7 +191,6 @@ def peak_memory_mb(phase: Callable[[], object]) -> float:
     return _rss_mb("VmHWM") - before
 
 
-# -------------------------------------------------------------------------------------------------------- rows
 def sample(dataset: Dataset, rows: int | None, seed: int) -> Dataset:
     """``rows`` random rows of ``dataset`` in their original order (all of them for None)."""
     if rows is None or rows >= len(dataset):
@@ -219,10 +201,7 @@ def sample(dataset: Dataset, rows: int | None, seed: int) -> Dataset:
 def inference_batches(dataset: Dataset, collator: Collator, batch_size: int) -> tuple[list[dict], np.ndarray]:
     """Rows longest-first in collated batches (as evaluate.predict_logits batches them) and the row order."""
     order = np.argsort(-np.asarray(dataset["length"]), kind="stable")
-    columns = dataset.select_columns(["input_ids"])
-    batches = []
-    for start in range(0, len(order), batch_size):
-        rows = columns[order[start : start + batch_size].tolist()]["input_ids"]
-        batch = collator([{"input_ids": ids, "labels": 0} for ids in rows])
-        batches.append({k: batch[k] for k in ("input_ids", "attention_mask")})
-    return batches, order
+    ids = dataset.select_columns(["input_ids"])
+    batches = [collator([{"input_ids": row, "labels": 0} for row in ids[order[start : start + batch_size].tolist()]
+                         ["input_ids"]]) for start in range(0, len(order), batch_size)]
+    return [{k: batch[k] for k in ("input_ids", "attention_mask")} for batch in batches], order

@@ -1,10 +1,9 @@
-"""GPU throughput, measured: full-size training on real rows at the profile's precision, its share of the measured
-matmul peak, evaluation and decoder-student rates. Rates only (hours and dollars: ``python -m helpers.plan``); training
-at a 32-row batch with its padded tokens per row, the form of the planner's ``training_throughput`` (external.json).
-"""
+"""GPU throughput, measured: full-size training on real rows, its share of the matmul peak, evaluation and decoder
+rates. Rates only (hours and dollars: ``python -m helpers.plan``), in the form of the planner's training_throughput."""
 
 from __future__ import annotations
 
+import functools
 import statistics
 from pathlib import Path
 
@@ -54,8 +53,7 @@ def per_call_seconds(function, min_run_time: float) -> float:
 
 def matmul_peak_tflops(size: int = 8192, dtype: torch.dtype = torch.bfloat16, seconds: float = 1.0) -> float:
     """Measured dense matmul rate of the device (TFLOP/s): (size × size) @ (size × size), median of timed blocks."""
-    a = torch.randn(size, size, device=hardware.device(), dtype=dtype)
-    b = torch.randn(size, size, device=hardware.device(), dtype=dtype)
+    a, b = (torch.randn(size, size, device=hardware.device(), dtype=dtype) for _ in range(2))
     return 2 * size**3 / per_call_seconds(lambda: a @ b, seconds) / 1e12
 
 
@@ -84,16 +82,15 @@ def lm_train_rate(config: Config, lm_architecture: PretrainedConfig | None = Non
 def gpu_section(config: Config, workspace: pipeline.Workspace, epoch_batches: list[list[int]], sizes: BenchmarkSizes,
                 folder: str | Path, architectures: tuple[PretrainedConfig, PretrainedConfig] | None = None,
                 lm_architecture: PretrainedConfig | None = None, matmul_size: int = 8192) -> dict:
-    """Full-size training throughput (profile's precision, our cached-KD step, batches of a real epoch), its padded
-    tokens per row beside the planner's and share of the matmul peak, teacher and student evaluation rates, the decoder
-    student's step rate. Meant for a GPU; runs anywhere (the tests run it tiny on CPU)."""
+    """Full-size training throughput (our cached-KD step, batches of a real epoch), padded tokens per row beside the
+    planner's, share of the matmul peak, evaluation rates, the decoder's step rate. Meant for a GPU; runs anywhere."""
     teacher_architecture, student_architecture = architectures or full_size_architectures()
     rows = workspace.tokenized["student_train"]
     rows = rows.select(strided_batches(epoch_batches, sizes.gpu_train_rows // config.batch_size, config.batch_size,
                                     np.asarray(rows["length"][:])))
     # Random logits stand in for the teacher's cached ones: their values do not change the step's cost.
-    fake_logits = np.random.default_rng(0).normal(size=(len(rows), len(LABELS))).astype(np.float32)
-    rows = pipeline.with_target_logits(rows, fake_logits)
+    rows = pipeline.with_target_logits(rows, np.random.default_rng(0).normal(size=(len(rows), len(LABELS))).astype(
+        np.float32))
     student = build(student_architecture)
 
     def one_pass(name: str, max_steps: int | None = None) -> float:
@@ -104,24 +101,17 @@ def gpu_section(config: Config, workspace: pipeline.Workspace, epoch_batches: li
     seconds = statistics.median([one_pass(f"gpu-{repeat}") for repeat in range(sizes.repeats)])
     lengths = np.asarray(rows["length"][:])
     real_tokens = int(lengths.sum())
-    # grouped=False: the Trainer takes the rows in order, in batches of config.batch_size.
-    batches = [list(range(start, min(start + config.batch_size, len(rows))))
-               for start in range(0, len(rows), config.batch_size)]
-    padded = padded_tokens(lengths, batches, collator_for(workspace.tokenizer).pad_to_multiple_of)
+    padded = padded_tokens(lengths, config.batch_size, collator_for(workspace.tokenizer).pad_to_multiple_of)
     peak = matmul_peak_tflops(matmul_size)
     # ≈ 6 × non-embedding parameters (forward 2, backward 4); attention scores add ~1-2% at AG News lengths.
     flops_per_token = 6.0 * non_embedding_parameters(student)
     achieved = flops_per_token * real_tokens / seconds / 1e12
     # Teacher and student evaluation passes: the real prediction path at the eval batch size.
     eval_rows = sample(workspace.tokenized["test"], 8 * config.eval_batch_size, seed=3)
-    collator = collator_for(workspace.tokenizer)
     eval_rate = {}
     for name, architecture in (("teacher", teacher_architecture), ("student", student_architecture)):
-        model = build(architecture)
-
-        def predict(model=model):
-            evaluate.predict_logits(model, eval_rows, collator, config.eval_batch_size, config.precision)
-
+        predict = functools.partial(evaluate.predict_logits, build(architecture), eval_rows,
+                                    collator_for(workspace.tokenizer), config.eval_batch_size, config.precision)
         predict()  # warm-up
         eval_rate[name] = len(eval_rows) / per_call_seconds(predict, 0.5)
     return {"device": hardware.gpu_name() or "cpu", "precision": hardware.resolve_precision(config.precision),

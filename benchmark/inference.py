@@ -1,7 +1,5 @@
-"""Inference speed: batch-1 latency and batch-32 throughput of models side by side on real test rows; the chosen
-student's deployment on CPU (fp32 teacher, fp32 student, its dynamic int8 copy) with accuracy and size; the analysis
-notebook's speed table. ONNX Runtime: measured by scripts/benchmark.py, left out of the package (``ONNX_DECISION``).
-"""
+"""Inference speed at batch 1 and 32 on real test rows; the chosen student's CPU deployment (fp32 teacher, fp32 and
+int8 student) with accuracy and size; notebook 05's speed table. ONNX Runtime: scripts/benchmark.py --onnx only."""
 
 from __future__ import annotations
 
@@ -16,23 +14,13 @@ import torch
 from datasets import Dataset
 from transformers import PretrainedConfig
 
-from benchmark.common import (
-    BenchmarkSizes,
-    build,
-    describe,
-    forward_pass,
-    inference_batches,
-    interleaved_seconds,
-    quantize_int8,
-    sample,
-)
+from benchmark import common
+from benchmark.common import BenchmarkSizes, build, describe, forward_pass, inference_batches, quantize_int8, sample
 from helpers import evaluate, hardware, models
 from helpers.train import collator_for
 
-TARGETS = {  # name -> (comparison, threshold), checked on the same run's measurements
-    "int8_student_speedup_over_teacher_batch32": (">=", 3.0),
-    "int8_accuracy_delta_points": (">=", -0.3),  # negative = the int8 student loses accuracy
-}
+TARGETS = {"int8_student_speedup_over_teacher_batch32": (">=", 3.0),  # name -> (comparison, threshold)
+           "int8_accuracy_delta_points": (">=", -0.3)}  # negative = the int8 student loses accuracy
 ONNX_DECISION = (
     "ONNX Runtime (torch.onnx export, graph optimisations on, its own dynamic int8 quantization) is measured beside "
     "the torch path by `python scripts/benchmark.py --onnx` and recorded under `onnx` where it ran. It is not part "
@@ -56,9 +44,9 @@ def speed_of(variants: dict[str, torch.nn.Module | Callable[[dict], object]], te
     for run in passes.values():  # warm-up: kernels, allocator, oneDNN's first-call setup
         for batch in single[: sizes.warmup_steps] + batched[:1]:
             run(batch)
-    latency = interleaved_seconds(passes, single, sizes.repeats)
+    latency = common.interleaved_seconds(passes, single, sizes.repeats)
     throughput = {name: [len(batched_rows) / sum(repeat) for repeat in repeats]
-                  for name, repeats in interleaved_seconds(passes, batched, sizes.repeats).items()}
+                  for name, repeats in common.interleaved_seconds(passes, batched, sizes.repeats).items()}
     flat = {name: [s for repeat in repeats for s in repeat] for name, repeats in latency.items()}
     return {
         "device": device.type, "threads": torch.get_num_threads(),
@@ -86,13 +74,12 @@ def measure_inference(test_rows: Dataset, tokenizer, architectures: tuple[Pretra
     memory = {}
     for name, architecture in named.items():
         for batch_size in (1, sizes.inference_batch_size):
-            batch = inference_batches(sample(test_rows, batch_size, seed), collator, batch_size)[0][:1]
-            memory[f"inference_{name}_batch{batch_size}"] = (
-                lambda a=architecture, b=batch: forward_pass(build(a), hardware.device())(b[0]))
+            batch = inference_batches(sample(test_rows, batch_size, seed), collator, batch_size)[0][0]
+            memory[f"inference_{name}_batch{batch_size}"] = lambda a=architecture, b=batch: forward_pass(
+                build(a), hardware.device())(b)
     return measured, memory
 
 
-# -------------------------------------------------------------------------------------------------- deployment
 def size_on_disk_mb(model: torch.nn.Module) -> float:
     """MB of ``torch.save(model.state_dict())``: one format for fp32 and int8 (packed int8 has no safetensors)."""
     with tempfile.TemporaryDirectory() as folder:
@@ -103,13 +90,10 @@ def size_on_disk_mb(model: torch.nn.Module) -> float:
 
 def linear_weight_mb(model: torch.nn.Module) -> float:
     """Megabytes of the weights of every Linear layer, fp32 or dynamically quantized int8."""
-    total = 0
-    for module in model.modules():
-        if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
-            total += module.weight().numel() * module.weight().element_size()
-        elif isinstance(module, torch.nn.Linear):
-            total += module.weight.numel() * module.weight.element_size()
-    return total / 2**20
+    weights = [module.weight() if isinstance(module, torch.ao.nn.quantized.dynamic.Linear) else module.weight
+               for module in model.modules()
+               if isinstance(module, (torch.ao.nn.quantized.dynamic.Linear, torch.nn.Linear))]
+    return sum(weight.numel() * weight.element_size() for weight in weights) / 2**20
 
 
 def predict_on_cpu(model: torch.nn.Module, test: Dataset, tokenizer, batch_size: int = 64) -> np.ndarray:
@@ -123,11 +107,9 @@ def predict_on_cpu(model: torch.nn.Module, test: Dataset, tokenizer, batch_size:
 def deployment_rows(student_checkpoint: str | Path, test: Dataset, tokenizer, teacher_checkpoint: str | Path,
                     sizes: BenchmarkSizes, seed: int = 0, teacher_test: Dataset | None = None) -> dict:
     """Teacher fp32 / student fp32 / student int8 of trained checkpoints on this machine's CPU: the one place their
-    speed is measured (notebook 05 and the README read it). ``test``: the tokenized test split (``labels``, ``length``)
-    at the students' input length; ``teacher_test``: the same rows at the teacher's (default ``test``). Accuracy: each
-    model on its own inputs, ``sizes.accuracy_rows`` rows (None: all), so the teacher's is the report's. Speed: all on
-    the students' inputs, like for like (``speed_inputs``; in full the same tokens anyway). Returns ``rows`` (one dict
-    per variant) and the ratios; deltas: int8 student − fp32 student."""
+    speed is measured. ``test``: the tokenized test split at the students' length; ``teacher_test``: the same rows at
+    the teacher's (default ``test``). Accuracy: each model on its own inputs, ``sizes.accuracy_rows`` rows (None: all);
+    speed: all on the students' inputs. Returns ``rows`` (one per variant) and ratios; deltas: int8 − fp32 student."""
     fp32 = {"teacher fp32": models.load_classifier(str(teacher_checkpoint)),
             "student fp32": models.load_classifier(str(student_checkpoint))}
     variants = {**fp32, "student int8": quantize_int8(fp32["student fp32"])}
@@ -142,8 +124,8 @@ def deployment_rows(student_checkpoint: str | Path, test: Dataset, tokenizer, te
     batch = f"batch{sizes.inference_batch_size}"
     table = []
     for name, model in variants.items():
-        row = {"variant": name, "checkpoint": str(teacher_checkpoint if name.startswith("teacher")
-                                                  else student_checkpoint),
+        checkpoint = teacher_checkpoint if name.startswith("teacher") else student_checkpoint
+        row = {"variant": name, "checkpoint": str(checkpoint),
                "runtime": "torch int8 (dynamic, Linear)" if name.endswith("int8") else "torch fp32",
                "hardware": f"CPU ({speed['threads']} threads)",
                "speed_inputs": f"the students' inputs (up to {max(test['length'])} tokens)",
@@ -192,15 +174,11 @@ def speed_frame(deployment: dict, entries: list) -> pd.DataFrame:
     by_variant = {row["variant"]: row for row in deployment["rows"]}
     names = {entries[0].name: "teacher fp32", **{entry.name: "student fp32" for entry in entries[1:]},
              f"{entries[1].name} int8": "student int8"}
-    teacher = by_variant["teacher fp32"]
-    frame = pd.DataFrame([{
-        "model": name, "runtime": by_variant[variant]["runtime"], "device": by_variant[variant]["hardware"],
-        "latency_batch1_ms": by_variant[variant]["latency_batch1_ms"],
-        "throughput_batch32_rows_per_s": by_variant[variant]["throughput_batch32_rows_per_s"],
-        "parameters_m": by_variant[variant]["parameters_m"], "size_on_disk_mb": by_variant[variant]["size_on_disk_mb"],
-        "speedup_vs_teacher_batch32": by_variant[variant]["throughput_batch32_rows_per_s"]
-        / teacher["throughput_batch32_rows_per_s"],
-        "latency_speedup_vs_teacher": teacher["latency_batch1_ms"] / by_variant[variant]["latency_batch1_ms"],
-        "size_ratio_vs_teacher": by_variant[variant]["size_on_disk_mb"] / teacher["size_on_disk_mb"],
-    } for name, variant in names.items()]).set_index("model")
-    return frame
+    teacher, throughput = by_variant["teacher fp32"], "throughput_batch32_rows_per_s"
+    return pd.DataFrame([{
+        "model": name, "runtime": row["runtime"], "device": row["hardware"],
+        **{key: row[key] for key in ("latency_batch1_ms", throughput, "parameters_m", "size_on_disk_mb")},
+        "speedup_vs_teacher_batch32": row[throughput] / teacher[throughput],
+        "latency_speedup_vs_teacher": teacher["latency_batch1_ms"] / row["latency_batch1_ms"],
+        "size_ratio_vs_teacher": row["size_on_disk_mb"] / teacher["size_on_disk_mb"],
+    } for name, row in ((name, by_variant[variant]) for name, variant in names.items())]).set_index("model")

@@ -1,10 +1,10 @@
-"""Training speed: our Trainer step (length-grouped batches, dynamic padding, cached teacher logits, the profile's
-precision, fused AdamW) vs a first-draft KD loop, distillation vs baseline step; the teacher-logit pass vs its cache."""
+"""Training speed: our Trainer step vs a first-draft KD loop, distillation vs baseline step; teacher logits vs cache."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -56,11 +56,9 @@ def our_trainer(config: Config, student: PreTrainedModel, rows: Dataset, tokeniz
     """A DistillationTrainer with train_classifier's settings, one epoch over ``rows`` (or ``max_steps``);
     ``grouped=False``: batches of consecutive rows, for rows already laid out in the real sampler's batches."""
     hf_logging.set_verbosity_error()
-    # Only the step is measured: no per-epoch evaluation or checkpoint.
-    overrides = dict(max_steps=max_steps or -1, eval_strategy="no", save_strategy="no", disable_tqdm=True)
-    if not grouped:
-        overrides.update(train_sampling_strategy="sequential")
-    args = training_arguments(config, output_dir, seed=0, epochs=1, **overrides)
+    args = training_arguments(config, output_dir, seed=0, epochs=1, max_steps=max_steps or -1, eval_strategy="no",
+                              save_strategy="no", disable_tqdm=True,  # only the step is measured
+                              **({} if grouped else {"train_sampling_strategy": "sequential"}))
     kwargs = dict(model=student, args=args, train_dataset=rows, data_collator=collator_for(tokenizer), spec=spec)
     trainer = (OnlineLogitsTrainer(**kwargs, logit_teacher=online_teacher) if online_teacher is not None
                else DistillationTrainer(**kwargs))
@@ -92,8 +90,12 @@ def real_epoch(config: Config, workspace: pipeline.Workspace, folder: str | Path
     return stats, batches
 
 
-def padded_tokens(lengths: np.ndarray, batches: list[list[int]], pad_to_multiple_of: int | None) -> int:
-    """Tokens ``batches`` (row indices) fill once padded to their longest row, rounded up to ``pad_to_multiple_of``."""
+def padded_tokens(lengths: np.ndarray, batches: list[list[int]] | int, pad_to_multiple_of: int | None) -> int:
+    """Tokens ``batches`` (row indices; an int: consecutive rows in batches of that size, as the Trainer takes them
+    with grouped=False) fill once padded to their longest row, rounded up to ``pad_to_multiple_of``. Unlike
+    plan.padded_tokens_per_row, which draws its own batches, this counts the batches a measurement actually ran."""
+    if isinstance(batches, int):
+        batches = [range(start, min(start + batches, len(lengths))) for start in range(0, len(lengths), batches)]
     multiple = pad_to_multiple_of or 1
     return sum(-(-int(lengths[index].max()) // multiple) * multiple * len(index) for index in batches)
 
@@ -121,9 +123,7 @@ def naive_epoch(config: Config, student: PreTrainedModel, teacher: PreTrainedMod
                                          generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     start = clock()
-    for step, batch in enumerate(loader):
-        if max_steps is not None and step >= max_steps:
-            break
+    for batch in itertools.islice(loader, max_steps):
         inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
         with torch.no_grad():
             teacher_logits = teacher(**inputs).logits
@@ -140,15 +140,12 @@ def measure_training(config: Config, workspace: pipeline.Workspace, rows: Datase
                      architectures: tuple[PretrainedConfig, PretrainedConfig], sizes: BenchmarkSizes,
                      folder: str | Path) -> tuple[dict, dict[str, Callable[[], object]]]:
     """Seconds per pass of the naive KD loop and our baseline, cached-KD and online-KD steps, interleaved. Ours takes
-    ``rows`` in our real sampler's batches (``strided_batches``); the naive loop shuffles the first ``naive_rows``:
-    padded to max_length, every row costs it the same, so its samples/s (and tokens/s here) compare with ours. Returns
-    the measurements and, per variant, a callable that builds its models and runs a few steps (for memory)."""
-    tokenizer = workspace.tokenizer
-    teacher_architecture, student_architecture = architectures
-    teacher = build(teacher_architecture, seed=1)
+    ``rows`` in our real sampler's batches; the naive loop shuffles the first ``naive_rows`` (padded to max_length,
+    every row costs it the same). Returns the measurements and, per variant, a memory phase (builds, a few steps)."""
+    tokenizer, (teacher_architecture, student_architecture) = workspace.tokenizer, architectures
+    teacher, student = build(teacher_architecture, seed=1), build(student_architecture)
     plain_rows = rows.remove_columns("target_logits")
     naive_rows = plain_rows.select(range(min(sizes.naive_rows, len(plain_rows))))
-    student = build(student_architecture)
 
     def make(variant: str, model: PreTrainedModel, teacher_model: PreTrainedModel | None, max_steps=None):
         if variant == "naive_kd":
@@ -159,11 +156,9 @@ def measure_training(config: Config, workspace: pipeline.Workspace, rows: Datase
                               online_teacher=teacher_model if variant == "kd_online" else None, grouped=False)
         return lambda: our_epoch(trainer)
 
-    def fresh(variant: str, max_steps: int):
-        # Builds its own models, so a phase's memory includes its weights and optimizer state.
-        needs_teacher = variant in ("naive_kd", "kd_online")
-        return lambda: make(variant, build(student_architecture),
-                            build(teacher_architecture) if needs_teacher else None, max_steps)()
+    def fresh(variant: str, max_steps: int):  # builds its own models: a phase's memory includes weights, optimizer
+        return lambda: make(variant, build(student_architecture), build(teacher_architecture)
+                            if variant in ("naive_kd", "kd_online") else None, max_steps)()
 
     students = {variant: copy.deepcopy(student) for variant in TRAINING_VARIANTS}
     for variant in TRAINING_VARIANTS:  # warm-up: kernels, allocator, the fused optimizer's first step
@@ -174,10 +169,10 @@ def measure_training(config: Config, workspace: pipeline.Workspace, rows: Datase
         for variant in order:
             # A fresh Trainer per round, as train_classifier builds one per run (fresh optimizer, same batches).
             seconds[variant].append(make(variant, students[variant], teacher)())
-    counter = our_trainer(config, student, plain_rows, tokenizer, BASELINE, Path(folder) / "count", grouped=False)
-    padded = {"ours": sum(int(batch["input_ids"].numel()) for batch in counter.get_train_dataloader()),
+    lengths = np.asarray(rows["length"][:])
+    padded = {"ours": padded_tokens(lengths, config.batch_size, collator_for(tokenizer).pad_to_multiple_of),
               "naive_kd": len(rows) * config.max_length}
-    real_tokens = int(np.sum(rows["length"]))
+    real_tokens, optim = int(lengths.sum()), training_arguments(config, Path(folder) / "count", seed=0).optim
     medians = {variant: statistics.median(values) for variant, values in seconds.items()}
     rows_per_pass = {variant: len(naive_rows) if variant == "naive_kd" else len(rows) for variant in seconds}
     per_second = {variant: rows_per_pass[variant] / medians[variant] for variant in seconds}
@@ -185,7 +180,7 @@ def measure_training(config: Config, workspace: pipeline.Workspace, rows: Datase
         "rows": len(rows), "naive_rows": len(naive_rows), "rows_per_pass": rows_per_pass,
         "batch_size": config.batch_size, "max_length": config.max_length,
         "precision": {"ours": hardware.resolve_precision(config.precision), "naive_kd": "fp32"},
-        "optimizer": {"ours": getattr(counter.args.optim, "value", str(counter.args.optim)),
+        "optimizer": {"ours": getattr(optim, "value", str(optim)),
                       "naive_kd": "torch.optim.AdamW (defaults)"},
         "teacher": describe(teacher), "student": describe(student), "real_tokens": real_tokens, "padded_tokens": padded,
         "padding_share": {variant: 1 - real_tokens / count for variant, count in padded.items()},
@@ -208,7 +203,7 @@ def measure_teacher_logits(workspace: pipeline.Workspace, teacher_architecture: 
     space = dataclasses.replace(workspace, config=config, named={split: raw}, tokenized={split: tokenized},
                                 fingerprints={split: cache.key_of("benchmark", picked.tolist())})
     teacher = build(teacher_architecture, seed=1)
-    if config.teacher_source == "local":  # the cache key reads the teacher's folder
+    if not config.teacher_hub_id:  # the cache key reads the teacher's folder
         teacher.save_pretrained(models.fine_tuned_teacher_path(config))
 
     def one_pass(expect_cached: bool, model: PreTrainedModel | None = None) -> np.ndarray:
@@ -229,10 +224,10 @@ def measure_teacher_logits(workspace: pipeline.Workspace, teacher_architecture: 
             start = clock()
             logits = one_pass(expect_cached)
             timings.append(clock() - start)
+    first_median, cached_median = statistics.median(first), statistics.median(cached)
     measured = {"rows": len(tokenized), "batch_size": config.eval_batch_size, "first_seconds": first,
-                "cached_seconds": cached, "first_median_seconds": statistics.median(first),
-                "cached_median_seconds": statistics.median(cached),
-                "first_rows_per_second": len(tokenized) / statistics.median(first)}
+                "cached_seconds": cached, "first_median_seconds": first_median, "cached_median_seconds": cached_median,
+                "first_rows_per_second": len(tokenized) / first_median}
     # In this order: the first pass (its teacher built inside it) leaves the file the cached pass reads.
     memory = {"teacher_logits_first": lambda: one_pass(False, build(teacher_architecture, seed=1)),
               "teacher_logits_cached": lambda: one_pass(True)}

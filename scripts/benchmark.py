@@ -1,16 +1,14 @@
 """Speed, memory and deployment of the report's models, as ratios: ours vs naive, student vs teacher, KD vs baseline,
 int8 vs fp32.
 
-Usage: python scripts/benchmark.py [--profile cpu|smoke|full] [--quick] [--threads N] [--student DIR] [--teacher DIR]
-                                   [--onnx]
-Writes results/benchmark/<hardware>.json (smoke: results/smoke/benchmark/) and prints its tables.
---onnx (needs `pip install onnxruntime onnx`, which the package does not require) adds ONNX Runtime fp32/int8
-beside torch fp32/int8 of the same student, timed side by side, to the same file.
+Writes results/benchmark/<hardware>.json (smoke: results/smoke/benchmark/) and prints its tables. --onnx (needs
+`pip install onnxruntime onnx`, not required by the package) adds ONNX Runtime fp32/int8 of the same student.
 """
 
 import argparse
 import dataclasses
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,11 +16,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark import common, inference, run
-from helpers import models, pipeline
-from helpers.config import get_config
-from helpers.notebook import quiet_libraries
-from helpers.train import collator_for
+# Run as a file, this folder comes first on the path and this script would hide the benchmark package.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmark import common, inference, run  # noqa: E402
+from helpers import models, pipeline  # noqa: E402
+from helpers.config import get_config  # noqa: E402
+from helpers.notebook import quiet_libraries  # noqa: E402
+from helpers.train import collator_for  # noqa: E402
 
 
 def onnx_comparison(document: dict, config, sizes) -> dict:
@@ -34,8 +34,7 @@ def onnx_comparison(document: dict, config, sizes) -> dict:
     deployed = document.get("deployment") or {}
     checkpoint = next((row["checkpoint"] for row in deployed.get("rows", []) if row["variant"] == "student fp32"), None)
     student = (models.load_classifier(checkpoint) if checkpoint
-               else common.build(common.profile_architectures(config)[1]))
-    student.eval()
+               else common.build(common.profile_architectures(config)[1])).eval()
     workspace = pipeline.prepare(config)
     test = workspace.tokenized["test"]
     batch = sizes.inference_batch_size
@@ -68,24 +67,21 @@ def onnx_comparison(document: dict, config, sizes) -> dict:
             "batch1_median_ms": speed["batch1"]["median_ms"],
             "batch32_rows_per_second": speed[f"batch{batch}"]["rows_per_second"],
             "argmax_agreement_with_torch_fp32": agreement,
-            "size_mb": {"onnxruntime fp32": fp32_path.stat().st_size / 2**20,
-                        "onnxruntime int8": int8_path.stat().st_size / 2**20}}
+            "size_mb": {f"onnxruntime {name}": path.stat().st_size / 2**20
+                        for name, path in (("fp32", fp32_path), ("int8", int8_path))}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default=None, help="cpu, smoke or full (default: $KD_PROFILE, else full on a "
-                                                        "GPU, else cpu)")
+    parser.add_argument("--profile", help="cpu, smoke or full (default: $KD_PROFILE, else full on a GPU, else cpu)")
     parser.add_argument("--quick", action="store_true", help="fewer rows and repeats (about a minute on CPU)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: every core; fewer where other jobs share the machine)")
-    parser.add_argument("--student", default=None, help="checkpoint of the int8 deployment rows (default: the chosen "
-                                                        "student of notebook 04)")
-    parser.add_argument("--teacher", default=None, help="teacher checkpoint or hub id (default: the profile's)")
-    parser.add_argument("--accuracy-rows", default=None,
-                        help="test rows the deployment variants predict on CPU: N or 'all' (default per profile)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: every core; fewer when shared)")
+    parser.add_argument("--student", help="checkpoint of the int8 deployment rows (default: notebook 04's chosen one)")
+    parser.add_argument("--teacher", help="teacher checkpoint or hub id (default: the profile's)")
+    parser.add_argument("--accuracy-rows",
+                        help="test rows the deployment rows predict: N or 'all' (default: per profile)")
     parser.add_argument("--onnx", action="store_true", help="also time ONNX Runtime (needs onnxruntime and onnx)")
-    parser.add_argument("--output-dir", default=None, help="default: results/benchmark")
+    parser.add_argument("--output-dir", help="default: results/benchmark")
     args = parser.parse_args()
 
     quiet_libraries()
@@ -107,8 +103,7 @@ def main() -> None:
         document["onnx"] = onnx_comparison(document, config, sizes)
         document = run.write(document, Path(document["path"]))
     with pd.option_context("display.float_format", "{:,.3f}".format, "display.width", 200):
-        print()
-        print(run.summary_table(document).to_string(index=False))
+        print("\n" + run.summary_table(document).to_string(index=False))
         deployed = inference.deployment_table(document)
         print(f"\ndeployment: {deployed.to_string()}" if deployed is not None
               else f"\ndeployment: {document['deployment']['skipped']}")
@@ -120,8 +115,7 @@ def main() -> None:
         print(run.memory_table(document).to_string(index=False))
         gpu = run.gpu_table(document)
         if gpu is not None:
-            print()
-            print(gpu.to_string(index=False))
+            print("\n" + gpu.to_string(index=False))
     print(f"\n{document['provenance']['profile']} profile, {document['threads']} threads, "
           f"1-min load average {document['load_average_1min']['before']:.1f} -> "
           f"{document['load_average_1min']['after']:.1f}, {document['seconds']:.0f} s; wrote {document['path']}")

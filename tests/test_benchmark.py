@@ -120,6 +120,19 @@ def test_a_target_is_met_on_its_own_side_of_its_bound(name, value, met):
     assert check["target"].split()[0] == (">=" if name != "kd_step_over_baseline_step" else "<=")
 
 
+def test_the_script_runs_as_a_file_as_the_makefile_calls_it():
+    """``python scripts/benchmark.py`` puts scripts/ first on the path, where the script's own name would hide the
+    benchmark package (an ImportError before any argument is read)."""
+    import subprocess
+    import sys
+
+    from helpers.config import PROJECT_ROOT
+
+    done = subprocess.run([sys.executable, "scripts/benchmark.py", "--help"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and "--profile" in done.stdout, done.stderr[-2000:]
+
+
 def test_onnx_runtime_stays_outside_the_package():
     """The benchmark records that ONNX Runtime is not part of the package: no helper imports it, and installing the
     package does not pull it in (scripts/benchmark.py --onnx imports it on its own)."""
