@@ -38,8 +38,7 @@ def arm_name(kd_weight: float) -> str:
 
 def evaluation_rows(workspace: pipeline.Workspace) -> Dataset:
     """``lm_eval_rows`` stratified test rows (None: all of test)."""
-    config = workspace.config
-    return data.stratified_subset(workspace.splits["test"], config.lm_eval_rows, config.seed)
+    return data.stratified_subset(workspace.splits["test"], workspace.config.lm_eval_rows, workspace.config.seed)
 
 
 def evaluate_lm(model: PreTrainedModel, tokenizer, rows: Dataset, config: Config) -> dict:
@@ -65,14 +64,11 @@ def generate_answers(model: PreTrainedModel, tokenizer, articles: list[str], con
                                 attention_mask=batch["attention_mask"].to(model.device), max_new_tokens=max_new_tokens,
                                 do_sample=False, no_repeat_ngram_size=3, eos_token_id=tokenizer.eos_token_id,
                                 pad_token_id=tokenizer.pad_token_id)
-    rows = []
-    for ids in output[:, batch["input_ids"].shape[1]:].tolist():
-        # Rows that ended early are filled with pad (= eos for SmolLM2 and the stand-in): the first eos ends the answer.
-        ended = tokenizer.eos_token_id in ids
-        written = ids[: ids.index(tokenizer.eos_token_id)] if ended else ids
-        rows.append({"generation": tokenizer.decode(written, skip_special_tokens=True), "ended": ended,
-                     "tokens": len(written)})
-    return pd.DataFrame(rows)
+    # Rows that ended early are filled with pad (= eos for SmolLM2 and the stand-in): the first eos ends the answer.
+    end, generated = tokenizer.eos_token_id, output[:, batch["input_ids"].shape[1]:].tolist()
+    written = [ids[: ids.index(end)] if end in ids else ids for ids in generated]
+    return pd.DataFrame({"generation": tokenizer.batch_decode(written, skip_special_tokens=True),
+                         "ended": [end in ids for ids in generated], "tokens": [len(ids) for ids in written]})
 
 
 def fixed_examples(test: Dataset, count: int = 10) -> pd.DataFrame:
@@ -122,12 +118,16 @@ def label_shares(answers: np.ndarray, predictions: np.ndarray) -> dict[str, dict
             "answered": answered | {"other": float(np.mean(answers == NOT_A_LABEL))}}
 
 
+def by_arm(runs: list[LMRun]) -> dict[str, list[LMRun]]:
+    """The runs grouped by ``arm_name``, arms in order of first appearance."""
+    names = dict.fromkeys(arm_name(run.kd_weight) for run in runs)
+    return {name: [run for run in runs if arm_name(run.kd_weight) == name] for name in names}
+
+
 def format_compliance(before: dict, runs: list[LMRun]) -> dict:
     """The share of scored test answers in ``FORMAT``, before fine-tuning, per run and per arm (mean over seeds), and
     each label's shares before and after."""
-    arms: dict[str, list[LMRun]] = {}
-    for run in runs:
-        arms.setdefault(arm_name(run.kd_weight), []).append(run)
+    arms = by_arm(runs)
     return {
         "definition": FORMAT, "rows": len(before["answers"]),
         "before": float(np.mean(before["answers"] != NOT_A_LABEL)),
@@ -145,10 +145,9 @@ def format_compliance(before: dict, runs: list[LMRun]) -> dict:
 
 def format_table(compliance: dict) -> pd.DataFrame:
     """Format compliance (%) before fine-tuning and per arm and seed, over every scored test answer."""
-    rows = [{"model": "before fine-tuning", "seed": "", "one label word + end (%)": compliance["before"] * 100}]
-    rows += [{"model": run["arm"], "seed": run["seed"], "one label word + end (%)": run["share"] * 100}
-             for run in compliance["runs"]]
-    return pd.DataFrame(rows).round(1)
+    rows = [{"arm": "before fine-tuning", "seed": "", "share": compliance["before"]}, *compliance["runs"]]
+    return pd.DataFrame([{"model": row["arm"], "seed": row["seed"], "one label word + end (%)": row["share"] * 100}
+                         for row in rows]).round(1)
 
 
 def label_share_table(compliance: dict) -> pd.DataFrame:
@@ -172,13 +171,11 @@ def seeds_table(runs: list[LMRun], labels: np.ndarray) -> pd.DataFrame:
 def teacher_effect(runs: list[LMRun], labels: np.ndarray, resamples: int = 2000, seed: int = 0) -> dict:
     """Each arm's mean accuracy and macro-F1 over seeds, and arm A (teacher) − arm B, with 95% intervals of
     ``evaluate.two_level_bootstrap`` (seeds, then rows; the same draws for both arms)."""
-    arms: dict[str, list[np.ndarray]] = {}
-    for run in runs:
-        arms.setdefault(arm_name(run.kd_weight), []).append(run.predictions)
+    arms = by_arm(runs)
     names = list(arms)
     if len(names) != 2:
         raise ValueError(f"Two arms to compare, got {names}.")
-    a, b = (np.stack(arms[name]) for name in names)
+    a, b = (np.stack([run.predictions for run in arms[name]]) for name in names)
     fits = {metric: evaluate.two_level_bootstrap(labels, a, b, resamples=resamples, seed=seed, metric=metric)
             for metric in evaluate.METRICS}
     summary = {name: {metric: {key: fits[metric]["arms"][side][key] for key in ("mean", "ci_low", "ci_high")}
@@ -197,12 +194,10 @@ def teacher_effect_table(summary: dict) -> pd.DataFrame:
         low, high = value["ci_low"] * 100, value["ci_high"] * 100
         return f"{value['mean'] * 100:{sign}.1f} [{low:{sign}.1f}, {high:{sign}.1f}]"
 
-    rows = [{"": name, "accuracy (%)": cell(arm["accuracy"]), "macro-F1 (%)": cell(arm["macro_f1"])}
-            for name, arm in summary["arms"].items()]
-    difference = summary["difference"]
-    rows.append({"": "difference (points)", "accuracy (%)": cell(difference["accuracy"], "+"),
-                 "macro-F1 (%)": cell(difference["macro_f1"], "+")})
-    return pd.DataFrame(rows).set_index("")
+    rows = [(name, arm, "") for name, arm in summary["arms"].items()]
+    rows.append(("difference (points)", summary["difference"], "+"))
+    return pd.DataFrame([{"": name, "accuracy (%)": cell(value["accuracy"], sign),
+                          "macro-F1 (%)": cell(value["macro_f1"], sign)} for name, value, sign in rows]).set_index("")
 
 
 def conclusion(summary: dict, test_rows: int) -> str:
@@ -225,13 +220,13 @@ def conclusion(summary: dict, test_rows: int) -> str:
 
 
 def loss_frame(runs: list[LMRun]) -> pd.DataFrame:
-    """Per logged step and run, for ``plots.decoder_loss``: arm, seed, step, loss, answer CE, λ·T²·KL (NaN if λ = 0)."""
+    """Per logged step and run, for ``plots.decoder_loss``: arm, seed, step, answer CE, λ·T²·KL (NaN if λ = 0)."""
     frames = []
     for run in runs:
         logged = pd.DataFrame([entry for entry in run.history if "loss" in entry])
         kd = logged.get("loss_verbalizer_kd", pd.Series(np.nan, index=logged.index)) * run.kd_weight
         frames.append(pd.DataFrame({"arm": arm_name(run.kd_weight), "seed": run.seed, "step": logged["step"],
-                                    "loss": logged["loss"], "answer_ce": logged["loss_answer_ce"], "kd_term": kd}))
+                                    "answer_ce": logged["loss_answer_ce"], "kd_term": kd}))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -1,5 +1,5 @@
-"""The decoder student's offline stand-in for SmolLM2-135M (the ``cpu`` and ``smoke`` profiles, ``lm_source =
-"local"``): a byte-level BPE and a tiny ``LlamaForCausalLM`` of the same family, pretrained here as a plain causal LM
+"""The decoder student's offline stand-in for SmolLM2-135M (the ``cpu`` and ``smoke`` profiles, ``lm_hub_id =
+None``): a byte-level BPE and a tiny ``LlamaForCausalLM`` of the same family, pretrained here as a plain causal LM
 on the train split's texts, cached by everything that made it. ``full`` loads SmolLM2 from the hub instead."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from decoder.student import ANSWER_CUE, ARTICLE_CUE, INSTRUCTION, VERBALIZERS, build_prompt, verbalizer_token_ids
+from decoder.student import PROMPT_PARTS, VERBALIZERS, build_prompt, verbalizer_token_ids
 from helpers import cache, hardware
 from helpers.config import Config
 
@@ -131,8 +131,7 @@ def load_or_pretrain_stand_in(config: Config, train_texts: list[str]) -> StandIn
     key = cache.key_of({"architecture": LOCAL_LM_ARCHITECTURE, "vocab_size": LOCAL_VOCAB_SIZE, "steps": steps,
                         "batch_size": PRETRAIN_BATCH_SIZE, "learning_rate": PRETRAIN_LEARNING_RATE,
                         "block_size": config.lm_max_length, "heldout": HELDOUT_TEXTS, "seed": config.seed,
-                        "version": STAND_IN_VERSION, "prompt": [INSTRUCTION, ARTICLE_CUE, ANSWER_CUE, VERBALIZERS]},
-                       texts)
+                        "version": STAND_IN_VERSION, "prompt": PROMPT_PARTS}, texts)
     folder = Path(config.cache_dir) / "lm-stand-in" / key
     if (folder / "stand_in.json").exists() and cache.complete_model_folder(folder):
         return StandIn(str(folder), {**json.loads((folder / "stand_in.json").read_text()), "cached": True})
@@ -157,11 +156,9 @@ def load_or_pretrain_stand_in(config: Config, train_texts: list[str]) -> StandIn
 
 
 def lm_init(config: Config, train_texts: list[str]) -> tuple[str, dict | None]:
-    """(path, stand-in record): the hub id where ``lm_source == "hub"``, else the pretrained stand-in's folder."""
-    if config.lm_source == "hub":
-        return config.lm_name, None
-    if config.lm_source != "local":
-        raise ValueError(f"lm_source must be 'hub' or 'local', not {config.lm_source!r}.")
+    """(path, stand-in record): the hub id where there is one (``lm_hub_id``), else the pretrained stand-in's folder."""
+    if config.lm_hub_id:
+        return config.lm_hub_id, None
     stand_in = load_or_pretrain_stand_in(config, train_texts)
     return stand_in.path, stand_in.record
 

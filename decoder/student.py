@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ ANSWER_CUE = "\nTopic:"
 VERBALIZERS: tuple[str, ...] = (" World", " Sports", " Business", " Science")  # in LABELS order; leading space
 ANSWER_TOKENS = 2  # the verbalizer and the end-of-sequence token
 NOT_A_LABEL = -1  # the answer code of a greedy answer that is not exactly one verbalizer then the end token
+PROMPT_PARTS = (INSTRUCTION, ARTICLE_CUE, ANSWER_CUE, VERBALIZERS)  # in the cache keys: a new prompt, new models
 RUN_VERSION = 2  # bump when fine-tuning or scoring changes (2: answer codes stored beside the scores)
 
 
@@ -96,25 +98,22 @@ def join_prompts_and_answers(prompt_ids: list[list[int]], answer_ids: list[list[
     for row, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids, strict=True)):
         input_ids[row, length - len(prompt) - len(answer):] = torch.as_tensor(list(prompt) + list(answer))
         attention_mask[row, length - len(prompt) - len(answer):] = 1
-        if answer:
-            labels[row, length - len(answer):] = torch.as_tensor(answer)
+        labels[row, length - len(answer):] = torch.as_tensor(answer, dtype=torch.long)  # empty answer: empty slice
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids, "labels": labels}
 
 
 # ------------------------------------------------------------------------------------------------------ scoring
 def score_batch(model: PreTrainedModel, batch: dict[str, torch.Tensor], verbalizer_ids: list[int],
-                answer_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass over left-padded rows each ending with an answer of ``answer_length`` tokens: s (B, C) at the
-    prompt's last position, and (B,) each answer's total log-probability (zeros for length 0). Logits only at the last
+                answer_length: int = ANSWER_TOKENS) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass over left-padded rows each ending with an answer of ``answer_length`` (≥ 1) tokens: s (B, C)
+    at the prompt's last position, and (B,) each answer's total log-probability. Logits only at the last
     ``answer_length`` + 1 positions: the vocabulary projection is a small LM's costliest matrix product."""
     outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                     position_ids=batch["position_ids"], logits_to_keep=answer_length + 1, use_cache=False)
     # Position t predicts token t + 1: the kept positions but the last predict the answer's tokens.
-    log_probs = torch.log_softmax(outputs.logits[:, : max(answer_length, 1)].float(), dim=-1)  # (B, max(A, 1), V)
+    log_probs = torch.log_softmax(outputs.logits[:, :answer_length].float(), dim=-1)  # (B, A, V)
     scores = log_probs[:, 0, torch.as_tensor(verbalizer_ids, device=log_probs.device)]  # (B, C)
-    if answer_length == 0:
-        return scores, torch.zeros(len(scores), device=scores.device)
     answer = batch["input_ids"][:, -answer_length:]  # (B, A)
     return scores, log_probs.gather(-1, answer.unsqueeze(-1)).squeeze(-1).sum(-1)
 
@@ -130,20 +129,18 @@ def next_token_log_probs(model: PreTrainedModel, sequences: list[list[int]], pad
 
 
 @torch.inference_mode()
-def predict(model: PreTrainedModel, tokenizer, articles: list[str], config: Config,
-            batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def predict(model: PreTrainedModel, tokenizer, articles: list[str], config: Config) -> tuple[np.ndarray, np.ndarray]:
     """Scores s (N, C) of raw articles and the answer code (N,) of greedy decoding: k where it writes exactly v_k then
-    the end token, else ``NOT_A_LABEL``; batched longest-first. The code takes a second pass, over prompt + the greedy
-    first token, to see if the next is the end (no 3-gram blocking: the model's own answer, unaided)."""
+    the end token, else ``NOT_A_LABEL``; ``eval_batch_size`` batches, longest first. A second pass, over prompt + the
+    greedy first token, sees if the next is the end (no 3-gram blocking: the model's own answer, unaided)."""
     model = model.to(hardware.device()).eval()
     verbalizer_ids, end = verbalizer_token_ids(tokenizer), tokenizer.eos_token_id
     prompts = encode_prompts(tokenizer, articles, config.lm_max_length - ANSWER_TOKENS)
     order = np.argsort([-len(p) for p in prompts], kind="stable")
     scores = np.zeros((len(prompts), len(verbalizer_ids)), dtype=np.float32)
     codes = np.full(len(prompts), NOT_A_LABEL, dtype=np.int64)
-    batch_size = batch_size or config.eval_batch_size
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
+    for start in range(0, len(order), config.eval_batch_size):
+        index = order[start : start + config.eval_batch_size]
         with hardware.autocast(config.precision):
             log_probs = next_token_log_probs(model, [prompts[i] for i in index], tokenizer.pad_token_id)  # (B, V)
             first = log_probs.argmax(-1).tolist()
@@ -190,23 +187,17 @@ def load_lm(path: str | Path):
 
 
 # ------------------------------------------------------------------------------------------------------ training
-@dataclass
-class AnswerCollator:
+def collate_answers(features: list[dict], verbalizer_ids: list[int], end_token_id: int,
+                    pad_token_id: int) -> dict[str, torch.Tensor]:
     """B rows (prompt_ids, label, teacher_logits) -> left-padded rows prompt + gold verbalizer + eos, labels on the
     two answer tokens only, plus the class labels and the teacher's logits."""
-
-    verbalizer_ids: list[int]
-    end_token_id: int
-    pad_token_id: int
-
-    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        labels = [feature["label"] for feature in features]
-        batch = join_prompts_and_answers([feature["prompt_ids"] for feature in features],
-                                         answer_ids(labels, self.verbalizer_ids, self.end_token_id), self.pad_token_id)
-        batch["class_labels"] = torch.tensor(labels, dtype=torch.long)
-        if "teacher_logits" in features[0]:
-            batch["teacher_logits"] = torch.tensor([f["teacher_logits"] for f in features], dtype=torch.float32)
-        return batch
+    labels = [feature["label"] for feature in features]
+    batch = join_prompts_and_answers([feature["prompt_ids"] for feature in features],
+                                     answer_ids(labels, verbalizer_ids, end_token_id), pad_token_id)
+    batch["class_labels"] = torch.tensor(labels, dtype=torch.long)
+    if "teacher_logits" in features[0]:
+        batch["teacher_logits"] = torch.tensor([f["teacher_logits"] for f in features], dtype=torch.float32)
+    return batch
 
 
 class AnswerTrainer(Trainer):
@@ -252,13 +243,12 @@ def training_rows(workspace: pipeline.Workspace) -> Dataset:
 
 
 def finetune_lm(model: PreTrainedModel, tokenizer, rows: Dataset, config: Config, output_dir: str | Path, *,
-                seed: int, kd_weight: float, quiet: bool = True) -> tuple[PreTrainedModel, list[dict], float]:
-    """Fine-tune on ``rows`` (text, label, teacher_logits) with L = CE_answer + λ · KD; (model, log history, seconds).
-    ``seed`` sets the order of the rows (every seed starts from the same pretrained weights)."""
-    if quiet:
-        hf_logging.set_verbosity_error()
+                seed: int, kd_weight: float) -> tuple[PreTrainedModel, list[dict], float]:
+    """Fine-tune on ``rows`` (text, label, teacher_logits) with L = CE_answer + λ · KD, quietly; (model, log history,
+    seconds). ``seed`` sets the order of the rows (every seed starts from the same pretrained weights)."""
+    hf_logging.set_verbosity_error()
     args = train.training_arguments(
-        config, output_dir, seed=seed, epochs=config.lm_epochs, learning_rate=config.lm_learning_rate, quiet=quiet,
+        config, output_dir, seed=seed, epochs=config.lm_epochs, learning_rate=config.lm_learning_rate, quiet=True,
         per_device_train_batch_size=config.lm_batch_size, eval_strategy="no", save_strategy="no", save_total_limit=None)
     budget = config.lm_max_length - ANSWER_TOKENS
     encoded = rows.map(lambda batch: {"prompt_ids": (ids := encode_prompts(tokenizer, batch["text"], budget)),
@@ -266,10 +256,10 @@ def finetune_lm(model: PreTrainedModel, tokenizer, rows: Dataset, config: Config
     verbalizer_ids = verbalizer_token_ids(tokenizer)
     trainer = AnswerTrainer(
         model=model, args=args, train_dataset=encoded,
-        data_collator=AnswerCollator(verbalizer_ids, tokenizer.eos_token_id, tokenizer.pad_token_id),
+        data_collator=partial(collate_answers, verbalizer_ids=verbalizer_ids, end_token_id=tokenizer.eos_token_id,
+                              pad_token_id=tokenizer.pad_token_id),
         verbalizer_ids=verbalizer_ids, kd_weight=kd_weight, temperature=config.lm_temperature)
-    if quiet:
-        trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
     trainer.train()
     return trainer.model, trainer.state.log_history, time.perf_counter() - start
@@ -297,15 +287,14 @@ class LMRun:
 
 
 def load_or_run(config: Config, init_path: str, rows: Dataset, eval_rows: Dataset, kd_weight: float, seed: int,
-                keep_model: bool = False, quiet: bool = True) -> LMRun:
+                keep_model: bool = False) -> LMRun:
     """Fine-tune from ``init_path`` on ``rows`` with λ = ``kd_weight`` and ``seed``, then score ``eval_rows``; cached
     atomically under ``<cache_dir>/lm-runs/<key>/`` (key: settings, init, rows, teacher logits, evaluation rows,
     prompt). Scores, answer codes, history and seconds are kept, the model only where ``keep_model``."""
-    names = ("lm_name", "lm_source", "lm_train_rows", "lm_epochs", "lm_batch_size", "lm_learning_rate",
+    names = ("lm_hub_id", "lm_train_rows", "lm_epochs", "lm_batch_size", "lm_learning_rate",
              "lm_max_length", "lm_temperature", "weight_decay", "warmup_ratio")
-    prompt = [INSTRUCTION, ARTICLE_CUE, ANSWER_CUE, VERBALIZERS]
     key = cache.key_of({name: getattr(config, name) for name in names}, init_path, kd_weight, seed, RUN_VERSION,
-                       hardware.resolve_precision(config.precision), prompt,
+                       hardware.resolve_precision(config.precision), PROMPT_PARTS,
                        data.fingerprint(rows), data.fingerprint(eval_rows),
                        np.asarray(rows["teacher_logits"], dtype=np.float32).round(5).tolist())
     folder = Path(config.cache_dir) / "lm-runs" / key
@@ -319,7 +308,7 @@ def load_or_run(config: Config, init_path: str, rows: Dataset, eval_rows: Datase
     model, tokenizer = load_lm(init_path)
     tuned, history, train_seconds = finetune_lm(model, tokenizer, rows, config,  # a Trainer folder per run
                                                 Path(config.cache_dir) / "runs" / "lm-student" / key, seed=seed,
-                                                kd_weight=kd_weight, quiet=quiet)
+                                                kd_weight=kd_weight)
     start = time.perf_counter()
     scores, answers = predict(tuned, tokenizer, eval_rows["text"], config)
     record = {"kd_weight": kd_weight, "seed": seed, "history": history, "train_seconds": train_seconds,
@@ -335,12 +324,11 @@ def load_or_run(config: Config, init_path: str, rows: Dataset, eval_rows: Datase
                  record["hardware"], False, model_folder and str(model_folder))
 
 
-def teacher_effect_runs(config: Config, init_path: str, rows: Dataset, eval_rows: Dataset,
-                        quiet: bool = True) -> list[LMRun]:
+def teacher_effect_runs(config: Config, init_path: str, rows: Dataset, eval_rows: Dataset) -> list[LMRun]:
     """Both arms (λ = lm_kd_weight, then 0) over ``lm_seeds``: same rows, steps, starting weights. Pre-registered: the
     first run (teacher, first seed) keeps its model, and its answers are the "after" examples whatever its accuracy."""
     if config.lm_kd_weight <= 0:
         raise ValueError(f"lm_kd_weight is {config.lm_kd_weight}: the teacher's effect needs a run with λ > 0.")
-    return [load_or_run(config, init_path, rows, eval_rows, kd_weight, seed, quiet=quiet,
+    return [load_or_run(config, init_path, rows, eval_rows, kd_weight, seed,
                         keep_model=kd_weight > 0 and seed == config.lm_seeds[0])
             for kd_weight in (config.lm_kd_weight, 0.0) for seed in config.lm_seeds]

@@ -236,7 +236,7 @@ def test_with_and_without_the_teacher_both_learn_to_answer_and_stop(config, synt
     summary = decoder.report.teacher_effect(runs, labels, resamples=200)
     times = decoder.report.time_table(stand_in.record, runs, before["seconds"])
     document = decoder.report.payload(
-        config, model_name=config.lm_name, stand_in=stand_in.record, examples=examples,
+        config, model_name=config.model_description("lm"), stand_in=stand_in.record, examples=examples,
         before_examples=decoder.report.example_answers(model, tokenizer, examples, config), after_examples=after,
         before=before, runs=runs, labels=labels, summary=summary, times=times, test_rows=len(synthetic["test"]))
     saved = results.load_result(decoder.report.save(config, document))
