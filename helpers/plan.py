@@ -142,7 +142,7 @@ def build(config, choice: dict | None = None, device: str = "gpu") -> dict:
         before = forward.get(name, {}).get("rows", 0)
         forward[name] = {"name": name, "model": model, "rows": max(before, count) if once else before + count}
 
-    if config.teacher_source == "local":  # the stand-ins are fine-tuned here, one per length tried
+    if not config.teacher_hub_id:  # the stand-ins are fine-tuned here, one per length tried
         for length in config.teacher_lengths_tried or (config.teacher_max_length or config.max_length,):
             teacher_rows = rows + validation
             steps = math.ceil(teacher_rows / config.teacher_batch_size) * math.ceil(config.teacher_epochs)
@@ -241,7 +241,7 @@ def drive_gb(plan: dict) -> float:
     """GB a pass writes to Drive: every student's final model (fp32), the latest checkpoint where checkpoints
     share the cache (weights + Adam state, ~3 models), tokenised splits, logits and results files."""
     config = plan["config"]
-    model_bytes = 4 * (DISTILBERT_PARAMETERS if config.student_source == "hub" else next(
+    model_bytes = 4 * (DISTILBERT_PARAMETERS if config.student_hub_id else next(
         (json.loads(path.read_text())["parameters"] for path in Path(config.results_dir).glob("students/*.json")),
         DISTILBERT_PARAMETERS))
     students = sum(len(run["seeds"]) for run in plan["runs"] if run["model"] == "student")

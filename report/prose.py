@@ -131,11 +131,13 @@ def models_caveat(config: Config) -> str:
     """Which models and rows produced the numbers, from the results' own provenance."""
     documents = report_documents(config)
     settings = documents["teacher"]["provenance"]["config"]
+    recorded = Config(**{name: settings[name] for name in ("teacher_hub_id", "student_hub_id", "local_base",
+                                                           "student_layers")})
+    teacher, student = recorded.model_description("teacher"), recorded.model_description("student")
     if config.profile == "full":
-        return (f"These are the brief's models (`{settings['teacher_name']}` → `{settings['student_name']}`) on AG "
-                "News' train split.")
-    return (f"Stand-ins, **not the brief's models**: teacher {settings['teacher_name']} (reading "
-            f"{documents['teacher']['recipe']['max_length']} tokens), student {settings['student_name']}, "
+        return f"These are the brief's models (`{teacher}` → `{student}`) on AG News' train split."
+    return (f"Stand-ins, **not the brief's models**: teacher {teacher} (reading "
+            f"{documents['teacher']['recipe']['max_length']} tokens), student {student}, "
             f"{settings['max_train_rows']:,} training rows of {_train_split(documents)}, all "
             f"{documents['teacher']['test']['rows']:,} test rows. `full` (same code) has not been run.")
 

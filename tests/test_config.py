@@ -73,7 +73,7 @@ def test_prepare_takes_the_teachers_length_from_teacher_json(no_environment, tmp
     ({"plateau_rows": -1}, "plateau_rows=-1 is not valid.*>= 0"),
     ({"plateau_rows": 32}, r"plateau_rows.*at least unseen_rows \(64\)"),  # the plateau rows hold the unseen ones
     ({"unseen_rows": 0, "plateau_rows": 0}, "teacher_lengths_tried.*unseen_rows > 0"),  # the rule reads them
-    ({"teacher_source": "hub"}, "teacher_lengths_tried.*teacher_source='local'"),
+    ({"teacher_hub_id": "bert-base-uncased"}, "teacher_lengths_tried.*teacher_hub_id=None"),
     ({"plan": "fast"}, "PLAN='fast' is not valid.*one of default, thorough"),
     ({"teacher_batch_size": 0}, "teacher_batch_size"),
 ])

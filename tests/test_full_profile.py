@@ -112,9 +112,9 @@ def test_every_notebook_runs_under_full(full_run):
 
 def test_every_model_tokenizer_and_the_dataset_came_through_the_hub_by_its_real_id(full_run):
     config, hub = full_run["config"], full_run["hub"]
-    named = {f"model:{config.tokenizer_name}", f"model:{config.teacher_name}", f"model:{config.student_name}",
-             f"model:{config.lm_name}", f"dataset:{config.hub_dataset}"}
-    assert config.tokenizer_name == "bert-base-uncased" and config.student_name == "distilbert-base-uncased"
+    named = {f"model:{config.tokenizer_hub_id}", f"model:{config.teacher_hub_id}", f"model:{config.student_hub_id}",
+             f"model:{config.lm_hub_id}", f"dataset:{config.hub_dataset}"}
+    assert config.tokenizer_hub_id == "bert-base-uncased" and config.student_hub_id == "distilbert-base-uncased"
     asked = hub.requested_repos(kinds=("resolve", "redirect"))
     assert named <= asked, f"never asked the hub for {sorted(named - asked)}; asked for {sorted(asked)}"
     # The files that make each one, served by the hub under its current id (the legacy ids redirect there).
@@ -135,8 +135,9 @@ def test_every_model_tokenizer_and_the_dataset_came_through_the_hub_by_its_real_
     for document in documents:
         recorded = json.loads(document.read_text()).get("provenance", {}).get("config")
         if recorded:
-            assert (recorded["teacher_source"], recorded["student_source"], recorded["data_source"],
-                    recorded["lm_source"]) == ("hub", "hub", "hub", "hub"), document
+            assert (recorded["teacher_hub_id"], recorded["student_hub_id"], recorded["lm_hub_id"],
+                    recorded["data_source"]) == (config.teacher_hub_id, config.student_hub_id, config.lm_hub_id,
+                                                 "hub"), document
 
 
 def test_no_other_host_was_reached(full_run):
@@ -180,10 +181,10 @@ def test_the_recorded_models_are_the_hub_ones(full_run):
     """The results name the hub ids they loaded, with no local stand-in in between."""
     config, results = full_run["config"], full_run["root"] / "results"
     teacher = json.loads((results / "teacher.json").read_text())
-    assert teacher["model"] == config.teacher_name
+    assert teacher["model"] == config.teacher_hub_id
     assert teacher["recipes_tried"] == [] and not (results / "teachers").exists()  # nothing fine-tuned here
     decoder = json.loads((results / "decoder_student.json").read_text())
-    assert decoder["model"] == config.lm_name and not decoder.get("stand_in"), decoder.get("stand_in")
+    assert decoder["model"] == config.lm_hub_id and not decoder.get("stand_in"), decoder.get("stand_in")
     assert decoder["train_rows"] == 64
 
 
@@ -195,7 +196,7 @@ def test_size_on_disk_of_a_hub_id_reads_its_cached_snapshot(full_run, monkeypatc
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(full_run["hf_home"] / "hub"))
     weights = localhub.repo_folders(full_run["standins"])[("model", localhub.TEACHER_ID)] / "pytorch_model.bin"
-    size = models.size_on_disk_mb(full_run["config"].teacher_name)
+    size = models.size_on_disk_mb(full_run["config"].teacher_hub_id)
     assert size == pytest.approx(weights.stat().st_size / 2**20)
 
 
@@ -209,4 +210,4 @@ def test_make_reports_second_step_reads_the_full_results(full_run):
     assert report_data.complete(config, strict=True)
     rendered = readme.render(report_data.README.read_text(), config)
     assert "No complete `full` results" not in rendered
-    assert config.teacher_name in rendered
+    assert config.teacher_hub_id in rendered
