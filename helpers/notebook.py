@@ -36,7 +36,8 @@ def setup(profile: str | None = None) -> Config:
     return config
 
 
-FRACTIONS = ("accuracy", "f1", "agreement", "ece", "ci_", "share", "compliance")  # columns holding a share of rows, shown as percentages
+# Columns holding a share of rows, shown as percentages.
+FRACTIONS = ("accuracy", "f1", "agreement", "ece", "ci_", "share", "compliance")
 
 
 def readable(frame):

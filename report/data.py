@@ -1,11 +1,10 @@
 """The results documents the README reads: which profile's, whether they are complete and belong together, the
-compute they record, and the few number formats every block shares."""
+compute they record, and the number formats every block shares."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from helpers import evaluate, results
@@ -13,31 +12,27 @@ from helpers.config import PROJECT_ROOT, Config, get_config
 
 README = PROJECT_ROOT / "README.md"
 REPORT_PROFILES = ("full", "cpu")  # in order of preference: the brief's models first
-REQUIRED = ("teacher", "baseline", "distillation")  # the results without which there is no report
 
 
 def complete(config: Config, strict: bool = False) -> bool:
     """Whether ``config``'s profile has a whole report of the current schema (a partial run never counts).
     ``strict``: results that do not belong together raise MixedResultsError instead of counting as incomplete."""
     try:
-        return all(name in report_documents(config) for name in REQUIRED)
-    except (FileNotFoundError, KeyError):
-        return False
-    except results.MixedResultsError:
-        if strict:
+        return all(name in report_documents(config) for name in ("teacher", "baseline", "distillation"))
+    except (FileNotFoundError, KeyError, results.MixedResultsError) as error:
+        if strict and isinstance(error, results.MixedResultsError):
             raise
         return False
 
 
 def report_profile(requested: str | None = None) -> str:
-    """The profile asked for, else the first of full and cpu with complete results, else cpu (its blocks then say
-    that results are pending)."""
+    """The profile asked for, else the first of full and cpu with complete results, else cpu (pending blocks)."""
     return requested or next((name for name in REPORT_PROFILES if complete(get_config(name))), "cpu")
 
 
 def report_documents(config: Config) -> dict[str, dict]:
-    """Every results document the README reads, by name, after checking that they belong together (one profile,
-    schema, code hash and data fingerprint; commits may differ); raises MixedResultsError naming the odd file out."""
+    """Every results document the README reads, by name, once they belong together (one profile, schema, code hash
+    and data fingerprint; commits may differ); else MixedResultsError naming the odd file out."""
     documents = {name: results.load_result(config, name) for name in ("data", "teacher", "baseline", "distillation",
                                                                        "analysis") if results.has_result(config, name)}
     recorded = documents.get("distillation", {}).get("runs", {})
@@ -58,15 +53,9 @@ def report_documents(config: Config) -> dict[str, dict]:
     return documents
 
 
-def student_runs(config: Config, name: str) -> list[dict]:
-    """The final runs (one per seed) of student ``name`` as notebook 04 recorded them."""
-    documents = report_documents(config)
-    names = documents["baseline"]["runs"] if name == "baseline" else documents["distillation"]["runs"][name]
-    return [documents[run] for run in names]
-
-
-def mean_std(values: list[float], scale: float = 100.0) -> str:
-    mean, std = evaluate.mean_std(list(np.asarray(values) * scale))
+def mean_std(values: list[float]) -> str:
+    """Fractions as percentages: the mean, and ± the standard deviation where there is more than one."""
+    mean, std = evaluate.mean_std([value * 100 for value in values])
     return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {std:.2f}"
 
 
@@ -97,17 +86,14 @@ def teacher_pass_seconds(teacher: dict) -> float:
 
 
 def compute_seconds(config: Config) -> list[tuple[str, float, int]]:
-    """(notebook, seconds, runs) of training and teacher passes, summed from the results files this code version
-    wrote (older runs left in the folders do not count)."""
+    """(notebook, seconds, runs) of training and teacher passes, summed over the results files of this code version
+    (older runs left in the folders do not count)."""
     documents = report_documents(config)
     teacher = documents["teacher"]
-
-    def of_this_code(folder: str) -> list[dict]:
-        return [d for path in sorted((Path(config.results_dir) / folder).glob("*.json"))
-                if (d := results.load_result(path))["provenance"].get("code_hash") ==
-                teacher["provenance"].get("code_hash")]
-
-    teachers, students = of_this_code("teachers"), of_this_code("students")
+    code = teacher["provenance"].get("code_hash")
+    teachers, students = ([d for path in sorted((Path(config.results_dir) / folder).glob("*.json"))
+                           if (d := results.load_result(path))["provenance"].get("code_hash") == code]
+                          for folder in ("teachers", "students"))
     baseline = [r for r in students if r["spec"]["name"] == "baseline"]
     others = [r for r in students if r["spec"]["name"] != "baseline"]
     rows = [("02 · teacher (fine-tuning every recipe tried, logit passes)",
@@ -115,6 +101,6 @@ def compute_seconds(config: Config) -> list[tuple[str, float, int]]:
             ("03 · baseline students", sum(r["train_seconds"] for r in baseline), len(baseline)),
             ("04 · distilled students, twins and controls", sum(r["train_seconds"] for r in others), len(others))]
     if "decoder_student" in documents:
-        rows.append(("06 · decoder student (training + scoring)",
-                     documents["decoder_student"]["wall_seconds"]["total"], 1))
+        rows.append(("06 · decoder student (training + scoring)", documents["decoder_student"]["wall_seconds"]["total"],
+                     1))
     return rows

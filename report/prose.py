@@ -10,13 +10,11 @@ import pandas as pd
 from helpers import experiments, results
 from helpers.config import PROJECT_ROOT, Config, get_config
 from report.data import (
-    complete,
     compute_seconds,
     hardware,
     markdown_table,
     mean_std,
     report_documents,
-    student_runs,
     teacher_pass_seconds,
 )
 
@@ -43,7 +41,6 @@ SHOWN = ("distillation_training",)  # inline beside the results; the others are 
 CALIBRATION_GAP = 0.01  # ECE and NLL gaps (means over seeds) below this are not called a difference in calibration
 
 
-# ------------------------------------------------------------------------------------------------- the facts
 def facts(config: Config) -> dict:
     """What the sentences read, from one set of results documents."""
     documents = report_documents(config)
@@ -54,72 +51,61 @@ def facts(config: Config) -> dict:
             "chosen": comparisons["chosen"], "twin": comparisons.get("twin"), "headline": headline,
             "primary": headline[comparisons["primary"]], "share": headline[comparisons["share"]],
             "plateau": comparisons["plateau"], "seeds": len(documents["baseline"]["runs"]),
-            "grid": {row["student"]: row for row in distillation["grid"]}}
+            "grid": {row["student"]: row for row in distillation["grid"]},
+            "where": distillation.get("selection_rows", "validation")}
 
 
-def brief(row: dict) -> str:
-    """A headline row's difference in points with its seed-level 95% interval."""
-    return f"{row['difference_points']:+.2f} [{row['ci_low_points']:+.2f}, {row['ci_high_points']:+.2f}]"
+def brief(row: dict, key: str = "difference_points") -> str:
+    """A row's difference in points (``key``) with its 95% interval."""
+    return f"{row[key]:+.2f} [{row['ci_low_points']:+.2f}, {row['ci_high_points']:+.2f}]"
 
 
-def adjusted(row: dict) -> str:
-    p = row.get("p_holm")
-    return "" if p is None or p != p else f", Holm-adjusted p = {p:.2g}"
-
-
-def what(strategy: str) -> str:
-    """A strategy's one-line description, without its family prefix ("response: ...")."""
-    why = experiments.STRATEGIES[strategy][1]
-    head, _, rest = why.partition(": ")
-    text = rest if head in ("response", "feature", "similarity", "discrete output", "T/α screen",
-                            "function matching") else why
-    return text.split(" (")[0]
+def _relative(path: Path) -> str:
+    resolved = path.resolve()
+    return (resolved.relative_to(PROJECT_ROOT) if resolved.is_relative_to(PROJECT_ROOT) else path).as_posix()
 
 
 # ---------------------------------------------------------------------------------------------- first screen
-def summary_block(config: Config) -> str | None:
-    """The first screen: the answer in plain words, the teacher's share, function matching's screen, a small table,
-    the picture, the caveat and the cost."""
-    if not complete(config):
-        return None
+def summary_block(config: Config) -> str:
+    """The first screen: the answer, the teacher's share, function matching's screen, table, picture, caveat, cost."""
     f = facts(config)
-    chosen, primary = f["chosen"], f["primary"]
-    where = f["distillation"].get("selection_rows", "validation")
+    chosen, primary, share, where = f["chosen"], f["primary"], f["share"], f["where"]
+    family, _, rest = experiments.STRATEGIES[chosen][1].partition(": ")  # without its family prefix
+    what = rest if family in ("response", "feature", "similarity", "discrete output", "T/α screen",
+                              "function matching") else experiments.STRATEGIES[chosen][1]
     lines = [f"**Answer: {primary['verdict']}.** `{chosen}`, the strategy chosen on {where} rows, minus plain "
              f"fine-tuning: {brief(primary)} points (95% interval over {primary['seeds']} seeds). `{chosen}`: "
-             f"{what(chosen)}.", ""]
+             f"{what.split(' (')[0]}.", ""]
     if f["twin"] == "baseline":
         lines.append(f"**The teacher's own share** is that same difference: `{chosen}`'s twin trains exactly as the "
                      "baseline (the argmax of the gold label at the teacher's confidence is the gold label).")
     else:
-        share = f["share"]
+        holm = "" if pd.isna(share.get("p_holm")) else f", Holm-adjusted p = {share['p_holm']:.2g}"
         lines.append(f"**The teacher's own share** (`{chosen}` − its twin): {brief(share)} points: {share['verdict']}"
-                     f"{adjusted(share)}.")
-    screen = f["grid"].get("consistent")
+                     f"{holm}.")
+    screen, views = f["grid"].get("consistent"), f["grid"].get("views-baseline")
     if screen and chosen != "consistent":
-        views = f["grid"].get("views-baseline")
         lines += ["", f"**Function matching** (`consistent`, not chosen), screened once on the {where} rows: "
-                      f"{screen['gain_points']:+.2f} [{screen['ci_low_points']:+.2f}, {screen['ci_high_points']:+.2f}]"
-                      " points against the baseline" + (f", {screen['gain_points'] - views['gain_points']:+.2f} "
-                                                        "against the same views without the teacher" if views else "")
-                 + "."]
+                      f"{brief(screen, 'gain_points')} points against the baseline" + (
+                          f", {screen['gain_points'] - views['gain_points']:+.2f} against the same views without the "
+                          "teacher" if views else "") + "."]
     picture = Path(config.figures_dir) / "answer.png"  # drawn by python -m report from the same results
     shown = ["", f"![each comparison as a difference in points with its 95% interval]({_relative(picture)})"]
-    lines += ["", markdown_table(answer_table(config, f)), *(shown if picture.exists() else []), "",
+    lines += ["", markdown_table(answer_table(f)), *(shown if picture.exists() else []), "",
               f"**Caveat.** {models_caveat(config)}", "", f"**Cost.** {cost_sentence(config)}"]
     return "\n".join(lines)
 
 
-def answer_table(config: Config, f: dict) -> pd.DataFrame:
-    """The teacher and every final student on test: accuracy and macro-F1 (mean ± std over seeds), and optimizer
-    steps against the baseline's."""
-    teacher = f["teacher"]["test"]
+def answer_table(f: dict) -> pd.DataFrame:
+    """Teacher and final students on test: accuracy and macro-F1 over seeds, optimizer steps against the baseline's."""
+    teacher, documents = f["teacher"]["test"], f["documents"]
     rows = [{"model": "teacher", "seeds": "—", "accuracy (%)": mean_std([teacher["accuracy"]]),
              "macro-F1 (%)": mean_std([teacher["macro_f1"]]), "steps": "—"}]
-    steps = student_runs(config, "baseline")[0]["optimizer_steps"]
-    for name in ["baseline", *[n for n in f["distillation"]["runs"] if n != "baseline"]]:
-        runs = student_runs(config, name)
-        twin = name == f["twin"] != "baseline"
+    recorded = {"baseline": documents["baseline"]["runs"]}  # first, then the others as notebook 04 recorded them
+    recorded |= {name: runs for name, runs in f["distillation"]["runs"].items() if name != "baseline"}
+    steps = documents[recorded["baseline"][0]]["optimizer_steps"]
+    for name, names in recorded.items():
+        runs, twin = [documents[run] for run in names], name == f["twin"] != "baseline"
         rows.append({"model": f"**{name}**" if name == f["chosen"] else f"{name} (twin)" if twin else name,
                      "seeds": len(runs), "accuracy (%)": mean_std([r["test"]["accuracy"] for r in runs]),
                      "macro-F1 (%)": mean_std([r["test"]["macro_f1"] for r in runs]),
@@ -136,25 +122,16 @@ def models_caveat(config: Config) -> str:
     teacher, student = recorded.model_description("teacher"), recorded.model_description("student")
     if config.profile == "full":
         return f"These are the brief's models (`{teacher}` → `{student}`) on AG News' train split."
-    return (f"Stand-ins, **not the brief's models**: teacher {teacher} (reading "
-            f"{documents['teacher']['recipe']['max_length']} tokens), student {student}, "
-            f"{settings['max_train_rows']:,} training rows of {_train_split(documents)}, all "
-            f"{documents['teacher']['test']['rows']:,} test rows. `full` (same code) has not been run.")
-
-
-def _train_split(documents: dict) -> str:
-    """The train split the rows came from: synthetic, AG News' whole train split, or a stated part of it."""
-    if documents["teacher"]["provenance"]["config"].get("data_source") == "synthetic":
-        return "a synthetic train split"
     sizes = documents.get("data", {}).get("split_sizes", {})
     pooled = sizes.get("train", 0) + sizes.get("validation", 0)
     whole = results.external_facts()["ag_news"]["train_rows"]
-    return ("AG News' train split" if pooled >= whole else
-            f"a partial AG News train split ({pooled:,} of its {whole:,} rows, {pooled / whole:.0%})")
-
-
-def _duration(hours: float) -> str:
-    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+    split = ("a synthetic train split" if settings.get("data_source") == "synthetic" else "AG News' train split"
+             if pooled >= whole else f"a partial AG News train split ({pooled:,} of its {whole:,} rows, "
+             f"{pooled / whole:.0%})")
+    return (f"Stand-ins, **not the brief's models**: teacher {teacher} (reading "
+            f"{documents['teacher']['recipe']['max_length']} tokens), student {student}, "
+            f"{settings['max_train_rows']:,} training rows of {split}, all "
+            f"{documents['teacher']['test']['rows']:,} test rows. `full` (same code) has not been run.")
 
 
 def cost_sentence(config: Config) -> str:
@@ -165,17 +142,16 @@ def cost_sentence(config: Config) -> str:
     real = plan.priced(get_config("full"))
     (t4_low, t4_high), (a_low, a_high) = real["hours"]["T4"], real["hours"]["A100"]
     a100_name, a100_price = plan.prices()["A100"]
-    return (f"This page took {_duration(hours)} of training on {hardware(report_documents(config)['teacher'])}. "
+    took = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+    return (f"This page took {took} of training on {hardware(report_documents(config)['teacher'])}. "
             f"The real run (`full`, planned, not measured: public throughputs in `results/external.json`, "
             f"`python -m helpers.plan`): about {real['central_T4_hours']:.1f} h on a free Colab T4 "
-            f"({t4_low:.1f}–{t4_high:.1f} h), "
-            f"{a_low:.1f}–{a_high:.1f} h on an A100 (${a_low * a100_price:.2f}–{a_high * a100_price:.2f} at "
-            f"{a100_name}).")
+            f"({t4_low:.1f}–{t4_high:.1f} h), {a_low:.1f}–{a_high:.1f} h on an A100 (${a_low * a100_price:.2f}–"
+            f"{a_high * a100_price:.2f} at {a100_name}).")
 
 
-def cost_block(config: Config) -> str | None:
-    """The real run's plan per GPU, default and thorough, in hours and dollars, and what the default cuts: every
-    figure from the one planner (helpers.plan), none measured here."""
+def cost_block(config: Config) -> str:
+    """The real run's plan (helpers.plan) per GPU, default and thorough, in hours and dollars; what the default cuts."""
     from helpers import plan
 
     settings = {name: get_config("full", plan=name) for name in ("default", "thorough")}
@@ -185,8 +161,8 @@ def cost_block(config: Config) -> str | None:
         row = {"GPU": f"{label} (${price:.2f}/h)"}
         for name, priced in plans.items():
             low, high = priced["hours"][device]
-            row[f"{name}: hours"] = f"{low:.1f}–{high:.1f}"
-            row[f"{name}: dollars"] = f"{low * price:.2f}–{high * price:.2f}"
+            row |= {f"{name}: hours": f"{low:.1f}–{high:.1f}",
+                    f"{name}: dollars": f"{low * price:.2f}–{high * price:.2f}"}
         rows.append(row)
     default, thorough = plans["default"], plans["thorough"]
     cut = (f"The default plan ({default['central_T4_hours']:.1f} h on a T4 at the central rate, "
@@ -200,17 +176,13 @@ def cost_block(config: Config) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------- the six questions
-def interview_block(config: Config) -> str | None:
+def interview_block(config: Config) -> str:
     """The brief's six interview questions, a paragraph each, every number from the results."""
-    if not complete(config):
-        return None
     f = facts(config)
-    documents, chosen = f["documents"], f["chosen"]
+    documents, chosen, where = f["documents"], f["chosen"], f["where"]
     strategies = [row for row in f["grid"].values() if row["bert_teacher"]]
     best, worst = (max(strategies, key=lambda r: r["accuracy"]), min(strategies, key=lambda r: r["accuracy"]))
-    passes = f["teacher"]["logit_passes"]
-    bias = f["distillation"].get("selection_bias") or {}
-    where = f["distillation"].get("selection_rows", "validation")
+    passes, bias = f["teacher"]["logit_passes"], f["distillation"].get("selection_bias") or {}
     answers = {
         "1 · Training strategy":
             f"{len(strategies)} teacher-using strategies (the four families, response KD at other T and weights, a "
@@ -232,8 +204,7 @@ def interview_block(config: Config) -> str | None:
             f"Primary (declared before the pass): `{chosen}` − baseline {brief(f['primary'])} points, "
             f"{f['primary']['verdict']}; the other rows of the table under Results read Holm-adjusted p ("
             + "; ".join(f"{label}: {row['p_holm']:.2g}" for label, row in f["headline"].items()
-                        if label != f["distillation"]["comparisons"]["primary"] and row.get("p_holm") is not None
-                        and row["p_holm"] == row["p_holm"]) + ").",
+                        if row is not f["primary"] and not pd.isna(row.get("p_holm"))) + ").",
         "5 · Pipeline and code quality":
             f"One code path, three profiles; every artefact keyed by what produced it, code included; "
             f"{len(documents)} results files of one code version; a Colab reset costs the run in progress at most.",
@@ -246,12 +217,12 @@ def _recipe(teacher: dict) -> str:
     rule = teacher.get("rule")
     if not rule:
         return "The teacher comes from the hub."
-    where = "inside" if rule["weaker_in_window"] else "outside"
     low, high = (bound * 100 for bound in experiments.WEAKER_BY)
     return (f"The stand-in teacher's input length ({rule['max_length']} tokens) is the declared rule's choice among "
             f"{', '.join(str(r['max_length']) for r in teacher['recipes_tried'])}: "
             f"{'memorised' if rule['memorised'] else 'not memorised'}; the baseline minus it on unseen rows "
-            f"{rule['gap_points']:+.2f} points ({where} the {low:.1f}–{high:.1f} window).")
+            f"{rule['gap_points']:+.2f} points ({'inside' if rule['weaker_in_window'] else 'outside'} the "
+            f"{low:.1f}–{high:.1f} window).")
 
 
 def _plateau(plateau: dict) -> str:
@@ -270,26 +241,23 @@ def _limits(f: dict) -> str:
     parts = [f"Limits: {f['seeds']} seeds where they decide; "
              + ("stand-ins on a partial train split: the regime is mirrored, not the brief's models." if stand_in else
                 "one teacher, one dataset, one student size.")]
-    analysis = f["documents"].get("analysis")
-    if analysis:
-        by_model = {row["model"]: row for row in analysis["comparison"]}
-        base = by_model.get("baseline")
-        chosen = next((row for name, row in by_model.items() if name.startswith("distilled")), None)
-        if base and chosen:
-            gaps = chosen["ece"] - base["ece"], chosen["nll"] - base["nll"]
-            how = ("the distilled student is the worse calibrated" if min(gaps) > CALIBRATION_GAP else
-                   "the distilled student is the better calibrated" if max(gaps) < -CALIBRATION_GAP else
-                   f"ECE within {CALIBRATION_GAP * 100:g} point and NLL within {CALIBRATION_GAP}, so no difference "
-                   "is claimed"
-                   if max(map(abs, gaps)) <= CALIBRATION_GAP else "mixed")
-            parts.append(f"Calibration: ECE {base['ece']:.2%} (baseline) and {chosen['ece']:.2%} (chosen), NLL "
-                         f"{base['nll']:.4g} and {chosen['nll']:.4g}, means over seeds: {how}.")
-        deployment = analysis.get("deployment")
-        if deployment:
-            parts.append(f"Speed: the int8 student runs {deployment['int8_student_speedup_over_teacher_batch32']:.1f}× "
-                         f"the fp32 teacher's batch-32 CPU throughput, both timed on the students' inputs, at "
-                         f"{deployment['int8_accuracy_delta_points']:+.2f} points against the fp32 student "
-                         "(notebook 05).")
+    analysis = f["documents"].get("analysis") or {}
+    by_model = {row["model"]: row for row in analysis.get("comparison", [])}
+    base = by_model.get("baseline")
+    chosen = next((row for name, row in by_model.items() if name.startswith("distilled")), None)
+    if base and chosen:
+        gaps = chosen["ece"] - base["ece"], chosen["nll"] - base["nll"]
+        how = ("the distilled student is the worse calibrated" if min(gaps) > CALIBRATION_GAP else
+               "the distilled student is the better calibrated" if max(gaps) < -CALIBRATION_GAP else
+               f"ECE within {CALIBRATION_GAP * 100:g} point and NLL within {CALIBRATION_GAP}, so no difference is "
+               "claimed" if max(map(abs, gaps)) <= CALIBRATION_GAP else "mixed")
+        parts.append(f"Calibration: ECE {base['ece']:.2%} (baseline) and {chosen['ece']:.2%} (chosen), NLL "
+                     f"{base['nll']:.4g} and {chosen['nll']:.4g}, means over seeds: {how}.")
+    deployment = analysis.get("deployment")
+    if deployment:
+        parts.append(f"Speed: the int8 student runs {deployment['int8_student_speedup_over_teacher_batch32']:.1f}× "
+                     f"the fp32 teacher's batch-32 CPU throughput, both timed on the students' inputs, at "
+                     f"{deployment['int8_accuracy_delta_points']:+.2f} points against the fp32 student (notebook 05).")
     verdict = f["share"]["verdict"]
     learned = ("the teacher's own share showed beside a twin that trains the same" if verdict.startswith("better")
                else "the memorised teacher's choices cost a little against its own confidence on gold labels"
@@ -305,24 +273,14 @@ def _limits(f: dict) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------- figures
-def _relative(path: Path) -> str:
-    resolved = path.resolve()
-    return (resolved.relative_to(PROJECT_ROOT) if resolved.is_relative_to(PROJECT_ROOT) else path).as_posix()
-
-
 def figures_block(config: Config, more: bool = False) -> str | None:
     """The profile's key figures inline (``more``: the others, as a list of links), from the profile's own folder."""
     folder = Path(config.figures_dir)
     present = [name for name in FIGURES if (folder / f"{name}.png").exists()]
-    if not complete(config) or not present:
+    if not present:
         return None
     if not more:
         return "\n\n".join(f"**{FIGURES[name]}**\n\n![{name}]({_relative(folder / f'{name}.png')})" for name in SHOWN
                            if name in present)
     return "\n".join(f"- [{FIGURES[name]}]({_relative(folder / f'{name}.png')})" for name in present
                      if name not in SHOWN)
-
-
-def more_figures_block(config: Config) -> str | None:
-    """Every other figure of the profile, linked with what it shows (under Details)."""
-    return figures_block(config, more=True)

@@ -1,9 +1,6 @@
-"""The README's numbers, generated from the results files.
-
-The README holds blocks between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``; ``python -m
-report`` rewrites each from the results of the report's profile (``full`` where its results exist, else
-``cpu``), and a test fails when the README and the results disagree.
-"""
+"""The README's numbers, generated from the results files: ``python -m report`` rewrites every block between
+``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->`` from the report profile's results (``full`` where they
+exist, else ``cpu``); a test fails when the README and the results disagree."""
 
 from __future__ import annotations
 
@@ -14,58 +11,37 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import results
-from helpers.config import PROJECT_ROOT, Config, get_config
-from report.data import (
-    README,
-    REPORT_PROFILES,
-    complete,
-    compute_seconds,
-    markdown_table,
-    provenance_line,
-    report_profile,
-)
-from report.prose import cost_block, figures_block, interview_block, more_figures_block, summary_block
+from helpers.config import PROJECT_ROOT, Config
+from report.data import complete, compute_seconds, markdown_table, provenance_line
+from report.prose import cost_block, figures_block, interview_block, summary_block
 
 
-def distillation_block(config: Config) -> str | None:
+def distillation_block(config: Config) -> str:
     """The final comparison over fresh seeds on test: the primary row first, the others with Holm-adjusted p."""
-    if not complete(config):
-        return None
     document = results.load_result(config, "distillation")
-    headline = pd.DataFrame(document["headline"])
-
-    primary = document["comparisons"]["primary"]
-
-    def holm(label: str, p) -> str:
-        return "primary" if label == primary else "—" if p is None or p != p else f"{p:.2g}"
-
+    headline, comparisons = pd.DataFrame(document["headline"]), document["comparisons"]
+    rows = list(headline.itertuples())
     final = pd.DataFrame({
         "comparison (test)": headline["comparison"], "seeds": headline["seeds"],
         "Δ (points)": headline["difference_points"].map("{:+.2f}".format),
-        "95% interval, paired t over seeds": [f"[{r.ci_low_points:+.2f}, {r.ci_high_points:+.2f}]"
-                                              for r in headline.itertuples()],
+        "95% interval, paired t over seeds": [f"[{r.ci_low_points:+.2f}, {r.ci_high_points:+.2f}]" for r in rows],
         "p": headline["p_value"].map("{:.2g}".format),
-        "p, Holm": [holm(r.comparison, r.p_holm) for r in headline.itertuples()],
+        "p, Holm": ["primary" if r.comparison == comparisons["primary"] else "—" if pd.isna(r.p_holm) else
+                    f"{r.p_holm:.2g}" for r in rows],
         "two-level bootstrap [95%]": headline["bootstrap_ci_points"],
         # One seed gives no seed-level interval: it is not a decision, whatever the bootstrap over rows says.
-        "verdict": [v if n > 1 else "one seed: not decided" for v, n in zip(headline["verdict"], headline["seeds"],
-                                                                          strict=True)],
+        "verdict": [r.verdict if r.seeds > 1 else "one seed: not decided" for r in rows],
     })
-    comparisons = document["comparisons"]
     return (f"{markdown_table(final)}\n\n<sub>Paired by seed, each seed on all test rows. The first row is the one "
             "comparison declared primary before the pass; the verdicts of the others read "
             f"{comparisons['multiplicity']} (Holm-adjusted p). The two-level bootstrap resamples seeds, then "
             "rows.</sub>")
 
 
-def screening_block(config: Config) -> str | None:
-    """The screen: one run each at the selection budget on the selection rows, paired with the same-seed baseline,
-    beside the same gain on validation (which the teacher trained on)."""
-    if not complete(config):
-        return None
+def screening_block(config: Config) -> str:
+    """The screen: one run each on the selection rows against the same-seed baseline, and the gain on validation."""
     document = results.load_result(config, "distillation")
-    grid = pd.DataFrame(document["grid"])
-    where = document.get("selection_rows", "validation")
+    grid, where = pd.DataFrame(document["grid"]), document.get("selection_rows", "validation")
     screen = pd.DataFrame({
         "student": grid["student"], "BERT teacher": grid["bert_teacher"].map({True: "yes", False: "no"}),
         f"{where} acc. (%)": (grid["accuracy"] * 100).map("{:.2f}".format),
@@ -74,8 +50,7 @@ def screening_block(config: Config) -> str | None:
         "Δ on validation": grid["validation_gain_points"].map("{:+.2f}".format),
         "screen": grid["screening"], "steps vs baseline": grid["steps_vs_baseline"].map("{:.1f}×".format),
     })
-    settings = document["provenance"]["config"]
-    bias = document.get("selection_bias")
+    settings, bias = document["provenance"]["config"], document.get("selection_bias")
     measured = (f" Choosing on validation, which the teacher trained on, would favour the teacher-using runs by "
                 f"{bias['bias_points']:+.2f} points on average (their Δ moves {bias['teacher_using_points']:+.2f}, the "
                 f"others' {bias['no_teacher_points']:+.2f})." if bias and where != "validation" else "")
@@ -85,8 +60,7 @@ def screening_block(config: Config) -> str | None:
 
 
 def speed_block(config: Config) -> str | None:
-    """Accuracy, calibration, size and speed of teacher, chosen student and baseline (notebook 05's comparison),
-    formatted as the notebooks format it (``helpers.notebook.readable``)."""
+    """Accuracy, calibration, size and speed of teacher, chosen student and baseline (notebook 05's comparison)."""
     if not results.has_result(config, "analysis"):
         return None
     from helpers.notebook import readable
@@ -97,16 +71,13 @@ def speed_block(config: Config) -> str | None:
              "parameters_m": "params (M)", "size_on_disk_mb": "size (MB)", "latency_batch1_ms": "latency b=1 (ms)",
              "throughput_batch32_rows_per_s": "rows/s b=32", "speedup_vs_teacher_batch32": "speed-up b=32"}
     table = pd.DataFrame(document["comparison"])[list(names)].rename(columns=names)
-    return (f"{markdown_table(readable(table))}\n\n<sub>Means and standard "
-            f"deviations over seeds; speed: one measurement on {document['speed_device']}, every model on the "
-            f"students' test inputs (the baseline shares the chosen student's architecture). "
-            f"{provenance_line(document)}.</sub>")
+    return (f"{markdown_table(readable(table))}\n\n<sub>Means and standard deviations over seeds; speed: one "
+            f"measurement on {document['speed_device']}, every model on the students' test inputs (the baseline "
+            f"shares the chosen student's architecture). {provenance_line(document)}.</sub>")
 
 
 def decoder_block(config: Config) -> str | None:
-    """The decoder-only student: its loss plot, accuracy with and without the teacher (intervals over seeds and rows),
-    four fixed prompts before → after, and the behaviour change measured: how often an answer is one label word and
-    stops, and how each label's share of the answers moved."""
+    """The decoder-only student: its loss plot, ``decoder.report``'s section and the behaviour change measured."""
     if not results.has_result(config, "decoder_student"):
         return None
     from decoder import report as decoder_report
@@ -118,12 +89,11 @@ def decoder_block(config: Config) -> str | None:
 
 
 def decoder_behaviour(document: dict) -> str:
-    """The shown run's place among all runs, the share of every scored test answer that is one label word and an end
-    of sequence before and after (``format_compliance``), and each label's share of the answers before and after."""
-    runs = sorted(document["runs"], key=lambda run: run["accuracy"])
-    after = document["after"]
-    rank = next(i for i, run in enumerate(runs, 1) if run["arm"] == after["arm"] and run["seed"] == after["seed"])
+    """The shown run's rank among all runs, the share of scored test answers that are one label word and an end of
+    sequence, before and after, and each label's share of the answers before and after."""
+    runs, after = sorted(document["runs"], key=lambda run: run["accuracy"]), document["after"]
     compliance = document["format_compliance"]
+    rank = next(i for i, run in enumerate(runs, 1) if run["arm"] == after["arm"] and run["seed"] == after["seed"])
     arms = ", ".join(f"{arm} {share:.0%}" for arm, share in compliance["arms"].items())
     shares = compliance["label_shares"]
     moves = ", ".join(f"{label} {shares['before']['scored'][label]:.0%} → {shares[after['arm']]['scored'][label]:.0%}"
@@ -135,15 +105,13 @@ def decoder_behaviour(document: dict) -> str:
             f"{len(runs)} by test accuracy (1 = worst).")
 
 
-def compute_block(config: Config) -> str | None:
+def compute_block(config: Config) -> str:
     """Minutes of training and teacher passes per notebook, summed from the results files."""
-    if not results.has_result(config, "teacher"):
-        return None
-    lines = ["| notebook | runs | minutes |", "|---|---|---|"]
-    lines += [f"| {name} | {runs} | {seconds / 60:.1f} |" for name, seconds, runs in compute_seconds(config)]
+    rows = [f"| {name} | {runs} | {seconds / 60:.1f} |" for name, seconds, runs in compute_seconds(config)]
     teacher = results.load_result(config, "teacher")
-    return ("\n".join(lines) + f"\n\n<sub>Wall time of each run as its results file recorded it "
-            f"({provenance_line(teacher)}); model loading and evaluation outside training are not counted.</sub>")
+    return "\n".join(["| notebook | runs | minutes |", "|---|---|---|", *rows]) + (
+        f"\n\n<sub>Wall time of each run as its results file recorded it ({provenance_line(teacher)}); model loading "
+        "and evaluation outside training are not counted.</sub>")
 
 
 def benchmark_block(config: Config) -> str | None:
@@ -162,16 +130,14 @@ def benchmark_block(config: Config) -> str | None:
         table = table[~table.iloc[:, 0].astype(str).str.startswith("trained checkpoints")]
         for column in ("ours / student", "reference / teacher", "ratio"):
             table[column] = table[column].map(lambda v: f"{v:,.3g}" if isinstance(v, int | float) else v)
-        load = document.get("load_average_1min", {})
-        before, after = load.get("before", float("nan")), load.get("after", float("nan"))
-        parts.append(f"`{path.name}` ({provenance_line(document)}; {document.get('threads', '?')} threads, "
-                     f"1-min load average {before:.1f} → {after:.1f})\n\n{markdown_table(table)}")
+        load = document["load_average_1min"]
+        parts.append(f"`{path.name}` ({provenance_line(document)}; {document['threads']} threads, 1-min load average "
+                     f"{load['before']:.1f} → {load['after']:.1f})\n\n{markdown_table(table)}")
     return "\n\n".join(parts)
 
 
 def answer_figure(config: Config) -> Path | None:
-    """The first screen's picture: every comparison of the final table as a difference in points with its seed-level
-    95% interval, the primary one first; drawn from the distillation results into the profile's figures folder."""
+    """The first screen's picture (the profile's ``answer.png``): every final comparison with its 95% interval."""
     if not complete(config):
         return None
     import matplotlib
@@ -181,9 +147,8 @@ def answer_figure(config: Config) -> Path | None:
 
     headline = pd.DataFrame(results.load_result(config, "distillation")["headline"]).iloc[::-1]
     figure, axis = plt.subplots(figsize=(7.5, 0.45 * len(headline) + 1.0))
-    primary = headline["comparison"].iloc[-1]
     for y, row in enumerate(headline.itertuples()):
-        colour = "#1f6fb4" if row.comparison == primary else "#555555"
+        colour = "#1f6fb4" if row.comparison == headline["comparison"].iloc[-1] else "#555555"
         axis.plot([row.ci_low_points, row.ci_high_points], [y, y], color=colour, linewidth=2)
         axis.plot(row.difference_points, y, "o", color=colour)
     axis.axvline(0, color="black", linewidth=0.8)
@@ -198,10 +163,10 @@ def answer_figure(config: Config) -> Path | None:
     return path
 
 
+# Every block but benchmark and cost (which read no profile's results) says "pending" until the report is complete.
 BLOCKS: dict[str, Callable[[Config], str | None]] = {
-    "summary": summary_block,
-    "distillation": distillation_block, "screening": screening_block, "interview": interview_block,
-    "figures": figures_block, "more_figures": more_figures_block,
+    "summary": summary_block, "distillation": distillation_block, "screening": screening_block,
+    "interview": interview_block, "figures": figures_block, "more_figures": lambda c: figures_block(c, more=True),
     "speed": speed_block, "decoder": decoder_block, "compute": compute_block,
     "benchmark": benchmark_block, "cost": cost_block,
 }
@@ -213,8 +178,7 @@ def foreign_figure_links(text: str, profile: str) -> list[str]:
 
 
 def render(text: str, config: Config) -> str:
-    """``text`` with every generated block replaced by its content from ``config``'s results; every block says
-    "pending" until the profile's report is complete, and results that do not belong together are refused."""
+    """``text`` with every generated block rewritten from ``config``'s results, which must belong together."""
     ready = complete(config, strict=True)
     for name, build in BLOCKS.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(\n<!-- /generated:{name} -->)", re.DOTALL)
@@ -226,19 +190,3 @@ def render(text: str, config: Config) -> str:
                        "(`make report`).*")
         text = pattern.sub(lambda m, c=content: m.group(1) + c + m.group(2), text)
     return text
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m report",
-                                     description="Regenerate the README's numbers from one profile's results.")
-    parser.add_argument("--profile", choices=REPORT_PROFILES, help="default: the first complete of full, cpu")
-    config = get_config(report_profile(parser.parse_args(argv).profile))
-    answer_figure(config)
-    README.write_text(render(README.read_text(), config))
-    print(f"README.md regenerated from results/{config.profile}/")
-
-
-if __name__ == "__main__":
-    main()

@@ -43,5 +43,6 @@ def test_readable_tables_show_shares_as_percentages_plain_names_and_no_nan():
     assert shown.loc["teacher"].tolist() == [1, "87.24%", "–", "16.1", "torch fp32"]
     assert shown.loc["baseline"].tolist() == [5, "88.62%", "0.08%", "8.2", "–"]
     assert not shown.isna().any().any() and frame["accuracy_std"].isna().any()  # the input is left as it was
-    counts = readable(pd.DataFrame({"rows": [26_920.0, 53.2322]}, index=pd.Index(["words", "tokens"], name="max_length")))
+    counts = readable(pd.DataFrame({"rows": [26_920.0, 53.2322]},
+                                   index=pd.Index(["words", "tokens"], name="max_length")))
     assert counts["rows"].tolist() == ["26,920", "53.23"] and counts.index.name == "max length"

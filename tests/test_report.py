@@ -155,7 +155,7 @@ def test_figure_links_name_the_report_profile_only(tmp_path):
     folder = tmp_path / "figures"
     folder.mkdir()
     (folder / "per_class_f1.png").write_bytes(b"png")
-    assert f"{folder.as_posix()}/per_class_f1.png" in report_prose.more_figures_block(config)
+    assert f"{folder.as_posix()}/per_class_f1.png" in report_prose.figures_block(config, more=True)
     assert "per_class_f1" not in report_prose.figures_block(config)  # linked under Details, not shown inline
     mixed = "![a](figures/cpu/per_class_f1.png) ![b](figures/full/efficiency.png)"
     assert readme.foreign_figure_links(mixed, "cpu") == ["figures/full/efficiency.png"]
