@@ -89,7 +89,6 @@ def reliability(entries: list[ModelRuns]) -> dict[str, pd.DataFrame]:
     return {entry.name: pd.DataFrame(entry.runs[0]["test"]["reliability"]) for entry in entries}
 
 
-# ---------------------------------------------------------------------------------------------- examples
 def example_batch_table(batch: dict[str, torch.Tensor], student_logits: torch.Tensor, temperature: float
                         ) -> pd.DataFrame:
     """Per row of a batch: the gold label, and the teacher's and the student's probability of it at ``temperature``

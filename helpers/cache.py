@@ -60,7 +60,6 @@ def discard(path: str | Path, reason: str) -> None:
         path.unlink(missing_ok=True)
 
 
-# ------------------------------------------------------------------------------------------------- arrays
 def save_array(path: str | Path, array: np.ndarray, **metadata) -> None:
     """``np.save`` atomically, with a sidecar JSON holding the file's sha256 and ``metadata``."""
     path = Path(path)
@@ -89,7 +88,6 @@ def load_array(path: str | Path) -> tuple[np.ndarray, dict] | None:
     return array, record
 
 
-# ------------------------------------------------------------------------------------------------- models
 def complete_model_folder(folder: str | Path) -> bool:
     """Whether ``folder`` holds a loadable model: a parseable config.json and weight files whose headers read."""
     folder = Path(folder)

@@ -16,7 +16,6 @@ SUPPORTED_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 FEATURES = Features({"text": Value("string"), "label": ClassLabel(names=list(LABELS))})
 
 
-# --------------------------------------------------------------------------------------------------- reading
 def _read_frame(path: Path) -> pd.DataFrame:
     """One file in the Hugging Face layout (text, label) or the original AG News CSV (class 1..4, title, body)."""
     if path.stat().st_size == 0:
@@ -123,13 +122,11 @@ def load_hub_dataset(name: str) -> DatasetDict:
                         for split in ("train", "test")})
 
 
-# ------------------------------------------------------------------------------------------ synthetic rows
 _TOPIC_WORDS = {
     0: "minister election parliament embassy troops treaty president rebels ceasefire diplomats".split(),
     1: "coach season playoff striker tournament goal champions league quarterback medal".split(),
     2: "shares profit earnings merger investors quarterly revenue stocks bank oil".split(),
-    3: "software internet computer scientists nasa chip wireless browser researchers space".split(),
-}
+    3: "software internet computer scientists nasa chip wireless browser researchers space".split()}
 _FILLER = "the a of in on after over new says report today week officials said its with amid".split()
 
 
@@ -157,11 +154,9 @@ def synthetic_frame(rows: int, seed: int) -> pd.DataFrame:
 def load_synthetic_dataset(train_rows: int = 960, test_rows: int = 200, seed: int = 0) -> DatasetDict:
     return DatasetDict({
         "train": Dataset.from_pandas(synthetic_frame(train_rows, seed), features=FEATURES, preserve_index=False),
-        "test": Dataset.from_pandas(synthetic_frame(test_rows, seed + 1), features=FEATURES, preserve_index=False),
-    })
+        "test": Dataset.from_pandas(synthetic_frame(test_rows, seed + 1), features=FEATURES, preserve_index=False)})
 
 
-# ------------------------------------------------------------------------------------------------- splits
 def stratified_subset(dataset: Dataset, rows: int | None, seed: int) -> Dataset:
     """At most ``rows`` rows, balanced across classes; a smaller cap (same seed) gives a subset of a larger one."""
     if rows is None or rows >= len(dataset):
@@ -200,9 +195,8 @@ def selection_train_split(splits: DatasetDict, config: Config) -> Dataset:
 
 
 def teacher_train_split(splits: DatasetDict, config: Config) -> Dataset:
-    """The rows a locally fine-tuned teacher trains on: the students' rows and the validation rows. This mirrors the
-    hub teacher, fine-tuned on all of AG News' train split: its logits there are memorised, its validation accuracy
-    flatters it."""
+    """The rows a locally fine-tuned teacher trains on: the students' and validation rows, mirroring the hub teacher
+    (fine-tuned on all of AG News' train: its logits there are memorised, its validation accuracy flatters it)."""
     return concatenate_datasets([student_train_split(splits, config), splits["validation"]])
 
 
@@ -229,8 +223,7 @@ def fresh_view(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_id
     """A new augmented view of a tokenized batch (torch's global RNG, the Trainer's seed): each ordinary token (not
     [CLS]/[SEP]/[PAD]) is deleted with probability ``drop``, the rest closing up, then each one left is replaced by
     [MASK] with probability ``mask``. A headline and a sentence or two stay readable with a tenth of their word pieces
-    gone or masked, and BERT-family models were pretrained to read [MASK]. (B, L) -> (B, L'), L' <= L, rows in order.
-    """
+    gone or masked, and BERT-family models were pretrained to read [MASK]. (B, L) -> (B, L'), L' <= L, rows in order."""
     present = attention_mask.bool()
     ordinary = present & ~torch.isin(input_ids, special_ids)
     keep = present & ~(ordinary & (torch.rand(input_ids.shape) < drop).to(input_ids.device))
@@ -264,7 +257,6 @@ def fingerprint(dataset: Dataset) -> str:
     return digest.hexdigest()[:16]
 
 
-# ----------------------------------------------------------------------------------------------- tokenizing
 def tokenize(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
     """input_ids, attention_mask, labels and length; no padding (collation pads each batch to its longest row).
     No token_type_ids: DistilBERT takes none, and BERT's default (all zeros) is what a single text gets anyway."""

@@ -1,14 +1,13 @@
 """The distillation loss: which terms a student trains with (``DistillSpec``), the response and label terms, and
 ``distillation_loss``, which weighs them and the feature and similarity terms (``feature_terms``) into one loss.
 
-Every term takes student and teacher tensors and returns a scalar tensor. Each loss detaches its teacher inputs
-itself, so gradients reach only the student (and any projection) even if a caller forgets `torch.no_grad()`.
-Every loss computes in float32: under fp16 autocast, ε = 1e-12 underflows to 0 and squared hidden-state differences
-overflow, which turned the attention loss into nan.
+Every term takes student and teacher tensors and returns a scalar tensor. Each loss detaches its teacher inputs itself,
+so gradients reach only the student (and any projection) even if a caller forgets `torch.no_grad()`. Every loss computes
+in float32: under fp16 autocast, ε = 1e-12 underflows to 0 and squared hidden-state differences overflow, which turned
+the attention loss into nan.
 
 Symbols: B batch, C classes, L sequence length, D hidden size, H attention heads, T temperature, z_s / z_t student /
-teacher logits, p = softmax(z / T).
-"""
+teacher logits, p = softmax(z / T)."""
 
 from __future__ import annotations
 
@@ -41,8 +40,7 @@ class DistillSpec:
            + attention_weight · L_attention
 
     CE_ε is cross-entropy with label smoothing ε (``label_smoothing``); z_t comes from ``soft_targets`` (see
-    ``SOFT_TARGET_SOURCES``). ``distillation_loss`` computes exactly this sum.
-    """
+    ``SOFT_TARGET_SOURCES``). ``distillation_loss`` computes exactly this sum."""
 
     name: str = "baseline"
     hard_label_weight: float = 1.0
@@ -208,17 +206,16 @@ def distillation_loss(spec: DistillSpec, student_outputs, labels: Tensor, attent
                       target_logits: Tensor | None = None, teacher_outputs=None,
                       layer_mapping: Sequence[tuple[int, int]] | None = None,
                       projections: Sequence[nn.Module] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-    """The training loss of one batch: ``spec``'s weighted sum of its terms (the formula in ``DistillSpec``).
-    Returns (loss, components), each component a scalar before weighting.
+    """The training loss of one batch: ``spec``'s weighted sum of its terms (the formula in ``DistillSpec``). Returns
+    (loss, components), each component a scalar before weighting.
 
-    student_outputs: the student's forward output (``.logits`` (B, C); ``.hidden_states`` / ``.attentions`` when
-    an online term is on). labels (B,). attention_mask (B, L).
-    target_logits (B, C): the rows' soft targets from ``spec.soft_targets`` (the teacher's or a no-teacher twin's),
-    for the response and teacher-label terms; under function matching (``spec.teacher_on_views``) the online
-    teacher's logits on the same view replace them.
-    teacher_outputs: the online teacher's forward output, possibly on a shorter window (B, L_t ≤ L) of the same
-    tokens; the student's states and attentions are compared on that window.
-    """
+    student_outputs: the student's forward output (``.logits`` (B, C); ``.hidden_states`` / ``.attentions`` when an
+    online term is on). labels (B,). attention_mask (B, L).
+    target_logits (B, C): the rows' soft targets from ``spec.soft_targets`` (the teacher's or a no-teacher twin's), for
+    the response and teacher-label terms; under function matching (``spec.teacher_on_views``) the online teacher's
+    logits on the same view replace them.
+    teacher_outputs: the online teacher's forward output, possibly on a shorter window (B, L_t ≤ L) of the same tokens;
+    the student's states and attentions are compared on that window."""
     logits = student_outputs.logits.float()  # fp32 whatever the autocast: the terms underflow in half precision
     components = {"hard_label": F.cross_entropy(logits, labels, label_smoothing=spec.label_smoothing)}
     if spec.teacher_on_views:

@@ -87,8 +87,7 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict:
         "confusion_matrix": confusion_matrix(labels, predictions, labels=range(len(LABELS))).tolist(),
         "nll": float(log_loss(labels, probabilities, labels=range(len(LABELS)))),
         "ece": expected_calibration_error(probabilities, labels),
-        "reliability": reliability_table(probabilities, labels).to_dict(orient="list"), "rows": int(len(labels)),
-    }
+        "reliability": reliability_table(probabilities, labels).to_dict(orient="list"), "rows": int(len(labels))}
 
 
 def per_class_table(metrics: dict) -> pd.DataFrame:

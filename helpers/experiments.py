@@ -42,8 +42,7 @@ STRATEGIES: dict[str, tuple[DistillSpec, str]] = {
                   "only rows they never trained on (Stanton et al. 2021)"),
     "consistent": (DistillSpec(name="consistent", **RESPONSE, views="fresh", epochs_scale=CONSISTENT_STEPS),
                    "function matching: teacher and student read the same fresh augmented view at every step, the "
-                   "teacher online, for twice the steps: inputs it has not memorised (Beyer et al. 2022)"),
-}
+                   "teacher online, for twice the steps: inputs it has not memorised (Beyer et al. 2022)")}
 
 # Controls: what a gain could come from without any teacher. Label smoothing is chosen on validation (grid).
 LABEL_SMOOTHING = (0.1, 0.2)
@@ -59,8 +58,7 @@ CONTROLS: dict[str, tuple[DistillSpec, str]] = {
                         "the baseline trained for twice the steps: a gain from extra compute shows here"),
     "views-baseline": (DistillSpec(name="views-baseline", views="fresh", epochs_scale=CONSISTENT_STEPS),
                        "the baseline on the same fresh views for the same steps as function matching: a gain from "
-                       "augmentation and steps shows here"),
-}
+                       "augmentation and steps shows here")}
 # The smallest difference in accuracy that would matter to a reader: two one-sided tests claim "as good as" only
 # when the seed-level 90% interval of the teacher's share lies inside ±this.
 EQUIVALENCE_MARGIN = 0.005
@@ -95,7 +93,6 @@ def rationale_table() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("name")
 
 
-# ---------------------------------------------------------------------------------------------------- regime
 # What "memorised" and "weaker" mean for a stand-in teacher (the brief's teacher: ~5 epochs over every train row,
 # below a plain DistilBERT fine-tune on test): on the students' rows, accuracy and mean top probability at least these;
 # on rows nobody trained on, this many points below the converged baseline.
@@ -170,7 +167,6 @@ def teacher_training(config) -> dict | None:
     return results.load_result(config, name) if results.has_result(config, name) else None
 
 
-# ------------------------------------------------------------------------------------------------ screening
 def grid_specs(config) -> dict[str, DistillSpec]:
     """Every screening run, each once at the selection budget: the baseline, every strategy, the label smoothings,
     and function matching's two controls (its views and steps without the teacher's targets, and its twin)."""
@@ -244,7 +240,6 @@ def choose(table: pd.DataFrame) -> dict[str, str]:
     return {"chosen": max(gains, key=gains.get), "label_smoothing": str(smoothing["accuracy"].idxmax())}
 
 
-# ------------------------------------------------------------------------------------------ final comparison
 def final_specs(choice: dict[str, str], config) -> dict[str, tuple[DistillSpec, str]]:
     """Every student of the final comparison and its seeds: "all" (the baseline, the chosen strategy, ``final_extra``'s
     strategies, and their twins) or "control" (the first ``control_seeds``: twice the steps, and for function

@@ -1,9 +1,8 @@
-"""The feature and similarity families' loss terms: hidden states and attention maps, compared between a student and
-its teacher on the same tokens. ``distill.distillation_loss`` weighs them with the others.
+"""The feature and similarity families' loss terms: hidden states and attention maps, compared between a student and its
+teacher on the same tokens. ``distill.distillation_loss`` weighs them with the others.
 
-Like every term in ``distill``, each detaches its teacher inputs and computes in float32 (see ``distill``).
-Symbols: B batch, L sequence length, D hidden size, H attention heads, m the attention mask.
-"""
+Like every term in ``distill``, each detaches its teacher inputs and computes in float32 (see ``distill``). Symbols: B
+batch, L sequence length, D hidden size, H attention heads, m the attention mask."""
 
 from __future__ import annotations
 
@@ -95,12 +94,11 @@ def attention_loss(student_attentions: Sequence[Tensor], teacher_attentions: Seq
     L = (1/|M|) Σ_{(s,t)∈M} Σ_{b,q} m_bq · (1/H) Σ_h KL(A_t[t],bhq ‖ A_s[s],bhq) / Σ_{b,q} m_bq,
     with KL(a ‖ b) = Σ_k a_k (log max(a_k, ε) − log max(b_k, ε)).
 
-    Padded query rows (m_bq = 0) are masked out; padded keys need none, their probability being ~0 in both models.
-    With different head counts there is no head-to-head pairing, so both are first averaged over heads (H = 1
-    above); by convexity that KL is no larger than the per-head one, so the two settings' losses differ in scale.
-    Shapes: ``output_attentions`` tuples over layers of (B, H, L, L) probabilities; mapping pairs are 1-based layer
-    numbers (`layer_map`), so layer s is `attentions[s - 1]`; attention_mask (B, L) of 0/1 -> scalar.
-    """
+    Padded query rows (m_bq = 0) are masked out; padded keys need none, their probability being ~0 in both models. With
+    different head counts there is no head-to-head pairing, so both are first averaged over heads (H = 1 above); by
+    convexity that KL is no larger than the per-head one, so the two settings' losses differ in scale. Shapes:
+    ``output_attentions`` tuples over layers of (B, H, L, L) probabilities; mapping pairs are 1-based layer numbers
+    (`layer_map`), so layer s is `attentions[s - 1]`; attention_mask (B, L) of 0/1 -> scalar."""
     _check_mapping(mapping, len(student_attentions), len(teacher_attentions), lowest=1)
     losses = []
     for student_layer, teacher_layer in mapping:

@@ -37,7 +37,6 @@ def _label_kwargs() -> dict:
             "label2id": {name: i for i, name in enumerate(LABELS)}}
 
 
-# --------------------------------------------------------------------------------------------- tokenizer
 def tokenizer_path(config: Config) -> str:
     """Hub id or local folder of the profile's tokenizer (built on first use for smoke)."""
     if config.tokenizer_hub_id:
@@ -56,7 +55,6 @@ def load_tokenizer(config: Config):
     return AutoTokenizer.from_pretrained(tokenizer_path(config))
 
 
-# ---------------------------------------------------------------------------------------------- teacher
 def base_teacher_path(config: Config) -> str:
     """Where a locally fine-tuned teacher starts from: MiniLM (cpu) or a tiny random BERT (smoke)."""
     if config.local_base == "minilm":
@@ -120,7 +118,6 @@ def freeze(model: PreTrainedModel) -> PreTrainedModel:
     return model
 
 
-# ---------------------------------------------------------------------------------------------- student
 def _distilbert_from_bert(bert: BertForSequenceClassification, layers: list[int]
                           ) -> DistilBertForSequenceClassification:
     """A DistilBERT initialised from a BERT's embeddings and a subset of its layers, as DistilBERT itself was."""
@@ -181,7 +178,6 @@ def load_student(config: Config, seed: int, attn_implementation: str | None = No
     return load_classifier(student_init_path(config), attn_implementation=attn_implementation, **_label_kwargs())
 
 
-# ------------------------------------------------------------------------------------------------ sizes
 def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -41,8 +41,7 @@ FRACTIONS = ("accuracy", "f1", "agreement", "ece", "ci_", "share", "compliance")
 
 
 def readable(frame):
-    """A table for a reader: shares as %, other numbers to 4 significant digits (whole from 1,000), "–" for no value,
-    plain names."""
+    """For a reader: shares as %, other numbers to 4 significant digits (whole from 1,000), "–" if none, plain names."""
     import pandas as pd
 
     shown = frame.copy()

@@ -1,7 +1,6 @@
 """Load-or-compute steps the notebooks call: data, teacher, cached teacher logits, soft-target sources, students.
 
-Each expensive artefact is cached under ``config.cache_dir``, keyed by everything that produced it (settings, rows,
-teacher, schema version) and checked when read: a re-run is cheap and never serves an artefact of other inputs."""
+Artefacts are cached in ``config.cache_dir`` keyed by what made them (settings, rows, teacher), checked on read."""
 
 from __future__ import annotations
 
@@ -19,8 +18,7 @@ from helpers.config import LABELS, Config
 from helpers.distill import BASELINE, DistillSpec
 from helpers.train import collator_for, train_classifier
 
-# A budget is how a student trains and what it is scored on: "final" (scored on test too), "selection" (the grid's
-# cheaper screen) or "fold" (a cross-fitting fold: trains like a final student on the rows it is given, no test).
+# Budgets: "final" (also on test), "selection" (the grid's cheaper screen), "fold" (cross-fitting: as final, no test).
 TRAINING_ROWS = {"final": "student_train", "selection": "selection_train"}  # a budget's rows, unless others are given
 SCORED = ("validation", "unseen", "unseen_more", "test")  # every split a student may be scored on
 
@@ -28,7 +26,6 @@ SCORED = ("validation", "unseen", "unseen_more", "test")  # every split a studen
 @dataclass
 class Workspace:
     """The data every notebook starts from: raw splits, the tokenizer and the tokenized splits."""
-
     config: Config
     splits: DatasetDict  # raw text: train (all), validation, test
     named: dict[str, Dataset]  # raw text: student_train, selection_train, unseen, unseen_more (and more)
@@ -73,8 +70,7 @@ def _load_or_tokenize(config: Config, dataset: Dataset, tokenizer, name: str, fi
 
 
 def prepare(config: Config) -> Workspace:
-    """Load, validate, split and tokenize (tokenized splits are cached on disk). Where notebook 02's rule chooses
-    the teacher's input length, the workspace's config carries the length it recorded (``with_teacher_length``)."""
+    """Load, validate, split and tokenize (cached on disk); the config takes the teacher length notebook 02 chose."""
     torch.manual_seed(config.data_seed)
     splits = data.load_splits(config)
     unseen, unseen_more = data.unseen_splits(splits, config)
@@ -103,8 +99,7 @@ def with_teacher_length(workspace: Workspace, length: int | None) -> Workspace:
 
 
 def selection_split(workspace: Workspace) -> str:
-    """Where every choice is made: the unseen rows where the profile has them, else validation (full, whose
-    teacher saw it: notebook 04 prints the bias that costs, as measured in cpu)."""
+    """Where choices are made: the unseen rows, else validation (full; its teacher saw it: notebook 04 has the bias)."""
     return "unseen" if len(workspace.raw("unseen")) else "validation"
 
 
@@ -125,10 +120,8 @@ def teacher_tokenized(workspace: Workspace, split: str, config: Config | None = 
     return tokenized(workspace, split, (config or workspace.config).teacher_length)
 
 
-# -------------------------------------------------------------------------------------------------- teacher
 def load_or_train_teacher(workspace: Workspace, config: Config | None = None, quiet: bool | None = None) -> str:
-    """The teacher's path: the hub id (full), or the stand-in fine-tuned here once (cached) with the card's recipe
-    (``config``'s ``teacher_*`` settings, default the workspace's) on the students' rows and the validation rows."""
+    """The teacher: the hub id (full), or a stand-in fine-tuned once (cached; ``config``'s ``teacher_*`` recipe)."""
     config = config or workspace.config
     if config.teacher_hub_id:
         return config.teacher_hub_id
@@ -176,10 +169,9 @@ def teacher_identity(config: Config) -> str:
 
 def load_or_compute_teacher_logits(workspace: Workspace, split: str, teacher=None, config: Config | None = None,
                                    check_labels: bool = True) -> tuple[np.ndarray, dict]:
-    """The teacher's logits (N, 4) on a split, computed once (batched, no gradients), checked and cached.
-
-    The teacher's config names its classes only LABEL_0..3, so the logits must show the data's label order before
-    they are cached; only a benchmark's random-weight teacher skips that check (``check_labels=False``)."""
+    """The teacher's logits (N, 4) on a split, computed once (batched, no gradients), checked and cached. The teacher's
+    config names its classes only LABEL_0..3, so the logits must show the data's label order before they are cached;
+    only a benchmark's random-weight teacher skips that check (``check_labels=False``)."""
     config = config or workspace.config
     dataset = teacher_tokenized(workspace, split, config)
     key = cache.key_of(teacher_identity(config), workspace.fingerprints[split], workspace.tokenizer.name_or_path,
@@ -208,11 +200,9 @@ def with_target_logits(dataset: Dataset, logits: np.ndarray) -> Dataset:
     return dataset.add_column("target_logits", logits.tolist())
 
 
-# ------------------------------------------------------------------------------------------ soft-target sources
 def soft_targets(workspace: Workspace, spec: DistillSpec, seed: int, budget: str, split: str | None = None
                  ) -> np.ndarray:
-    """Logits (N, 4) that a spec's soft-target and teacher-label terms read on ``split`` (default: its training rows),
-    from the source ``spec.soft_targets`` names (``distill.SOFT_TARGET_SOURCES``)."""
+    """Logits (N, 4) from ``spec.soft_targets``'s source for the soft-target and teacher-label terms on ``split``."""
     split = split or TRAINING_ROWS[budget]
     if spec.soft_targets == "teacher":
         return load_or_compute_teacher_logits(workspace, split)[0]
@@ -293,7 +283,6 @@ def student_logits(workspace: Workspace, run: dict, split: str) -> np.ndarray:
     return logits
 
 
-# ------------------------------------------------------------------------------------------------- students
 def spec_of(run: dict) -> DistillSpec:
     """The DistillSpec a student's results document was trained with."""
     return DistillSpec(**run["spec"])
@@ -325,8 +314,7 @@ def student_key(workspace: Workspace, spec: DistillSpec, seed: int, budget: str,
     peer = peer_seed(config, seed) if spec.soft_targets == "peer" and (
         spec.uses_cached_logits or spec.uses_online_teacher) else None
     return cache.key_of(spec.settings(), training_settings(config, spec, budget), seed, workspace.fingerprints[rows],
-                        *(workspace.fingerprints[split] for split in SCORED), teacher, peer,
-                        results.code_hash())
+                        *(workspace.fingerprints[split] for split in SCORED), teacher, peer, results.code_hash())
 
 
 def student_result_name(spec: DistillSpec, seed: int, key: str) -> str:
@@ -336,10 +324,9 @@ def student_result_name(spec: DistillSpec, seed: int, key: str) -> str:
 def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, seed: int | None = None,
                           budget: str = "final", curve: bool = False, quiet: bool | None = None,
                           rows: str | None = None) -> dict:
-    """``train_student``, cached; returns the student's results document. A stored result is reused only when its key
-    (``student_key``) matches, its final model is complete and, if ``curve`` is asked for, it holds one. ``rows``: the
-    split it trains on (default ``TRAINING_ROWS[budget]``). A copy of the document beside the final model is put back
-    where the results folder was lost (a Colab reset wipes /content, not the cache on Drive)."""
+    """``train_student``, cached; returns the results document, reused only when its key (``student_key``) matches, its
+    final model is complete and it holds a curve if ``curve`` asks for one. ``rows``: default ``TRAINING_ROWS[budget]``.
+    A copy beside the final model restores a lost results folder (a Colab reset wipes /content, not Drive's cache)."""
     config = workspace.config
     seed = config.seed if seed is None else seed
     key = student_key(workspace, spec, seed, budget, rows)
@@ -362,10 +349,9 @@ def load_or_train_student(workspace: Workspace, spec: DistillSpec = BASELINE, se
 
 def train_student(workspace: Workspace, spec: DistillSpec, seed: int, budget: str, run_dir: Path,
                   curve: bool = False, quiet: bool | None = None, rows: str | None = None) -> dict:
-    """Train one student with ``spec``'s loss on the budget's rows and score it; returns its results (no key).
-    Scored: validation and the unseen rows always (choices read the unseen rows; validation measures what a
-    teacher-seen choice would cost), test only at the final budget (the grid never reads test), and the plateau
-    check's extra unseen rows for gold-only final students. ``curve`` also scores validation after every epoch."""
+    """Train one student with ``spec``'s loss on the budget's rows and score it; returns its results (no key). Scored:
+    validation and unseen rows always (choices read unseen; validation prices a teacher-seen choice), test at the final
+    budget only, the plateau check's extra unseen rows for gold-only final students; ``curve``: validation per epoch."""
     config = workspace.config
     rows = rows or TRAINING_ROWS[budget]
     train_rows = tokenized(workspace, rows)
@@ -389,15 +375,13 @@ def train_student(workspace: Workspace, spec: DistillSpec, seed: int, budget: st
     if budget == "final":
         scored += ["unseen_more", "test"] if spec.gold_only else ["test"]
     scores = {split: score(workspace, outcome.model, split) for split in scored if len(workspace.raw(split))}
-    return {
-        "spec": spec.settings(), "seed": seed, "budget": budget, "rows": rows, "training": settings,
-        "train_rows": len(train_rows), "curve": curve, "bert_teacher": spec.uses_bert_teacher,
-        "optimizer_steps": outcome.history[-1].get("step") if outcome.history else None,
-        "train_seconds": outcome.train_seconds, "resumed": outcome.resumed,
-        "parameters": models.parameter_count(outcome.model), "history": outcome.history,
-        **{name: metrics for name, (metrics, _) in scores.items()},
-        **{f"{name}_predictions": predictions for name, (_, predictions) in scores.items()},
-    }
+    return {"spec": spec.settings(), "seed": seed, "budget": budget, "rows": rows, "training": settings,
+            "train_rows": len(train_rows), "curve": curve, "bert_teacher": spec.uses_bert_teacher,
+            "optimizer_steps": outcome.history[-1].get("step") if outcome.history else None,
+            "train_seconds": outcome.train_seconds, "resumed": outcome.resumed,
+            "parameters": models.parameter_count(outcome.model), "history": outcome.history,
+            **{name: metrics for name, (metrics, _) in scores.items()},
+            **{f"{name}_predictions": predictions for name, (_, predictions) in scores.items()}}
 
 
 def score(workspace: Workspace, model, split: str) -> tuple[dict, np.ndarray]:
@@ -408,7 +392,6 @@ def score(workspace: Workspace, model, split: str) -> tuple[dict, np.ndarray]:
     return evaluate.classification_metrics(np.asarray(workspace.raw(split)["label"]), logits), logits.argmax(-1)
 
 
-# ---------------------------------------------------------------------------------------------- examples
 def example_batch(workspace: Workspace, rows: int = 8) -> dict[str, torch.Tensor]:
     """A real training batch: the first ``rows`` of the students' rows, collated with the teacher's cached logits."""
     dataset = with_target_logits(tokenized(workspace, "student_train"),

@@ -45,7 +45,6 @@ KNOBS = ("KD_PLAN=default", "KD_EPOCHS", "KD_SEEDS", "KD_SELECTION_MAX_TRAIN_ROW
          "KD_MAX_TRAIN_ROWS", "KD_LM_SEEDS")
 
 
-# ------------------------------------------------------------------------------------------------ tokens per row
 def padded_tokens_per_row(lengths: list[int], batch_size: int, pad_to_multiple_of: int | None, grouped: bool = True,
                           seed: int = 0) -> float:
     """Mean tokens a row occupies once batched and padded by ``train.Collator``: length-grouped batches as training
@@ -55,10 +54,8 @@ def padded_tokens_per_row(lengths: list[int], batch_size: int, pad_to_multiple_o
 
     from helpers.train import Collator
 
-    if grouped:
-        order = list(LengthGroupedSampler(batch_size, lengths=lengths, generator=torch.Generator().manual_seed(seed)))
-    else:
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    order = (list(LengthGroupedSampler(batch_size, lengths=lengths, generator=torch.Generator().manual_seed(seed)))
+             if grouped else sorted(range(len(lengths)), key=lambda i: -lengths[i]))
     collate = Collator(pad_token_id=0, pad_to_multiple_of=pad_to_multiple_of)
     total = 0
     for start in range(0, len(order), batch_size):
@@ -76,10 +73,9 @@ def measure(max_length: int = 128, batch_size: int = 32, eval_batch_size: int = 
     from helpers.config import minilm_path
 
     config = get_config("cpu")
-    splits = data.load_local_dataset(config.data_dir)
+    texts = list(data.load_local_dataset(config.data_dir)["train"]["text"])
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    lengths = [len(ids) for ids in tokenizer(list(splits["train"]["text"]), truncation=True,
-                                              max_length=max_length)["input_ids"]]
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
     measured = {device: {"train": padded_tokens_per_row(lengths, batch_size, multiple),
                          "eval": padded_tokens_per_row(lengths, eval_batch_size, multiple, grouped=False)}
                 for device, multiple in (("gpu", 8), ("cpu", None))}
@@ -99,7 +95,6 @@ def tokens(device: str = "gpu") -> dict:
     return json.loads(TOKENS_FILE.read_text())[device]
 
 
-# ------------------------------------------------------------------------------------------------------ the plan
 def train_rows(config) -> int:
     """The students' training rows: AG News' train split less the carved rows, capped by ``max_train_rows``."""
     carved = config.validation_rows + config.unseen_rows
@@ -159,8 +154,7 @@ def build(config, choice: dict | None = None, device: str = "gpu") -> dict:
         if spec.uses_cached_logits and spec.soft_targets in ("teacher", "committee", "gold-smoothed"):
             scored(f"teacher logits: {budget} training rows", "teacher", run["rows"], once=True)
         if spec.soft_targets in ("committee", "crossfit") and f"{budget} cross-fitting" not in forward:
-            # two baselines on halves of the rows, each scoring the half it never saw (and, like any student not
-            # at the final budget, validation and the unseen rows: pipeline.train_student)
+            # two baselines on halves of the rows, each scoring the half it never saw (and validation, unseen rows)
             half = dataclasses.replace(BASELINE, name="crossfit")
             runs.append(_run(f"{budget} cross-fitting halves", half, (0, 1), budget_rows // 2, config.epochs, config,
                              per_row["train"]))
@@ -186,7 +180,6 @@ def build(config, choice: dict | None = None, device: str = "gpu") -> dict:
             "forward_passes": list(forward.values()), "config": config, "tokens": per_row}
 
 
-# ------------------------------------------------------------------------------------------------------ the rates
 def rates(device: str) -> list[dict]:
     """[fast, slow] ends of ``device``'s rates: seconds per token of compute ``c`` and per-step overhead."""
     facts = results.external_facts()
@@ -252,12 +245,6 @@ def drive_gb(plan: dict) -> float:
     return (students * (model_bytes + 200_000) + checkpoint + tokenised + logits) / 1e9
 
 
-# ---------------------------------------------------------------------------------------------- the cpu profile
-def scored_rows(document: dict) -> int:
-    """Rows a student's results file says it scored after training: every ``*_predictions`` list it holds."""
-    return sum(len(value) for key, value in document.items() if key.endswith("_predictions"))
-
-
 def cpu_rates(results_dir: Path) -> dict:
     """Rates measured by a committed CPU pass: seconds per optimizer step (the median over students without and with
     the online teacher; the stand-in teachers' total), and a per-run cost and scoring rate fitted to the gaps between
@@ -267,6 +254,9 @@ def cpu_rates(results_dir: Path) -> dict:
     def written(document: dict) -> datetime:
         return datetime.fromisoformat(document["provenance"]["date"])
 
+    def per_step(docs: list[dict]) -> float:
+        return statistics.median(d["train_seconds"] / d["optimizer_steps"] for d in docs)
+
     everything = sorted(((path.parent.name == "students", json.loads(path.read_text()))
                          for path in results_dir.rglob("*.json")), key=lambda entry: written(entry[1]))
     students = [document for is_student, document in everything if is_student]
@@ -274,18 +264,14 @@ def cpu_rates(results_dir: Path) -> dict:
     points = []  # (rows scored, seconds outside training) for each gap between two neighbouring student files
     for (first, before), (second, after) in zip(everything, everything[1:], strict=False):
         if first and second:
-            gap = (written(after) - written(before)).total_seconds()
-            points.append((scored_rows(after), gap - after["train_seconds"]))
+            outside = (written(after) - written(before)).total_seconds() - after["train_seconds"]
+            points.append((sum(len(value) for key, value in after.items() if key.endswith("_predictions")), outside))
     slopes = [(y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(points) for x2, y2 in points[i + 1:] if x2 != x1]
     if not slopes:
         raise ValueError(f"{results_dir}: the student results files scored one number of rows only, so the scoring "
                          "rate cannot be told from the per-run cost; commit a pass with selection and final students.")
     per_row = statistics.median(slopes)
     online = [d for d in students if d["spec"]["feature_weight"] or d["spec"]["attention_weight"]]
-
-    def per_step(docs: list[dict]) -> float:
-        return statistics.median(d["train_seconds"] / d["optimizer_steps"] for d in docs)
-
     teacher_steps = [math.ceil(t["train_rows"] / t["recipe"]["batch_size"]) * t["recipe"]["epochs"] for t in teachers]
     return {"student": per_step([d for d in students if d not in online]), "online": per_step(online),
             "teacher": sum(t["train_seconds"] for t in teachers) / sum(teacher_steps),
@@ -297,11 +283,9 @@ def cpu_minutes(plan: dict, results_dir: Path) -> float:
     """Minutes of ``plan`` at a committed CPU pass's rates; the decoder's is that pass's time, scaled by its rows."""
     rate, config = cpu_rates(results_dir), plan["config"]
     total = 0.0
-    for run in plan["runs"]:
-        if run["model"] != "lm":
-            step = rate["teacher" if run["model"] == "teacher" else "online" if run["teacher"] == "online"
-                        else "student"]
-            total += run["steps"] * step + len(run["seeds"]) * rate["run"]
+    for run in [run for run in plan["runs"] if run["model"] != "lm"]:
+        step = rate["teacher" if run["model"] == "teacher" else "online" if run["teacher"] == "online" else "student"]
+        total += run["steps"] * step + len(run["seeds"]) * rate["run"]
     total += sum(p["rows"] for p in plan["forward_passes"] if p["model"] != "lm") / rate["rows_per_second"]
     decoder = json.loads((results_dir / "decoder_student.json").read_text())
     committed = len(decoder["seeds"]) * decoder["train_rows"] * decoder["epochs"]
@@ -317,7 +301,6 @@ def committed_minutes(profile: str) -> float:
     return (max(dates) - min(dates)).total_seconds() / 60
 
 
-# ---------------------------------------------------------------------------------------------------- summaries
 def priced(config, choice: dict | None = None) -> dict:
     """The plan with its hours per GPU, the central T4 figure, dollars at the quoted prices and Drive writes."""
     plan = build(config, choice)
@@ -333,16 +316,14 @@ def costliest(config) -> dict:
     choice = committed_choice(config)
     names = [name for name, spec in experiments.grid_specs(config).items() if spec.uses_bert_teacher
              and name in experiments.STRATEGIES]
-    plans = [priced(config, {**choice, "chosen": name}) for name in names]
-    return max(plans, key=lambda plan: plan["central_T4_hours"])
+    return max((priced(config, {**choice, "chosen": name}) for name in names), key=lambda p: p["central_T4_hours"])
 
 
 def check(plan: dict) -> list[str]:
     """Warnings for a plan that cannot fit a free Colab T4 (central estimate over 3 h, slow end over 4 h)."""
-    central, slow = plan["central_T4_hours"], plan["hours"]["T4"][1]
+    central, slow, a100 = plan["central_T4_hours"], plan["hours"]["T4"][1], plan["hours"]["A100"]
     if central <= BUDGET_CENTRAL_HOURS and slow <= BUDGET_SLOW_HOURS:
         return []
-    a100 = plan["hours"]["A100"]
     return [f"WARNING: this plan takes about {central:.1f} h on a T4 (up to {slow:.1f} h), over the free Colab budget "
             f"of {BUDGET_CENTRAL_HOURS:g} h ({BUDGET_SLOW_HOURS:g} h at the slow end). An A100 takes "
             f"{a100[0]:.1f}-{a100[1]:.1f} h. To shorten it, set fewer of: {', '.join(KNOBS)}."]
@@ -393,8 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     a100_name, a100_price = prices()["A100"]
     extra = {"costliest": {key: worst[key] for key in ("chosen", "hours", "central_T4_hours")},
              "thorough": {"hours": thorough["hours"], "central_T4_hours": thorough["central_T4_hours"],
-                          "A100_dollars": [h * a100_price for h in thorough["hours"]["A100"]]},
-             "warnings": check(plan)}
+                          "A100_dollars": [h * a100_price for h in thorough["hours"]["A100"]]}, "warnings": check(plan)}
     if config.profile == "cpu":
         extra["cpu_minutes"] = {"planned": cpu_minutes(build(config, device="cpu"), Path(config.results_dir)),
                                 "committed_pass_measured": committed_minutes("cpu")}
@@ -408,8 +388,7 @@ def main(argv: list[str] | None = None) -> None:
     low, high = thorough["hours"]["A100"]
     print(f"Thorough plan (KD_PLAN=thorough): A100 {low:.1f}-{high:.1f} h, ${low * a100_price:.2f}-"
           f"{high * a100_price:.2f} at {a100_name}; T4 central {thorough['central_T4_hours']:.1f} h.")
-    if "cpu_minutes" in extra:
-        minutes = extra["cpu_minutes"]
+    if minutes := extra.get("cpu_minutes"):
         print(f"On this CPU at the committed cpu pass's measured rates: {minutes['planned']:.0f} min; that pass took "
               f"{minutes['committed_pass_measured']:.0f} min (first to last results file).")
     for warning in extra["warnings"]:

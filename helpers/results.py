@@ -26,8 +26,7 @@ SCHEMA_VERSION = 3
 # The packages whose code computes results, hashed into every result and cache key. The README generator (report/)
 # formats results and computes none of them, so it is not hashed: editing it must not invalidate a single result.
 HASHED_PACKAGES = ("helpers", "decoder", "benchmark")
-# Modules inside those packages that compute no result (paths relative to the project root; one that does not exist
-# is simply absent from the hash):
+# Modules in those packages that compute no result (relative to the project root; a missing one is simply not hashed):
 UNHASHED_MODULES = frozenset({
     "helpers/plan.py",  # the cost planner: what a run would take and cost, never what it computed
 })
@@ -82,11 +81,10 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
 @functools.cache
 def code_hash(root: Path | None = None) -> str:
     """A short sha256 of the code that computes results: every ``*.py`` in ``HASHED_PACKAGES`` under ``root`` (default:
-    the project root) but ``UNHASHED_MODULES``, each as its relative path and the ``ast.dump`` of its parse tree
-    without docstrings (no comments, formatting or line numbers), in sorted path order. Another Python version may
-    parse the same code differently, which refuses a mix, never allows one. Cached per process and ``root``: a kernel
-    keeps running the code it imported, whatever is edited on disk later.
-    """
+    the project root) but ``UNHASHED_MODULES``, each as its relative path and the ``ast.dump`` of its parse tree without
+    docstrings (no comments, formatting or line numbers), in sorted path order. Another Python version may parse the
+    same code differently, which refuses a mix, never allows one. Cached per process and ``root``: a kernel keeps
+    running the code it imported, whatever is edited on disk later."""
     root = PROJECT_ROOT if root is None else Path(root)
     files = sorted((path.relative_to(root).as_posix(), path)
                    for package in HASHED_PACKAGES for path in (root / package).rglob("*.py"))
@@ -201,7 +199,6 @@ def external_facts() -> dict:
     return json.loads((PROJECT_ROOT / "results" / "external.json").read_text())
 
 
-# ------------------------------------------------------------------------------------------------- consistency
 class MixedResultsError(ValueError):
     """Results that do not belong together: another profile, settings, data or code version."""
 
@@ -209,9 +206,8 @@ class MixedResultsError(ValueError):
 def check_consistent(documents: dict[str, dict], fields: tuple[str, ...] = ("profile", "schema", "code_hash",
                                                                             "data_fingerprint")) -> None:
     """Raise ``MixedResultsError`` naming the odd file out unless every document shares each of ``fields`` of its
-    provenance with the first. Code is compared by ``code_hash``, not by commit, so a commit that changes no
-    computing code (documentation, the README generator) keeps every result valid; a document without one is refused.
-    """
+    provenance with the first. Code is compared by ``code_hash``, not by commit, so a commit that changes no computing
+    code (documentation, the README generator) keeps every result valid; a document without one is refused."""
     if not documents:
         return
     if "code_hash" in fields:

@@ -29,7 +29,6 @@ from helpers.config import Config, show_progress
 from helpers.distill import BASELINE, DistillSpec
 
 
-# -------------------------------------------------------------------------------------------------- collation
 @dataclass
 class Collator:
     """Pads each batch to its longest row (dynamic padding), stacks labels and any cached teacher logits."""
@@ -59,7 +58,6 @@ def collator_for(tokenizer) -> Collator:
     return Collator(tokenizer.pad_token_id, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
 
 
-# -------------------------------------------------------------------------------------------------- the step
 # Every run's optimizer step, stated once (Hugging Face's defaults, written out): AdamW with these betas and epsilon;
 # no weight decay on biases and LayerNorm weights (they set scale and offset, not features); the learning rate warmed
 # up linearly over ``warmup_ratio`` of the steps, then decayed linearly to 0; gradients clipped to a global norm of
@@ -95,7 +93,6 @@ def optimizer_and_schedule(model: torch.nn.Module, config: Config, total_steps: 
     return optimizer, make_schedule(optimizer, config.warmup_ratio, total_steps)
 
 
-# ---------------------------------------------------------------------------------------------------- trainer
 class DistillationTrainer(Trainer):
     """``Trainer`` whose loss is ``distill.distillation_loss``; logs each of its terms next to the total loss."""
 
@@ -228,7 +225,6 @@ def classification_metrics_for_trainer(prediction) -> dict[str, float]:
             "macro_f1": f1_score(prediction.label_ids, predicted, average="macro")}
 
 
-# -------------------------------------------------------------------------------------------------- routine
 class StepCounter(TrainerCallback):
     """Counts the optimizer steps this process ran (after a resume: only the ones left), and writes the training
     seconds so far into each checkpoint so that a resumed run still reports its whole training time."""
@@ -278,8 +274,7 @@ def training_arguments(config: Config, output_dir: str | Path, *, seed: int, epo
         train_sampling_strategy="group_by_length", length_column_name="length",  # similar lengths batched: less padding
         remove_unused_columns=False,  # the collator picks the columns (target_logits is not a forward argument)
         report_to="none", disable_tqdm=not show_progress() if quiet is None else quiet,
-        **hardware.loader_flags(config.num_workers), **hardware.trainer_flags(config.precision),
-    )
+        **hardware.loader_flags(config.num_workers), **hardware.trainer_flags(config.precision))
     return TrainingArguments(**{**values, **overrides})
 
 
